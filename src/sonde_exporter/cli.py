@@ -1,0 +1,136 @@
+"""Command line, with blackbox_exporter's flag names, and the server's life cycle."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from . import __version__
+from .config import ConfigError, load_config
+from .logs import LEVELS, configure, fields
+from .server import create_app
+from .state import Exporter
+
+DEFAULT_LISTEN = ":10115"
+logger = logging.getLogger("sonde_exporter")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="sonde-exporter",
+        description="Blackbox prober for Prometheus: TCP, ICMP and email round-trip checks.",
+    )
+    p.add_argument(
+        "--config.file", dest="config_file", default="config.yml", help="configuration file"
+    )
+    p.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        action="append",
+        help=f"address to listen on, host:port or :port; repeatable (default {DEFAULT_LISTEN})",
+    )
+    p.add_argument(
+        "--timeout-offset",
+        dest="timeout_offset",
+        type=float,
+        default=0.5,
+        help="seconds subtracted from Prometheus' scrape timeout (default 0.5)",
+    )
+    p.add_argument(
+        "--config.check", dest="check", action="store_true", help="validate the config and exit"
+    )
+    p.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
+    p.add_argument("--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt")
+    p.add_argument(
+        "--log.prober",
+        dest="log_prober",
+        choices=list(LEVELS),
+        default="error",
+        help="lowest level of per-probe log lines copied to the log; "
+        "the default (error) logs one line per failed probe",
+    )
+    p.add_argument(
+        "--history.limit",
+        dest="history_limit",
+        type=int,
+        default=100,
+        help="recent probes kept for the status page and /logs (default 100)",
+    )
+    p.add_argument("--version", action="version", version=f"sonde-exporter {__version__}")
+    args = p.parse_args(argv)
+    if args.timeout_offset < 0:
+        p.error("--timeout-offset must not be negative")
+    if args.history_limit < 0:
+        p.error("--history.limit must not be negative")
+    args.listen = [_split_listen(p, a) for a in (args.listen or [DEFAULT_LISTEN])]
+    return args
+
+
+def _split_listen(p: argparse.ArgumentParser, address: str) -> tuple[str | None, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        p.error(f"--web.listen-address {address!r}: expected host:port or :port")
+    return (host.strip("[]") or None), int(port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure(args.log_level, args.log_format, args.log_prober)
+    config_file = Path(args.config_file)
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        if args.check:
+            print(exc, file=sys.stderr)
+            return 1
+        logger.error("Error loading config", extra=fields(err=str(exc)))
+        return 1
+    if args.check:
+        print("OK")
+        return 0
+    exporter = Exporter(config_file, config, args.timeout_offset, args.history_limit)
+    try:
+        asyncio.run(serve(exporter, args.listen))
+    except OSError as exc:
+        logger.error("Cannot listen", extra=fields(err=str(exc)))
+        return 1
+    return 0
+
+
+async def serve(exporter: Exporter, listen: list[tuple[str | None, int]]) -> None:
+    runner = web.AppRunner(create_app(exporter), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        for host, port in listen:
+            await web.TCPSite(runner, host, port, reuse_address=True).start()
+            logger.info("Listening on address", extra=fields(address=f"{host or ''}:{port}"))
+        await _wait_for_stop(exporter)
+    finally:
+        await runner.cleanup()
+
+
+async def _wait_for_stop(exporter: Exporter) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload, exporter)
+    logger.info(
+        "Started sonde-exporter",
+        extra=fields(version=__version__, modules=len(exporter.config.modules)),
+    )
+    await stop.wait()
+    logger.info("Shutting down")
+
+
+def _reload(exporter: Exporter) -> None:
+    with contextlib.suppress(ConfigError):  # already logged; the old config keeps serving
+        exporter.reload()

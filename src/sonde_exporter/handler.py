@@ -1,0 +1,181 @@
+"""GET /probe: check the request, run one probe under its deadline, answer with its metrics.
+
+A request that is wrong gets 400 with a one-line reason; a probe that fails gets 200 with
+`probe_success 0`, so Prometheus keeps the metrics that explain the failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+
+import yaml
+from aiohttp import web
+
+from .config import Module
+from .history import ProbeResult
+from .logs import fields
+from .metrics import (
+    PROBE_DURATION,
+    PROBE_FAILURE_REASON,
+    PROBE_SUCCESS,
+    PROBE_TIMEOUT,
+    ProbeMetrics,
+)
+from .probe import ProbeContext, ProbeFailure, ProbeLog, Reason, TargetError
+from .probers import PROBERS
+from .state import EXPORTER, Exporter
+from .targets import check_common, check_host
+
+TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+DEFAULT_SCRAPE_TIMEOUT = 120.0
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+logger = logging.getLogger("sonde_exporter.handler")
+
+
+class BadRequest(Exception):
+    """Answered as 400 with this one-line text."""
+
+
+def probe_timeout(module_timeout: float, header: str | None, offset: float) -> float:
+    """blackbox_exporter's rule: the module timeout, capped by the scrape timeout minus offset."""
+    scrape = DEFAULT_SCRAPE_TIMEOUT
+    if header is not None and header.strip():
+        try:
+            scrape = float(header)
+        except ValueError:
+            raise BadRequest(
+                f"Failed to parse timeout from Prometheus header: {one_line(header)!r}"
+            ) from None
+        if not math.isfinite(scrape) or scrape < 0:
+            raise BadRequest(f"{TIMEOUT_HEADER} must be a non-negative number of seconds")
+        if scrape == 0:
+            scrape = DEFAULT_SCRAPE_TIMEOUT
+    max_timeout = scrape - offset
+    if module_timeout > 0 and (module_timeout < max_timeout or max_timeout < 0):
+        return module_timeout
+    if max_timeout <= 0:
+        raise BadRequest(
+            f"scrape timeout {scrape:g}s minus --timeout-offset {offset:g}s leaves no time to probe"
+        )
+    return max_timeout
+
+
+def one_line(text: str, limit: int = 120) -> str:
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+async def handle_probe(request: web.Request) -> web.Response:
+    exporter = request.app[EXPORTER]
+    try:
+        return await _probe(exporter, request)
+    except BadRequest as exc:
+        return web.Response(status=400, text=f"{exc}\n")
+
+
+async def _probe(exporter: Exporter, request: web.Request) -> web.Response:
+    query = request.query
+    name = query.get("module", "")
+    if not name:
+        raise BadRequest("Module parameter is missing")
+    module = exporter.config.modules.get(name)
+    if module is None:
+        exporter.metrics.module_unknown.inc()
+        raise BadRequest(f'Unknown module "{one_line(name)}"')
+    timeout = probe_timeout(
+        module.timeout, request.headers.get(TIMEOUT_HEADER), exporter.timeout_offset
+    )
+    target = query.get("target", "")
+    prober = PROBERS[module.prober]
+    try:
+        check_common(target)
+        parsed = prober.parse_target(target)
+        hostname = query.get("hostname") or None
+        if hostname is not None:
+            check_host(hostname)
+    except TargetError as exc:
+        raise BadRequest(one_line(str(exc), 300)) from None
+
+    ctx = ProbeContext(
+        metrics=ProbeMetrics(),
+        log=ProbeLog(bound=(("module", name), ("target", target))),
+        deadline=asyncio.get_running_loop().time() + timeout,
+        hostname=hostname,
+    )
+    result = await run_probe(exporter, name, module, target, parsed, timeout, ctx)
+    if query.get("debug", "").lower() == "true":
+        return web.Response(
+            text=debug_output(result, ctx.metrics, module), content_type="text/plain"
+        )
+    return web.Response(body=ctx.metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def run_probe(
+    exporter: Exporter,
+    name: str,
+    module: Module,
+    target: str,
+    parsed: object,
+    budget: float,
+    ctx: ProbeContext,
+) -> ProbeResult:
+    """Run the prober under the deadline and record its outcome everywhere it is shown."""
+    prober = PROBERS[module.prober]
+    reason: Reason | None = None
+    started = time.time()
+    start = time.perf_counter()
+    ctx.log.info("Beginning probe", probe=module.prober, timeout_seconds=round(budget, 3))
+    exporter.metrics.in_flight.inc()
+    try:
+        async with asyncio.timeout_at(ctx.deadline):
+            await prober.probe(parsed, module.settings, ctx)
+    except ProbeFailure as failure:
+        reason = failure.reason
+        ctx.log.error("Probe failed", reason=reason, error=failure.message)
+    except TimeoutError:
+        reason = ctx.timeout_reason
+        ctx.log.error("Probe failed", reason=reason, error=f"timed out after {budget:g}s")
+    except Exception as exc:  # a prober bug must not take the exporter down
+        reason = Reason.INTERNAL
+        logger.exception(
+            "Prober raised an unexpected error", extra=fields(module=name, target=target)
+        )
+        ctx.log.error("Probe failed", reason=reason, error=f"internal error: {type(exc).__name__}")
+    finally:
+        exporter.metrics.in_flight.dec()
+    duration = time.perf_counter() - start
+    success = reason is None
+    if reason is not None:
+        ctx.metrics.set(PROBE_FAILURE_REASON, 1, reason.value)
+    ctx.metrics.set(PROBE_DURATION, duration)
+    ctx.metrics.set(PROBE_TIMEOUT, budget)
+    ctx.metrics.set(PROBE_SUCCESS, 1 if success else 0)
+    if success:
+        ctx.log.info("Probe succeeded", duration_seconds=round(duration, 6))
+    exporter.metrics.probes.labels(name, "success" if success else "failure").inc()
+    exporter.metrics.probe_duration.labels(name).observe(duration)
+    result = ProbeResult(
+        id=exporter.history.next_id(),
+        module=name,
+        target=target,
+        success=success,
+        reason=reason,
+        duration=duration,
+        started=started,
+        log=tuple(ctx.log.lines),
+    )
+    exporter.history.add(result)
+    return result
+
+
+def debug_output(result: ProbeResult, metrics: ProbeMetrics, module: Module) -> str:
+    config = yaml.safe_dump(module.model_dump(mode="json"), sort_keys=False)
+    return (
+        f"Logs for the probe:\n{result.log_text()}\n"
+        f"Metrics that would have been returned:\n{metrics.render()}\n"
+        f"Module configuration:\n{config}"
+    )

@@ -1,0 +1,17 @@
+"""The prober table: prober name -> how to read its target and how to run it.
+
+Adding a prober means one module in this package, one row here, and its settings block in
+config.Module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..probe import Prober
+from ..targets import parse_host_port
+from .tcp import probe_tcp
+
+PROBERS: dict[str, Prober[Any, Any]] = {
+    "tcp": Prober(parse_target=parse_host_port, probe=probe_tcp),
+}

@@ -1,0 +1,246 @@
+"""TCP prober: connect, optional TLS, then an optional expect/send dialogue.
+
+Compared with blackbox_exporter it adds per-phase timings and the kernel's own round-trip
+measure of the handshake (TCP_INFO), which event-loop delay cannot inflate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import ssl
+import struct
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from ..config import QueryStep, TcpModule
+from ..metrics import Gauge
+from ..probe import ProbeContext, ProbeFailure, Reason
+from ..resolve import resolve
+from ..targets import HostPort
+from ..tls import record_tls_metrics
+
+TCP_PHASE = Gauge(
+    "probe_tcp_duration_seconds",
+    "Duration of each phase of the TCP probe (resolve, connect, tls, query) in seconds",
+    ("phase",),
+)
+TCP_RTT = Gauge(
+    "probe_tcp_rtt_seconds",
+    "Round-trip time of the TCP handshake as measured by the kernel (TCP_INFO) in seconds",
+)
+FAILED_DUE_TO_REGEX = Gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex")
+FAILED_DUE_TO_BYTES = Gauge(
+    "probe_failed_due_to_bytes", "Indicates if probe failed due to expect_bytes"
+)
+EXPECT_INFO_HELP = "Explicit content matched"
+
+# struct tcp_info: tcpi_rtt (microseconds) sits at byte offset 68 on Linux.
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_RTT_OFFSET = 68
+_MAX_LINE = 64 * 1024
+_TEMPLATE = re.compile(rb"\$(\$|\{(\w+)\}|(\w+))")
+
+_T = TypeVar("_T")
+
+
+async def probe_tcp(target: HostPort, module: TcpModule, ctx: ProbeContext) -> None:
+    with ctx.phase(TCP_PHASE, "resolve"):
+        address = await resolve(
+            target.host, module.preferred_ip_protocol, module.ip_protocol_fallback, ctx
+        )
+    ctx.metrics.set(FAILED_DUE_TO_REGEX, 0)
+    ctx.metrics.set(FAILED_DUE_TO_BYTES, 0)
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(address.family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        if module.source_ip_address is not None:
+            _bind(sock, module.source_ip_address)
+        ctx.log.debug("Dialing TCP", address=address.ip, port=target.port)
+        with ctx.phase(TCP_PHASE, "connect", Reason.CONNECT_TIMEOUT):
+            await _connect(loop, sock, address.ip, target.port)
+        _record_rtt(sock, ctx)
+        ctx.log.debug("Successfully dialed")
+        if not module.tls and not module.query_response:
+            return
+        server_name = module.tls_config.server_name or ctx.hostname or target.host
+        if module.tls:
+            with ctx.phase(TCP_PHASE, "tls"):
+                reader, writer = await _handshake(
+                    asyncio.open_connection(
+                        sock=sock,
+                        ssl=module.tls_config.context,
+                        server_hostname=server_name,
+                        limit=_MAX_LINE,
+                    )
+                )
+            record_tls_metrics(ctx.metrics, writer.get_extra_info("ssl_object"))
+        else:
+            reader, writer = await asyncio.open_connection(sock=sock, limit=_MAX_LINE)
+        try:
+            with ctx.phase(TCP_PHASE, "query"):
+                await _dialogue(module, server_name, reader, writer, ctx)
+        finally:
+            writer.transport.abort()
+    finally:
+        sock.close()  # a no-op when the stream transport already closed it
+
+
+def _bind(sock: socket.socket, source: str) -> None:
+    try:
+        sock.bind((source, 0))
+    except OSError as exc:
+        raise ProbeFailure(
+            Reason.CONNECT_ERROR, f"cannot bind source_ip_address {source}: {exc.strerror}"
+        ) from None
+
+
+async def _connect(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, ip: str, port: int
+) -> None:
+    try:
+        await loop.sock_connect(sock, (ip, port))
+    except ConnectionRefusedError:
+        raise ProbeFailure(
+            Reason.CONNECT_REFUSED, f"connection to {ip} port {port} refused"
+        ) from None
+    except TimeoutError:
+        raise
+    except OSError as exc:
+        raise ProbeFailure(
+            Reason.CONNECT_ERROR, f"cannot connect to {ip} port {port}: {exc.strerror or exc}"
+        ) from None
+
+
+def _record_rtt(sock: socket.socket, ctx: ProbeContext) -> None:
+    if _TCP_INFO is None:
+        return
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _RTT_OFFSET + 4)
+    except OSError:
+        return
+    if len(info) >= _RTT_OFFSET + 4:
+        (rtt_us,) = struct.unpack_from("I", info, _RTT_OFFSET)
+        ctx.metrics.set(TCP_RTT, rtt_us / 1e6)
+
+
+async def _handshake(opening: Awaitable[_T]) -> _T:
+    """Await a TLS handshake, turning its errors into tls_verify or tls_handshake failures."""
+    try:
+        return await opening
+    except ssl.SSLCertVerificationError as exc:
+        raise ProbeFailure(
+            Reason.TLS_VERIFY, f"certificate verification failed: {exc.verify_message}"
+        ) from None
+    except ssl.SSLError as exc:
+        raise ProbeFailure(
+            Reason.TLS_HANDSHAKE, f"TLS handshake failed: {exc.reason or exc}"
+        ) from None
+    except (ConnectionError, OSError) as exc:
+        raise ProbeFailure(Reason.TLS_HANDSHAKE, f"TLS handshake failed: {exc}") from None
+
+
+async def _dialogue(
+    module: TcpModule,
+    server_name: str,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    ctx: ProbeContext,
+) -> None:
+    for index, step in enumerate(module.query_response):
+        try:
+            await _run_step(index, step, module, server_name, reader, writer, ctx)
+        except OSError as exc:
+            raise ProbeFailure(
+                Reason.IO_ERROR, f"query_response step {index}: connection error: {exc}"
+            ) from None
+
+
+async def _run_step(
+    index: int,
+    step: QueryStep,
+    module: TcpModule,
+    server_name: str,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    ctx: ProbeContext,
+) -> None:
+    match: re.Match[bytes] | None = None
+    if step.expect is not None:
+        ctx.log.debug("Expecting", step=index, regexp=step.expect.pattern.decode())
+        match = await _expect_line(reader, step.expect)
+        if match is None:
+            ctx.metrics.set(FAILED_DUE_TO_REGEX, 1)
+            raise ProbeFailure(
+                Reason.EXPECT_MISMATCH,
+                f"query_response step {index}: connection closed before a line matched "
+                f"{step.expect.pattern.decode()!r}",
+            )
+    wanted = step.expect_bytes_raw
+    if wanted is not None:
+        try:
+            got = await reader.readexactly(len(wanted))
+        except asyncio.IncompleteReadError as exc:
+            got = exc.partial
+        if got != wanted:
+            ctx.metrics.set(FAILED_DUE_TO_BYTES, 1)
+            raise ProbeFailure(
+                Reason.EXPECT_MISMATCH,
+                f"query_response step {index}: expected bytes {wanted!r}, got {got!r}",
+            )
+    if step.labels:
+        names = tuple(label.name for label in step.labels)
+        values = tuple(
+            _expand(label.value.encode(), match).decode(errors="replace") for label in step.labels
+        )
+        ctx.metrics.set(Gauge("probe_expect_info", EXPECT_INFO_HELP, names), 1, *values)
+    send = step.send_raw
+    if send is not None:
+        ctx.log.debug("Sending line", step=index)
+        writer.write(_expand(send, match) + b"\n")
+        await writer.drain()
+    if step.starttls:
+        ctx.log.debug("Starting TLS", step=index, server_name=server_name)
+        with ctx.phase(TCP_PHASE, "tls"):
+            await _handshake(
+                writer.start_tls(module.tls_config.context, server_hostname=server_name)
+            )
+        record_tls_metrics(ctx.metrics, writer.get_extra_info("ssl_object"))
+
+
+async def _expect_line(
+    reader: asyncio.StreamReader, pattern: re.Pattern[bytes]
+) -> re.Match[bytes] | None:
+    """Read lines until one matches; None when the peer closes first."""
+    while True:
+        try:
+            line = await reader.readline()
+        except ValueError:
+            raise ProbeFailure(
+                Reason.EXPECT_MISMATCH, f"peer sent a line longer than {_MAX_LINE} bytes"
+            ) from None
+        if not line:
+            return None
+        match = pattern.search(line.rstrip(b"\n").rstrip(b"\r"))
+        if match is not None:
+            return match
+
+
+def _expand(template: bytes, match: re.Match[bytes] | None) -> bytes:
+    """Go regexp.Expand: `$1`, `${1}`, `$name`, `${name}`; `$$` is a dollar sign."""
+    if match is None or b"$" not in template:
+        return template
+
+    def group(m: re.Match[bytes]) -> bytes:
+        if m.group(1) == b"$":
+            return b"$"
+        name = (m.group(2) or m.group(3)).decode()
+        try:
+            value = match.group(int(name) if name.isdigit() else name)
+        except IndexError:
+            return b""
+        return value or b""
+
+    return _TEMPLATE.sub(group, template)

@@ -1,0 +1,80 @@
+"""Address selection shared by the network probers, as blackbox_exporter's chooseProtocol.
+
+One address is used per probe: the first of the preferred family, else (with fallback on)
+the first of the other family. IP literals skip the resolver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+
+from .metrics import DNS_LOOKUP_TIME, IP_ADDR_HASH, IP_PROTOCOL
+from .probe import ProbeContext, ProbeFailure, Reason
+
+_FAMILY = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    ip: str
+    family: socket.AddressFamily
+
+    @property
+    def version(self) -> int:
+        return 6 if self.family == socket.AF_INET6 else 4
+
+
+async def resolve(host: str, preferred: str, fallback: bool, ctx: ProbeContext) -> Address:
+    """Pick the address to probe; set the dns lookup time, ip protocol and address hash."""
+    want = _FAMILY[preferred]
+    start = time.perf_counter()
+    try:
+        address = _literal(host, want, fallback) or await _lookup(host, want, fallback)
+    finally:
+        ctx.metrics.set(DNS_LOOKUP_TIME, time.perf_counter() - start)
+    ctx.metrics.set(IP_PROTOCOL, address.version)
+    ctx.metrics.set(IP_ADDR_HASH, fnv32a(ipaddress.ip_address(address.ip).packed))
+    ctx.log.debug("Resolved target address", target=host, ip=address.ip)
+    return address
+
+
+def _literal(host: str, want: socket.AddressFamily, fallback: bool) -> Address | None:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    if family != want and not fallback:
+        raise ProbeFailure(
+            Reason.DNS,
+            f"{host} is not an IPv{6 if want == socket.AF_INET6 else 4} address "
+            "and ip_protocol_fallback is off",
+        )
+    return Address(str(ip), family)
+
+
+async def _lookup(host: str, want: socket.AddressFamily, fallback: bool) -> Address:
+    loop = asyncio.get_running_loop()
+    family = socket.AF_UNSPEC if fallback else want
+    try:
+        infos = await loop.getaddrinfo(host, None, family=family, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ProbeFailure(Reason.DNS, f"cannot resolve {host!r}: {exc}") from None
+    preferred = [info for info in infos if info[0] == want]
+    chosen = preferred or infos
+    if not chosen:
+        raise ProbeFailure(Reason.DNS, f"{host!r} has no address of a usable family")
+    family, _, _, _, sockaddr = chosen[0]
+    return Address(str(sockaddr[0]), family)
+
+
+def fnv32a(data: bytes) -> int:
+    """FNV-1a, 32 bit: blackbox_exporter's probe_ip_addr_hash, so hashes compare across both."""
+    value = 0x811C9DC5
+    for byte in data:
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return value

@@ -1,0 +1,113 @@
+"""The HTTP routes: /probe, /metrics, /config, /logs, the status page and the /-/ endpoints."""
+
+from __future__ import annotations
+
+import html
+import time
+
+import yaml
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from . import __version__
+from .config import ConfigError
+from .handler import handle_probe
+from .state import EXPORTER, Exporter
+
+
+def create_app(exporter: Exporter) -> web.Application:
+    app = web.Application()
+    app[EXPORTER] = exporter
+    app.router.add_get("/probe", handle_probe)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/config", config)
+    app.router.add_get("/logs", logs)
+    app.router.add_get("/", index)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_route("*", "/-/reload", reload)
+    return app
+
+
+def _exporter(request: web.Request) -> Exporter:
+    return request.app[EXPORTER]
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(_exporter(request).metrics.registry)
+    response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response.enable_compression()
+    return response
+
+
+async def healthy(request: web.Request) -> web.Response:
+    return web.Response(text="Healthy\n")
+
+
+async def ready(request: web.Request) -> web.Response:
+    return web.Response(text="Ready\n")
+
+
+async def reload(request: web.Request) -> web.Response:
+    if request.method != "POST":
+        return web.Response(status=405, text="This endpoint requires a POST request.\n")
+    try:
+        _exporter(request).reload()
+    except ConfigError as exc:
+        return web.Response(status=400, text=f"failed to reload config: {exc}\n")
+    return web.Response(text="OK\n")
+
+
+async def config(request: web.Request) -> web.Response:
+    data = _exporter(request).config.model_dump(mode="json")
+    return web.Response(text=yaml.safe_dump(data, sort_keys=False), content_type="text/plain")
+
+
+async def logs(request: web.Request) -> web.Response:
+    query = request.query
+    history = _exporter(request).history
+    probe_id, target, module = query.get("id"), query.get("target"), query.get("module")
+    if (probe_id is None) == (target is None):
+        return web.Response(status=400, text="give either id or target\n")
+    if module is not None and target is None:
+        return web.Response(status=400, text="module goes with target\n")
+    if probe_id is not None:
+        if not (probe_id.isascii() and probe_id.isdigit()):
+            return web.Response(status=400, text="id must be a number\n")
+        result = history.by_id(int(probe_id))
+    else:
+        result = history.by_target(target or "", module)
+    if result is None:
+        return web.Response(status=404, text="probe not found in the history\n")
+    return web.Response(text=result.log_text(), content_type="text/plain")
+
+
+async def index(request: web.Request) -> web.Response:
+    exporter = _exporter(request)
+    e = html.escape
+    modules = "".join(
+        f"<li><code>{e(name)}</code> ({e(m.prober)})</li>"
+        for name, m in exporter.config.modules.items()
+    )
+    rows = "".join(
+        "<tr>"
+        f"<td>{e(r.module)}</td><td>{e(r.target)}</td>"
+        f"<td>{'Success' if r.success else 'Failure: ' + e(str(r.reason))}</td>"
+        f"<td>{r.duration * 1000:.2f} ms</td>"
+        f"<td>{time.strftime('%H:%M:%S', time.localtime(r.started))}</td>"
+        f'<td><a href="logs?id={r.id}">Logs</a></td>'
+        "</tr>"
+        for r in exporter.history
+    )
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>sonde-exporter</title>
+<style>body{{font-family:sans-serif}}td,th{{padding:2px 8px;text-align:left}}</style></head>
+<body><h1>sonde-exporter {e(__version__)}</h1>
+<p><a href="metrics">Metrics</a> · <a href="config">Configuration</a></p>
+<h2>Modules</h2><ul>{modules}</ul>
+<h2>Recent probes</h2>
+<table><tr><th>Module</th><th>Target</th><th>Result</th><th>Duration</th><th>Time</th><th>Debug</th></tr>
+{rows}</table></body></html>
+"""
+    return web.Response(text=page, content_type="text/html")

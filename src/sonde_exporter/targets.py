@@ -1,0 +1,78 @@
+"""Reading `target=` values. Every rejection is a TargetError whose text the client sees."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from .probe import TargetError
+
+MAX_TARGET_LENGTH = 255
+_HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+$")
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def check_common(target: str) -> None:
+    """Rules for every prober's target: present, short, printable."""
+    if not target:
+        raise TargetError("Target parameter is missing")
+    if len(target) > MAX_TARGET_LENGTH:
+        raise TargetError(f"target is longer than {MAX_TARGET_LENGTH} characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        raise TargetError("target contains control characters")
+
+
+def check_host(host: str) -> str:
+    """Accept an IP literal or a syntactically valid hostname; return it unchanged."""
+    if not host:
+        raise TargetError("target has an empty host")
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if any(c.isspace() for c in host):
+        raise TargetError(f"host {host!r} contains whitespace")
+    if not _HOSTNAME.match(host):
+        raise TargetError(f"host {host!r} is not a valid hostname or IP address")
+    return host
+
+
+def parse_host_port(target: str) -> HostPort:
+    """`host:port` or `[ipv6]:port`, with no scheme or path."""
+    if "://" in target:
+        raise TargetError(f"target {target!r} has a URL scheme; expected host:port")
+    if "/" in target:
+        raise TargetError(f"target {target!r} has a path; expected host:port")
+    if target.startswith("["):
+        close = target.find("]")
+        if close < 0:
+            raise TargetError(f"target {target!r} has an unclosed '['")
+        host, rest = target[1:close], target[close + 1 :]
+        if not rest.startswith(":"):
+            raise TargetError(f"target {target!r} is missing a port; expected [ipv6]:port")
+        try:
+            if ipaddress.ip_address(host).version != 6:
+                raise ValueError
+        except ValueError:
+            raise TargetError(f"{host!r} in brackets is not an IPv6 address") from None
+        port_text = rest[1:]
+    else:
+        if target.count(":") > 1:
+            raise TargetError(f"target {target!r}: an IPv6 address needs brackets, as [::1]:port")
+        host, sep, port_text = target.partition(":")
+        if not sep:
+            raise TargetError(f"target {target!r} is missing a port; expected host:port")
+        check_host(host)
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+        raise TargetError(f"port {port_text!r} is not a number from 1 to 65535")
+    return HostPort(host, int(port_text))

@@ -1,0 +1,76 @@
+"""Shared fixtures: an exporter under test, real loopback servers, and metric parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from sonde_exporter.server import create_app
+from sonde_exporter.state import Exporter
+
+StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """`{'probe_success': 1.0, 'probe_tcp_duration_seconds{phase="connect"}': ...}`"""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a config file (dedented YAML) and return its path."""
+
+    def write(text: str, name: str = "config.yml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+ExporterClient = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+async def exporter_client(aiohttp_client, write_config) -> ExporterClient:  # type: ignore[no-untyped-def]
+    """Start an exporter for a config text; the client has `.exporter` for inspection."""
+
+    async def start(config_text: str, **options: object) -> TestClient:
+        exporter = Exporter.from_file(write_config(config_text), **options)  # type: ignore[arg-type]
+        client: TestClient = await aiohttp_client(create_app(exporter))
+        client.exporter = exporter  # type: ignore[attr-defined]
+        return client
+
+    return start
+
+
+async def probe(client: TestClient, **params: str) -> tuple[int, str]:
+    response = await client.get("/probe", params=params)
+    return response.status, await response.text()
+
+
+@pytest.fixture
+async def tcp_server() -> AsyncIterator[Callable[..., Awaitable[int]]]:
+    """Start a real asyncio TCP server on loopback for a handler; returns its port."""
+    servers: list[asyncio.Server] = []
+
+    async def start(handler: StreamHandler, host: str = "127.0.0.1", **kw: object) -> int:
+        server = await asyncio.start_server(handler, host, 0, **kw)  # type: ignore[arg-type]
+        servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
