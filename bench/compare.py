@@ -1,0 +1,1116 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of sonde-exporter and Debian's prometheus-blackbox-exporter.
+
+One command starts a loopback TCP target (accept and close, own process), both exporters
+(each with a config this script writes), runs the load, stops everything it started (also
+on Ctrl-C) and prints Markdown tables of sonde against blackbox with ratios. Every run is
+also written as JSON lines under bench/results/.
+
+    python bench/compare.py all              # tcp + wrk + soak + startup
+    python bench/compare.py tcp -c 1,16,64   # Python client (probe_load.py) only
+
+See bench/README.md for what each figure means and the caveats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+BLACKBOX_BIN = "/usr/bin/prometheus-blackbox-exporter"
+INSTALL_HINT = "apt-get install -y --no-install-recommends prometheus-blackbox-exporter wrk"
+
+# What each exporter reports about a TCP probe. `rtt` is the figure compared with the
+# direct connect() measurement (issue 6, target 5): sonde's kernel RTT from TCP_INFO,
+# blackbox's whole probe duration (it has no connect-phase metric).
+SONDE_TCP_METRICS = (
+    "probe_tcp_rtt_seconds",
+    "probe_duration_seconds",
+    'probe_tcp_duration_seconds{phase="connect"}',
+)
+BLACKBOX_TCP_METRICS = ("probe_duration_seconds", "probe_dns_lookup_time_seconds")
+
+
+def log(*parts: object) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+class BenchError(RuntimeError):
+    """A setup problem worth one clear line (missing binary, exporter that will not start)."""
+
+
+# --------------------------------------------------------------------------- processes --
+
+
+class Children:
+    """Every process this script starts, each in its own session, stopped on the way out."""
+
+    def __init__(self) -> None:
+        self._procs: list[subprocess.Popen[Any]] = []
+
+    def start(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        proc = subprocess.Popen(argv, start_new_session=True, **kwargs)
+        self._procs.append(proc)
+        return proc
+
+    @staticmethod
+    def stop(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
+        """SIGTERM the child's process group, then SIGKILL it if it lingers.
+
+        Only while the leader lives: once it is reaped its pid (= group id) may be reused.
+        """
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(grace)
+
+    def stop_all(self) -> None:
+        while self._procs:
+            self.stop(self._procs.pop())
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+# --------------------------------------------------------------------------- /proc ------
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process (all threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    out: dict[str, int] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "Threads"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+def proc_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def reset_hwm(pid: int) -> bool:
+    """Reset VmHWM so it shows the peak of the coming window (needs root or the same uid)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(total, idle) jiffies of the whole machine."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return sum(ticks[:8]), ticks[3] + ticks[4]
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    total, idle = after[0] - before[0], after[1] - before[1]
+    return round(1 - idle / max(1, total), 3)
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# --------------------------------------------------------------------------- network ----
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_status(port: int, path: str, timeout: float = 1.0) -> int | None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- exporters --
+
+
+@dataclass
+class Exporter:
+    """How to run one exporter, and the running instance."""
+
+    name: str
+    command: Callable[[Path, int], list[str]]
+    config: str
+    module: str
+    metrics: tuple[str, ...]
+    rtt_metric: str
+    workdir: Path
+    port: int = 0
+    proc: subprocess.Popen[Any] | None = None
+    log_file: TextIO | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    def probe_url(self, target: str) -> str:
+        return f"http://127.0.0.1:{self.port}/probe?module={self.module}&target={target}"
+
+    def launch(self, children: Children, timeout: float = 20.0) -> float:
+        """Start on a free port; return seconds from exec to /-/ready answering 200."""
+        config_path = self.workdir / f"{self.name}.yml"
+        config_path.write_text(self.config)
+        for _attempt in range(3):  # a free port can be taken between probe and bind
+            self.port = free_port()
+            argv = self.command(config_path, self.port)
+            self.log_file = self.log_path.open("a")
+            started = time.perf_counter()
+            self.proc = children.start(
+                argv, stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT
+            )
+            while time.perf_counter() - started < timeout:
+                if self.proc.poll() is not None:
+                    break
+                if http_status(self.port, "/-/ready", timeout=0.5) == 200:
+                    return time.perf_counter() - started
+                time.sleep(0.002)
+            children.stop(self.proc)
+            self.log_file.close()
+        tail = self.log_path.read_text()[-2000:]
+        raise BenchError(f"{self.name} did not become ready; command {argv}; log tail:\n{tail}")
+
+    def stop(self, children: Children) -> None:
+        if self.proc is not None:
+            children.stop(self.proc)
+            self.proc = None
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
+
+
+def make_exporters(args: argparse.Namespace, workdir: Path) -> list[Exporter]:
+    sonde_python = str(args.sonde_python)
+    launcher = ["-m", "sonde_exporter"] if args.sonde_launcher is None else [args.sonde_launcher]
+
+    def sonde_cmd(config: Path, port: int) -> list[str]:
+        return [
+            sonde_python,
+            *launcher,
+            "--config.file",
+            str(config),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--log.level",
+            "warn",
+            *args.sonde_arg,
+        ]
+
+    def blackbox_cmd(config: Path, port: int) -> list[str]:
+        return [
+            args.blackbox_bin,
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ]
+
+    available = {
+        "sonde": Exporter(
+            name="sonde",
+            command=sonde_cmd,
+            config="modules:\n  tcp:\n    prober: tcp\n    timeout: 5s\n",
+            module="tcp",
+            metrics=SONDE_TCP_METRICS,
+            rtt_metric="probe_tcp_rtt_seconds",
+            workdir=workdir,
+        ),
+        "blackbox": Exporter(
+            name="blackbox",
+            command=blackbox_cmd,
+            config="modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 5s\n",
+            module="tcp_connect",
+            metrics=BLACKBOX_TCP_METRICS,
+            rtt_metric="probe_duration_seconds",
+            workdir=workdir,
+        ),
+    }
+    return [available[name] for name in args.exporters]
+
+
+def interleaved(exporters: list[Exporter], index: int) -> list[Exporter]:
+    """Alternate who goes first, so slow drift on the shared machine hits both alike."""
+    return exporters if index % 2 == 0 else list(reversed(exporters))
+
+
+# --------------------------------------------------------------------------- target -----
+
+
+@contextlib.contextmanager
+def tcp_target(children: Children, python: str) -> Iterator[tuple[int, int]]:
+    """Run bench/tcp_target.py; yield (port, pid)."""
+    proc = children.start(
+        [python, str(BENCH / "tcp_target.py"), "127.0.0.1"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.isdigit():
+            raise BenchError(f"tcp_target did not print its port (got {line!r})")
+        yield int(line), proc.pid
+    finally:
+        children.stop(proc)
+
+
+# --------------------------------------------------------------------------- clients ----
+
+
+def run_probe_load(
+    children: Children,
+    args: argparse.Namespace,
+    exporter: Exporter,
+    target: str,
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    max_requests: int,
+    target_pid: int,
+    direct: bool,
+) -> dict[str, Any]:
+    """One level of probe_load.py against one exporter; returns its JSON line."""
+    argv = [
+        str(args.client_python),
+        str(args.probe_load),
+        "--url-template",
+        exporter.probe_url(target),
+        "--concurrency",
+        str(concurrency),
+        "--duration",
+        str(duration),
+        "--warmup",
+        str(warmup),
+        "--repeat",
+        "1",
+        "--pause",
+        "0",
+        "--max-requests",
+        str(max_requests),
+        "--timeout",
+        "10",
+        "--exporter-pid",
+        str(exporter.pid),
+        "--watch-pid",
+        f"target={target_pid}",
+        "--label",
+        exporter.name,
+    ]
+    for metric in exporter.metrics:
+        argv += ["--metric", metric]
+    if direct:
+        argv += ["--direct", f"tcp:{target}", "--direct-rate", str(args.direct_rate)]
+    err_path = exporter.workdir / "probe_load.err"
+    with err_path.open("w") as err:
+        proc = children.start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        try:
+            out, _ = proc.communicate(timeout=warmup + duration + 60)
+        finally:
+            children.stop(proc)
+    lines = [line for line in out.decode().splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise BenchError(
+            f"probe_load.py failed (exit {proc.returncode}): {err_path.read_text()[-1500:]}"
+        )
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def accuracy(result: dict[str, Any], metric: str) -> dict[str, Any] | None:
+    """p99 of the exporter's reported figure against the direct connect() p99 (ms)."""
+    reported = (result.get("reported_ms") or {}).get(metric) or {}
+    direct = (result.get("direct") or {}).get("ms") or {}
+    if reported.get("p99") is None or direct.get("p99") is None:
+        return None
+    return {
+        "metric": metric,
+        "reported_p50_ms": reported["p50"],
+        "reported_p99_ms": reported["p99"],
+        "direct_p50_ms": direct["p50"],
+        "direct_p99_ms": direct["p99"],
+        "direct_n": direct["n"],
+        "direct_fails": result["direct"]["fails"],
+        "error_p99_ms": round(reported["p99"] - direct["p99"], 3),
+    }
+
+
+_WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * _WRK_UNITS[unit]
+
+
+def parse_wrk(text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if m := re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m),", text):
+        out["requests"] = int(m.group(1))
+        out["wrk_seconds"] = _ms(m.group(2), m.group(3)) / 1000
+    if m := re.search(r"Requests/sec:\s+([\d.]+)", text):
+        out["requests_per_s"] = float(m.group(1))
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", text):
+        out["non_2xx"] = int(m.group(1))
+    if m := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    ):
+        out["socket_errors"] = dict(
+            zip(("connect", "read", "write", "timeout"), map(int, m.groups()), strict=True)
+        )
+    latency = {
+        f"p{pct}": round(_ms(value, unit), 3)
+        for pct, value, unit in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
+    }
+    if latency:
+        out["latency_ms"] = latency
+    if m := re.search(r"PROBE_SUCCESS ok=(\d+) failed=(\d+)", text):
+        ok, failed = int(m.group(1)), int(m.group(2))
+        out["probe_success_ok"], out["probe_success_failed"] = ok, failed
+        out["success_share"] = round(ok / (ok + failed), 4) if ok + failed else None
+    return out
+
+
+def run_wrk(
+    children: Children,
+    args: argparse.Namespace,
+    exporter: Exporter,
+    target: str,
+    connections: int,
+    duration: float,
+) -> dict[str, Any]:
+    """One wrk run; exporter CPU and peak RSS are read from /proc around it."""
+    argv = [
+        args.wrk_bin,
+        f"-t{args.wrk_threads}",
+        f"-c{connections}",
+        f"-d{duration:g}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(BENCH / "wrk_success.lua"),
+        "-H",
+        "Accept-Encoding: identity",
+        exporter.probe_url(target),
+    ]
+    pid = exporter.pid
+    hwm_reset = reset_hwm(pid)
+    cpu0, mach0, client0, t0 = proc_cpu_s(pid), machine_cpu(), children_cpu_s(), time.perf_counter()
+    proc = children.start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = proc.communicate(timeout=duration + 30)
+    finally:
+        children.stop(proc)
+    wall = time.perf_counter() - t0
+    cpu = proc_cpu_s(pid) - cpu0
+    status = proc_status(pid)
+    if proc.returncode != 0:
+        raise BenchError(f"wrk failed (exit {proc.returncode}):\n{out[-1500:]}")
+    result = parse_wrk(out)
+    requests = result.get("requests") or 0
+    result.update(
+        exporter=exporter.name,
+        connections=connections,
+        threads=args.wrk_threads,
+        exporter_cpu_s=round(cpu, 3),
+        cpu_s_per_1000_probes=round(cpu / requests * 1000, 4) if requests else None,
+        exporter_cpu_cores=round(cpu / wall, 3),
+        peak_rss_mb_hwm=round(status["VmHWM"] / 1024, 1) if hwm_reset else None,
+        client_cpu_cores=round((children_cpu_s() - client0) / wall, 3),
+        machine_cpu_busy_share=busy_share(mach0, machine_cpu()),
+    )
+    return result
+
+
+# --------------------------------------------------------------------------- workloads --
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    children: Children
+    exporters: list[Exporter]
+    target: str
+    target_pid: int
+    sink: TextIO
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        self.sink.write(json.dumps(row) + "\n")
+        self.sink.flush()
+
+
+def bench_tcp(ctx: Context) -> None:
+    args = ctx.args
+    run = 0
+    for repeat in range(1, args.repeat + 1):
+        for concurrency in args.concurrency:
+            for exporter in interleaved(ctx.exporters, run):
+                log(f"[tcp] {exporter.name} c={concurrency} repeat={repeat} ...")
+                res = run_probe_load(
+                    ctx.children,
+                    args,
+                    exporter,
+                    ctx.target,
+                    concurrency=concurrency,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    max_requests=args.max_requests,
+                    target_pid=ctx.target_pid,
+                    direct=True,
+                )
+                res["accuracy"] = accuracy(res, exporter.rtt_metric)
+                # probe_load's own "exporter" block (pid, CPU, RSS) becomes "exporter_proc"
+                res["exporter_proc"] = res.pop("exporter", None)
+                ctx.record({"kind": "tcp", "exporter": exporter.name, "repeat": repeat, **res})
+                log(f"      {res['probes_per_s']}/s ok={res['success_share']}")
+                time.sleep(args.pause)
+            run += 1
+
+
+def bench_wrk(ctx: Context) -> None:
+    args = ctx.args
+    run = 0
+    for repeat in range(1, args.repeat + 1):
+        for connections in args.wrk_connections:
+            for exporter in interleaved(ctx.exporters, run):
+                log(f"[wrk] {exporter.name} -c{connections} repeat={repeat} ...")
+                run_wrk(ctx.children, args, exporter, ctx.target, connections, 1.0)  # warm-up
+                res = run_wrk(ctx.children, args, exporter, ctx.target, connections, args.duration)
+                ctx.record({"kind": "wrk", "repeat": repeat, **res})
+                log(f"      {res.get('requests_per_s')}/s ok={res.get('success_share')}")
+                time.sleep(args.pause)
+            run += 1
+
+
+def snapshot(pid: int) -> dict[str, Any]:
+    status = proc_status(pid)
+    return {
+        "rss_mb": round(status["VmRSS"] / 1024, 2),
+        "fds": proc_fds(pid),
+        "threads": status["Threads"],
+    }
+
+
+def bench_soak(ctx: Context) -> None:
+    args = ctx.args
+    for exporter in ctx.exporters:
+        log(f"[soak] {exporter.name}: {args.soak_warmup} warm-up probes, then {args.soak_probes}")
+        common = {
+            "concurrency": args.soak_concurrency,
+            "warmup": 0.0,
+            "target_pid": ctx.target_pid,
+            "direct": False,
+        }
+        run_probe_load(
+            ctx.children,
+            args,
+            exporter,
+            ctx.target,
+            duration=args.soak_max_seconds,
+            max_requests=args.soak_warmup,
+            **common,
+        )
+        time.sleep(1.0)  # let the client's keep-alive connections close
+        before = snapshot(exporter.pid)
+        res = run_probe_load(
+            ctx.children,
+            args,
+            exporter,
+            ctx.target,
+            duration=args.soak_max_seconds,
+            max_requests=args.soak_probes,
+            **common,
+        )
+        time.sleep(1.0)
+        after = snapshot(exporter.pid)
+        row = {
+            "kind": "soak",
+            "exporter": exporter.name,
+            "concurrency": args.soak_concurrency,
+            "probes": res["probes"],
+            "probes_per_s": res["probes_per_s"],
+            "success_share": res["success_share"],
+            "errors": res["errors"],
+            "before": before,
+            "after": after,
+            "rss_growth_mb": round(after["rss_mb"] - before["rss_mb"], 2),
+            "fd_growth": after["fds"] - before["fds"],
+            "peak_rss_mb_hwm": (res.get("exporter") or {}).get("peak_rss_mb_hwm"),
+            "cpu_s_per_1000_probes": (res.get("exporter") or {}).get("cpu_s_per_1000_probes"),
+            "tcp_states_end": res.get("tcp_states_end"),
+        }
+        ctx.record(row)
+        log(
+            f"      RSS {before['rss_mb']} -> {after['rss_mb']} MB, fds {before['fds']} -> "
+            f"{after['fds']}"
+        )
+
+
+def bench_startup(ctx: Context) -> None:
+    """Fresh processes (not the ones serving the other workloads), timed exec -> /-/ready."""
+    args = ctx.args
+    for exporter in ctx.exporters:
+        times = []
+        for _ in range(args.startup_runs):
+            fresh = Exporter(**{**exporter.__dict__, "proc": None, "log_file": None, "port": 0})
+            try:
+                times.append(fresh.launch(ctx.children))
+            finally:
+                fresh.stop(ctx.children)
+            time.sleep(0.2)
+        ms = sorted(round(t * 1000, 1) for t in times)
+        ctx.record(
+            {
+                "kind": "startup",
+                "exporter": exporter.name,
+                "runs": len(ms),
+                "ms": ms,
+                "min_ms": ms[0],
+                "median_ms": statistics.median(ms),
+                "max_ms": ms[-1],
+            }
+        )
+        log(f"[startup] {exporter.name}: {ms} ms")
+
+
+WORKLOADS: dict[str, Callable[[Context], None]] = {
+    "tcp": bench_tcp,
+    "wrk": bench_wrk,
+    "soak": bench_soak,
+    "startup": bench_startup,
+}
+
+
+# --------------------------------------------------------------------------- report -----
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 4) if present else None
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a is not None and b else "n/a"
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def md_table(headers: list[str], rows: list[list[object]]) -> str:
+    cells = [headers, *[[_fmt(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+Runs = dict[str, list[dict[str, Any]]]
+"""Rows of one workload level, by exporter name."""
+
+
+def cost_view(row: dict[str, Any]) -> dict[str, Any]:
+    """The figures the cost table shows, from a probe_load (tcp) row or a wrk row."""
+    if row["kind"] == "tcp":
+        proc = row.get("exporter_proc") or {}
+        return {
+            "rate": row.get("probes_per_s"),
+            "cpu": proc.get("cpu_s_per_1000_probes"),
+            "rss": proc.get("peak_rss_mb_hwm"),
+            "ok": row.get("success_share"),
+            "client": row.get("client_cpu_cores"),
+            "busy": row.get("machine_cpu_busy_share"),
+        }
+    return {
+        "rate": row.get("requests_per_s"),
+        "cpu": row.get("cpu_s_per_1000_probes"),
+        "rss": row.get("peak_rss_mb_hwm"),
+        "ok": row.get("success_share"),
+        "client": row.get("client_cpu_cores"),
+        "busy": row.get("machine_cpu_busy_share"),
+    }
+
+
+def group(rows: list[dict[str, Any]], kind: str, level_key: str) -> dict[int, Runs]:
+    grouped: dict[int, Runs] = {}
+    for row in rows:
+        if row.get("kind") == kind:
+            grouped.setdefault(row[level_key], {}).setdefault(row["exporter"], []).append(row)
+    return grouped
+
+
+def median_of(runs: Runs, name: str, section: str | None, key: str) -> float | None:
+    """Median over repeats of row[key] (or row[section][key]) for one exporter."""
+    values = []
+    for row in runs.get(name, []):
+        source = row if section is None else (row.get(section) or {})
+        values.append(source.get(key))
+    return _median(values)
+
+
+def cost_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str | None:
+    table = []
+    for client, kind, level_key in (
+        ("python", "tcp", "concurrency"),
+        ("wrk", "wrk", "connections"),
+    ):
+        for level, runs in sorted(group(rows, kind, level_key).items()):
+            views: Runs = {n: [cost_view(r) for r in rs] for n, rs in runs.items()}
+            s = {k: median_of(views, "sonde", None, k) for k in ("rate", "cpu", "rss", "ok")}
+            b = {k: median_of(views, "blackbox", None, k) for k in ("rate", "cpu", "rss", "ok")}
+            both = [v for vs in views.values() for v in vs]
+            client_cores = _median([v["client"] for v in both])
+            busy = _median([v["busy"] for v in both])
+            table.append(
+                [
+                    client,
+                    level,
+                    s["rate"],
+                    b["rate"],
+                    _ratio(s["rate"], b["rate"]),
+                    s["cpu"],
+                    b["cpu"],
+                    _ratio(s["cpu"], b["cpu"]),
+                    s["rss"],
+                    b["rss"],
+                    _ratio(s["rss"], b["rss"]),
+                    f"{_fmt(s['ok'])} / {_fmt(b['ok'])}",
+                    client_cores,
+                    busy,
+                ]
+            )
+            summary.append(
+                {
+                    "kind": "summary",
+                    "workload": f"tcp-{client}",
+                    "concurrency": level,
+                    "sonde": s,
+                    "blackbox": b,
+                    "client_cpu_cores": client_cores,
+                    "machine_cpu_busy_share": busy,
+                }
+            )
+    if not table:
+        return None
+    return "TCP connect: cost (medians over repeats; ratio = sonde / blackbox)\n\n" + md_table(
+        [
+            "client",
+            "c",
+            "sonde probes/s",
+            "bbx probes/s",
+            "ratio",
+            "sonde CPU s/1k",
+            "bbx CPU s/1k",
+            "ratio",
+            "sonde peak RSS MB",
+            "bbx peak RSS MB",
+            "ratio",
+            "success sonde / bbx",
+            "client cores",
+            "box busy",
+        ],
+        table,
+    )
+
+
+def accuracy_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str | None:
+    keys = ("reported_p50_ms", "reported_p99_ms", "direct_p99_ms", "error_p99_ms")
+    table = []
+    for level, runs in sorted(group(rows, "tcp", "concurrency").items()):
+        row: list[object] = [level]
+        entry: dict[str, Any] = {
+            "kind": "summary",
+            "workload": "tcp-accuracy",
+            "concurrency": level,
+        }
+        for name in ("sonde", "blackbox"):
+            figures = {k: median_of(runs, name, "accuracy", k) for k in keys}
+            entry[name] = figures
+            row += list(figures.values())
+        table.append(row)
+        summary.append(entry)
+    if not table:
+        return None
+    return (
+        "TCP accuracy, ms: p99 of the reported figure against the p99 of a direct blocking"
+        " connect() timed at the same moment (sonde: probe_tcp_rtt_seconds; blackbox:"
+        " probe_duration_seconds; error = reported p99 - direct p99)\n\n"
+    ) + md_table(
+        [
+            "c",
+            "sonde rtt p50",
+            "sonde rtt p99",
+            "direct p99",
+            "sonde error",
+            "bbx duration p50",
+            "bbx duration p99",
+            "direct p99",
+            "bbx error",
+        ],
+        table,
+    )
+
+
+def soak_table(rows: list[dict[str, Any]]) -> str | None:
+    soak = [r for r in rows if r.get("kind") == "soak"]
+    if not soak:
+        return None
+    return "RSS / fd soak (after a warm-up; growth = after - before)\n\n" + md_table(
+        [
+            "exporter",
+            "c",
+            "probes",
+            "probes/s",
+            "success",
+            "RSS before MB",
+            "RSS after MB",
+            "growth MB",
+            "fds before",
+            "fds after",
+            "peak RSS MB",
+        ],
+        [
+            [
+                r["exporter"],
+                r["concurrency"],
+                r["probes"],
+                r["probes_per_s"],
+                r["success_share"],
+                r["before"]["rss_mb"],
+                r["after"]["rss_mb"],
+                r["rss_growth_mb"],
+                r["before"]["fds"],
+                r["after"]["fds"],
+                r["peak_rss_mb_hwm"],
+            ]
+            for r in soak
+        ],
+    )
+
+
+def startup_table(rows: list[dict[str, Any]]) -> str | None:
+    startup = [r for r in rows if r.get("kind") == "startup"]
+    if not startup:
+        return None
+    return "Start-up: exec to /-/ready answering 200, ms\n\n" + md_table(
+        ["exporter", "runs", "min", "median", "max"],
+        [[r["exporter"], r["runs"], r["min_ms"], r["median_ms"], r["max_ms"]] for r in startup],
+    )
+
+
+def report(rows: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """Markdown tables (medians over repeats) and the summary rows for the JSON file."""
+    summary: list[dict[str, Any]] = []
+    parts = [
+        cost_table(rows, summary),
+        accuracy_table(rows, summary),
+        soak_table(rows),
+        startup_table(rows),
+    ]
+    return "\n\n".join(p for p in parts if p) + "\n", summary
+
+
+# --------------------------------------------------------------------------- setup ------
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+    except OSError as exc:
+        return f"unavailable ({exc})"
+    return (proc.stdout + proc.stderr).strip().splitlines()[0] if proc.stdout + proc.stderr else "?"
+
+
+def machine_info(args: argparse.Namespace) -> dict[str, Any]:
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    git = subprocess.run(
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "kind": "run",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "label": args.label,
+        "host": platform.node(),
+        "kernel": platform.release(),
+        "cpu": cpu,
+        "ncpu": os.cpu_count(),
+        "mem_gb": round(mem_kb / 1024 / 1024, 1),
+        "loadavg_start": os.getloadavg(),
+        "git": git,
+        "sonde": _version([str(args.sonde_python), "-m", "sonde_exporter", "--version"]),
+        "sonde_args": args.sonde_arg,
+        "sonde_launcher": args.sonde_launcher,
+        "blackbox": _version([args.blackbox_bin, "--version"]),
+        "wrk": _version([args.wrk_bin, "--version"]) if args.wrk_bin else None,
+        "client_python": _version([str(args.client_python), "--version"]),
+    }
+
+
+def find_probe_load(given: str | None) -> Path:
+    candidates = [given, os.environ.get("SONDE_BENCH_PROBE_LOAD")]
+    candidates += [str(d / "shared" / "bench" / "probe_load.py") for d in REPO.parents[:2]]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate).resolve()
+    raise BenchError(
+        "probe_load.py not found: pass --probe-load PATH or set SONDE_BENCH_PROBE_LOAD "
+        "(it lives in the shared folder beside the repository, shared/bench/probe_load.py)"
+    )
+
+
+def check_tools(args: argparse.Namespace, workloads: list[str]) -> None:
+    if "blackbox" in args.exporters and not os.access(args.blackbox_bin, os.X_OK):
+        raise BenchError(f"{args.blackbox_bin} is missing; install it with: {INSTALL_HINT}")
+    if "wrk" in workloads:
+        found = shutil.which(args.wrk_bin or "wrk")
+        if not found:
+            raise BenchError(f"wrk is missing; install it with: {INSTALL_HINT}")
+        args.wrk_bin = found
+    if "sonde" in args.exporters and not Path(args.sonde_python).exists():
+        raise BenchError(
+            f"{args.sonde_python} is missing; create the venv first: "
+            "python3 -m venv .venv && .venv/bin/pip install -e ."
+        )
+    probe = subprocess.run(
+        [str(args.client_python), "-c", "import aiohttp"], capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        raise BenchError(f"{args.client_python} cannot import aiohttp (needed by probe_load.py)")
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma list of integers, got {text!r}"
+        ) from None
+    if not values or any(v < 1 or v > 4096 for v in values):
+        raise argparse.ArgumentTypeError("each value must be between 1 and 4096")
+    return values
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "workload",
+        choices=[*WORKLOADS, "all", "report"],
+        help="what to run; all = tcp wrk soak startup; report = print the tables of --input",
+    )
+    p.add_argument(
+        "-c",
+        "--concurrency",
+        type=int_list,
+        default=[1, 16, 64, 256],
+        help="Python-client concurrency levels (default 1,16,64,256)",
+    )
+    p.add_argument(
+        "--wrk-connections", type=int_list, default=[64], help="wrk -c levels (default 64)"
+    )
+    p.add_argument("--wrk-threads", type=int, default=1)
+    p.add_argument("-d", "--duration", type=float, default=10.0, help="seconds measured per level")
+    p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each level")
+    p.add_argument("--pause", type=float, default=1.0, help="seconds between levels")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="repeat each level N times (medians shown)"
+    )
+    p.add_argument("--max-requests", type=int, default=200_000, help="cap per level (probe_load)")
+    p.add_argument("--direct-rate", type=float, default=50.0, help="direct connect()s per second")
+    p.add_argument("--soak-probes", type=int, default=100_000)
+    p.add_argument("--soak-warmup", type=int, default=5_000)
+    p.add_argument("--soak-concurrency", type=int, default=64)
+    p.add_argument(
+        "--soak-max-seconds", type=float, default=300.0, help="time cap of each soak leg"
+    )
+    p.add_argument("--startup-runs", type=int, default=5)
+    p.add_argument(
+        "--exporters",
+        type=lambda s: s.split(","),
+        default=["sonde", "blackbox"],
+        help="comma list from sonde,blackbox (default both)",
+    )
+    p.add_argument("--sonde-python", type=Path, default=REPO / ".venv" / "bin" / "python")
+    p.add_argument(
+        "--sonde-launcher",
+        default=None,
+        help="script run by --sonde-python instead of -m sonde_exporter (lever experiments)",
+    )
+    p.add_argument("--sonde-arg", action="append", default=[], help="extra sonde-exporter flag")
+    p.add_argument("--blackbox-bin", default=BLACKBOX_BIN)
+    p.add_argument("--wrk-bin", default="wrk")
+    p.add_argument(
+        "--client-python",
+        type=Path,
+        default=None,
+        help="interpreter for probe_load.py (default: --sonde-python)",
+    )
+    p.add_argument("--probe-load", default=None, help="path of probe_load.py")
+    p.add_argument("--input", type=Path, default=None, help="results file for `report`")
+    p.add_argument("--label", default="", help="free text stored with the results")
+    p.add_argument(
+        "--out", type=Path, default=None, help="JSON lines file (default bench/results/...)"
+    )
+    args = p.parse_args(argv)
+    bad = set(args.exporters) - {"sonde", "blackbox"}
+    if bad or not args.exporters:
+        p.error(f"--exporters takes sonde and/or blackbox, not {sorted(bad)}")
+    if args.client_python is None:
+        args.client_python = args.sonde_python
+    return args
+
+
+def reprint(path: Path | None) -> int:
+    """Print the tables of an earlier results file again."""
+    if path is None:
+        log("error: report needs --input FILE.jsonl")
+        return 2
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    meta: dict[str, Any] = next((r for r in rows if r.get("kind") == "run"), {})
+    print(f"# {meta.get('date')}  {meta.get('cpu')} x{meta.get('ncpu')}  git {meta.get('git')}")
+    print(f"# {meta.get('command')}\n")
+    print(report(rows)[0])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.workload == "report":
+        return reprint(args.input)
+    workloads = list(WORKLOADS) if args.workload == "all" else [args.workload]
+    # Also SIGINT: a shell may start a background job with SIGINT ignored, and Ctrl-C must
+    # still stop everything. The children run in their own sessions, so cleanup is ours.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
+    children = Children()
+    workdir = Path(tempfile.mkdtemp(prefix="sonde-bench-"))
+    try:
+        check_tools(args, workloads)
+        args.probe_load = find_probe_load(args.probe_load)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        out_path = args.out or BENCH / "results" / f"{stamp}-{args.workload}.jsonl"
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        meta = machine_info(args)
+        exporters = make_exporters(args, workdir)
+        with (
+            out_path.open("w") as sink,
+            tcp_target(children, str(args.client_python)) as (port, tpid),
+        ):
+            ctx = Context(args, children, exporters, f"127.0.0.1:{port}", tpid, sink)
+            ctx.record(meta)
+            for exporter in exporters:
+                seconds = exporter.launch(children)
+                log(
+                    f"{exporter.name} ready on 127.0.0.1:{exporter.port} (pid {exporter.pid}) "
+                    f"after {seconds * 1000:.0f} ms"
+                )
+            for name in workloads:
+                WORKLOADS[name](ctx)
+            for exporter in exporters:
+                if exporter.proc is None or exporter.proc.poll() is not None:
+                    raise BenchError(
+                        f"{exporter.name} exited during the run; see {exporter.log_path}"
+                    )
+            text, summary = report(ctx.rows)
+            for row in summary:
+                ctx.record(row)
+            ctx.record(
+                {
+                    "kind": "end",
+                    "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "loadavg_end": os.getloadavg(),
+                }
+            )
+        print(
+            f"# {meta['date']}  {meta['cpu']} x{meta['ncpu']}  {meta['kernel']}  git {meta['git']}"
+        )
+        print(f"# {meta['command']}\n")
+        print(text)
+        print(f"results: {out_path}")
+        return 0
+    except BenchError as exc:
+        log(f"error: {exc}")
+        return 2
+    finally:
+        children.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
