@@ -659,6 +659,10 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def md_table(headers: list[str], rows: list[list[object]]) -> str:
     cells = [headers, *[[_fmt(c) for c in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
@@ -738,7 +742,7 @@ def cost_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str
                     s["rss"],
                     b["rss"],
                     _ratio(s["rss"], b["rss"]),
-                    f"{_fmt(s['ok'])} / {_fmt(b['ok'])}",
+                    f"{_share(s['ok'])} / {_share(b['ok'])}",
                     client_cores,
                     busy,
                 ]
