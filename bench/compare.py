@@ -112,6 +112,29 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def group_pids(pgid: int) -> list[int]:
+    """Processes of one process group: an exporter and any workers it forked."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[2]) == pgid:
+                pids.append(int(entry))
+    return pids
+
+
+def group_cpu_s(pgid: int) -> float:
+    total = 0.0
+    for pid in group_pids(pgid):
+        with contextlib.suppress(OSError, ValueError):
+            total += proc_cpu_s(pid)
+    return total
+
+
 def proc_status(pid: int) -> dict[str, int]:
     out: dict[str, int] = {}
     with open(f"/proc/{pid}/status") as f:
@@ -237,20 +260,24 @@ class Exporter:
 
 def make_exporters(args: argparse.Namespace, workdir: Path) -> list[Exporter]:
     sonde_python = str(args.sonde_python)
-    launcher = ["-m", "sonde_exporter"] if args.sonde_launcher is None else [args.sonde_launcher]
 
-    def sonde_cmd(config: Path, port: int) -> list[str]:
-        return [
-            sonde_python,
-            *launcher,
-            "--config.file",
-            str(config),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-            "--log.level",
-            "warn",
-            *args.sonde_arg,
-        ]
+    def sonde_cmd(launcher: str | None) -> Callable[[Path, int], list[str]]:
+        start = ["-m", "sonde_exporter"] if launcher is None else [launcher]
+
+        def command(config: Path, port: int) -> list[str]:
+            return [
+                sonde_python,
+                *start,
+                "--config.file",
+                str(config),
+                "--web.listen-address",
+                f"127.0.0.1:{port}",
+                "--log.level",
+                "warn",
+                *args.sonde_arg,
+            ]
+
+        return command
 
     def blackbox_cmd(config: Path, port: int) -> list[str]:
         return [
@@ -260,16 +287,19 @@ def make_exporters(args: argparse.Namespace, workdir: Path) -> list[Exporter]:
             "--log.level=warn",
         ]
 
-    available = {
-        "sonde": Exporter(
-            name="sonde",
-            command=sonde_cmd,
+    def sonde(name: str, launcher: str | None) -> Exporter:
+        return Exporter(
+            name=name,
+            command=sonde_cmd(launcher),
             config="modules:\n  tcp:\n    prober: tcp\n    timeout: 5s\n",
             module="tcp",
             metrics=SONDE_TCP_METRICS,
             rtt_metric="probe_tcp_rtt_seconds",
             workdir=workdir,
-        ),
+        )
+
+    available = {
+        "sonde": sonde("sonde", args.sonde_launcher),
         "blackbox": Exporter(
             name="blackbox",
             command=blackbox_cmd,
@@ -280,12 +310,14 @@ def make_exporters(args: argparse.Namespace, workdir: Path) -> list[Exporter]:
             workdir=workdir,
         ),
     }
-    return [available[name] for name in args.exporters]
+    chosen = [available[name] for name in args.exporters]
+    return chosen + [sonde(name, launcher) for name, launcher in args.variant]
 
 
 def interleaved(exporters: list[Exporter], index: int) -> list[Exporter]:
-    """Alternate who goes first, so slow drift on the shared machine hits both alike."""
-    return exporters if index % 2 == 0 else list(reversed(exporters))
+    """Rotate who goes first, so slow drift on the shared machine hits all alike."""
+    shift = index % len(exporters)
+    return exporters[shift:] + exporters[:shift]
 
 
 # --------------------------------------------------------------------------- target -----
@@ -449,17 +481,20 @@ def run_wrk(
         "Accept-Encoding: identity",
         exporter.probe_url(target),
     ]
-    pid = exporter.pid
-    hwm_reset = reset_hwm(pid)
-    cpu0, mach0, client0, t0 = proc_cpu_s(pid), machine_cpu(), children_cpu_s(), time.perf_counter()
+    # The whole process group counts, so a multi-worker (SO_REUSEPORT) exporter is measured
+    # in full; for a single process this is the same as its own /proc figures.
+    pids = group_pids(exporter.pid)
+    hwm_reset = all([reset_hwm(pid) for pid in pids])
+    cpu0, mach0 = group_cpu_s(exporter.pid), machine_cpu()
+    client0, t0 = children_cpu_s(), time.perf_counter()
     proc = children.start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
     try:
         out, _ = proc.communicate(timeout=duration + 30)
     finally:
         children.stop(proc)
     wall = time.perf_counter() - t0
-    cpu = proc_cpu_s(pid) - cpu0
-    status = proc_status(pid)
+    cpu = group_cpu_s(exporter.pid) - cpu0
+    hwm_kb = sum(proc_status(pid).get("VmHWM", 0) for pid in pids)
     if proc.returncode != 0:
         raise BenchError(f"wrk failed (exit {proc.returncode}):\n{out[-1500:]}")
     result = parse_wrk(out)
@@ -471,7 +506,8 @@ def run_wrk(
         exporter_cpu_s=round(cpu, 3),
         cpu_s_per_1000_probes=round(cpu / requests * 1000, 4) if requests else None,
         exporter_cpu_cores=round(cpu / wall, 3),
-        peak_rss_mb_hwm=round(status["VmHWM"] / 1024, 1) if hwm_reset else None,
+        processes=len(pids),
+        peak_rss_mb_hwm=round(hwm_kb / 1024, 1) if hwm_reset else None,
         client_cpu_cores=round((children_cpu_s() - client0) / wall, 3),
         machine_cpu_busy_share=busy_share(mach0, machine_cpu()),
     )
@@ -519,6 +555,10 @@ def bench_tcp(ctx: Context) -> None:
                 res["accuracy"] = accuracy(res, exporter.rtt_metric)
                 # probe_load's own "exporter" block (pid, CPU, RSS) becomes "exporter_proc"
                 res["exporter_proc"] = res.pop("exporter", None)
+                if len(group_pids(exporter.pid)) > 1 and res["exporter_proc"]:
+                    # probe_load reads one pid; a multi-worker exporter is measured by wrk
+                    res["exporter_proc"]["cpu_s_per_1000_probes"] = None
+                    res["exporter_proc"]["peak_rss_mb_hwm"] = None
                 ctx.record({"kind": "tcp", "exporter": exporter.name, "repeat": repeat, **res})
                 log(f"      {res['probes_per_s']}/s ok={res['success_share']}")
                 time.sleep(args.pause)
@@ -576,7 +616,8 @@ def bench_soak(ctx: Context) -> None:
             exporter,
             ctx.target,
             duration=args.soak_max_seconds,
-            max_requests=args.soak_probes,
+            # the first wave of requests starts before the window opens and is not counted
+            max_requests=args.soak_probes + args.soak_concurrency,
             **common,
         )
         time.sleep(1.0)
@@ -843,7 +884,7 @@ def soak_table(rows: list[dict[str, Any]]) -> str | None:
                 r["concurrency"],
                 r["probes"],
                 r["probes_per_s"],
-                r["success_share"],
+                _share(r["success_share"]),
                 r["before"]["rss_mb"],
                 r["after"]["rss_mb"],
                 r["rss_growth_mb"],
@@ -866,12 +907,68 @@ def startup_table(rows: list[dict[str, Any]]) -> str | None:
     )
 
 
+def variants_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str | None:
+    """Lever experiments (--variant): each variant against plain sonde, same run."""
+    table = []
+    for client, kind, level_key in (
+        ("python", "tcp", "concurrency"),
+        ("wrk", "wrk", "connections"),
+    ):
+        for level, runs in sorted(group(rows, kind, level_key).items()):
+            views: Runs = {n: [cost_view(r) for r in rs] for n, rs in runs.items()}
+            base = {k: median_of(views, "sonde", None, k) for k in ("rate", "cpu", "rss", "ok")}
+            for name in views:
+                if name in ("sonde", "blackbox"):
+                    continue
+                v = {k: median_of(views, name, None, k) for k in ("rate", "cpu", "rss", "ok")}
+                table.append(
+                    [
+                        client,
+                        level,
+                        name,
+                        v["rate"],
+                        _ratio(v["rate"], base["rate"]),
+                        v["cpu"],
+                        _ratio(v["cpu"], base["cpu"]),
+                        v["rss"],
+                        _share(v["ok"]),
+                    ]
+                )
+                summary.append(
+                    {
+                        "kind": "summary",
+                        "workload": f"variant-{client}",
+                        "concurrency": level,
+                        "variant": name,
+                        "figures": v,
+                        "sonde": base,
+                    }
+                )
+    if not table:
+        return None
+    return "Lever experiments: each variant against plain sonde in the same run\n\n" + md_table(
+        [
+            "client",
+            "c",
+            "variant",
+            "probes/s",
+            "vs sonde",
+            "CPU s/1k",
+            "vs sonde",
+            "peak RSS MB",
+            "success",
+        ],
+        table,
+    )
+
+
 def report(rows: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     """Markdown tables (medians over repeats) and the summary rows for the JSON file."""
     summary: list[dict[str, Any]] = []
     parts = [
         cost_table(rows, summary),
         accuracy_table(rows, summary),
+        variants_table(rows, summary),
         soak_table(rows),
         startup_table(rows),
     ]
@@ -969,6 +1066,17 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+def variant(text: str) -> tuple[str, str]:
+    name, sep, script = text.partition("=")
+    if not sep or not name or not script or name in ("sonde", "blackbox"):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=SCRIPT (NAME not sonde/blackbox): {text!r}"
+        )
+    if not Path(script).is_file():
+        raise argparse.ArgumentTypeError(f"no such launcher script: {script}")
+    return name, script
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1017,6 +1125,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="script run by --sonde-python instead of -m sonde_exporter (lever experiments)",
     )
     p.add_argument("--sonde-arg", action="append", default=[], help="extra sonde-exporter flag")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        type=variant,
+        metavar="NAME=SCRIPT",
+        help="also run sonde through SCRIPT under NAME (lever A/B; repeatable)",
+    )
     p.add_argument("--blackbox-bin", default=BLACKBOX_BIN)
     p.add_argument("--wrk-bin", default="wrk")
     p.add_argument(
