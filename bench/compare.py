@@ -104,12 +104,17 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 # --------------------------------------------------------------------------- /proc ------
 
 
-def proc_cpu_s(pid: int) -> float:
-    """utime + stime of a process (all threads), in seconds."""
+def proc_user_sys_s(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process (all threads), in seconds."""
     with open(f"/proc/{pid}/stat") as f:
         stat = f.read()
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process (all threads), in seconds."""
+    return sum(proc_user_sys_s(pid))
 
 
 def group_pids(pgid: int) -> list[int]:
@@ -540,6 +545,7 @@ def bench_tcp(ctx: Context) -> None:
         for concurrency in args.concurrency:
             for exporter in interleaved(ctx.exporters, run):
                 log(f"[tcp] {exporter.name} c={concurrency} repeat={repeat} ...")
+                user0, sys0 = proc_user_sys_s(exporter.pid)
                 res = run_probe_load(
                     ctx.children,
                     args,
@@ -553,6 +559,11 @@ def bench_tcp(ctx: Context) -> None:
                     direct=True,
                 )
                 res["accuracy"] = accuracy(res, exporter.rtt_metric)
+                # user vs kernel split of the exporter's CPU over the whole client run
+                user1, sys1 = proc_user_sys_s(exporter.pid)
+                res["exporter_kernel_share"] = round(
+                    (sys1 - sys0) / max(1e-9, user1 - user0 + sys1 - sys0), 3
+                )
                 # probe_load's own "exporter" block (pid, CPU, RSS) becomes "exporter_proc"
                 res["exporter_proc"] = res.pop("exporter", None)
                 if len(group_pids(exporter.pid)) > 1 and res["exporter_proc"]:
@@ -1083,8 +1094,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "workload",
-        choices=[*WORKLOADS, "all", "report"],
-        help="what to run; all = tcp wrk soak startup; report = print the tables of --input",
+        help="tcp, wrk, soak, startup, or a comma list of them (tcp,wrk); all = all four; "
+        "report = print the tables of --input",
     )
     p.add_argument(
         "-c",
@@ -1148,6 +1159,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out", type=Path, default=None, help="JSON lines file (default bench/results/...)"
     )
     args = p.parse_args(argv)
+    if args.workload not in ("all", "report"):
+        unknown = set(args.workload.split(",")) - set(WORKLOADS)
+        if unknown:
+            p.error(f"unknown workload {sorted(unknown)}; choose from {', '.join(WORKLOADS)}, all")
     bad = set(args.exporters) - {"sonde", "blackbox"}
     if bad or not args.exporters:
         p.error(f"--exporters takes sonde and/or blackbox, not {sorted(bad)}")
@@ -1173,7 +1188,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.workload == "report":
         return reprint(args.input)
-    workloads = list(WORKLOADS) if args.workload == "all" else [args.workload]
+    workloads = list(WORKLOADS) if args.workload == "all" else args.workload.split(",")
     # Also SIGINT: a shell may start a background job with SIGINT ignored, and Ctrl-C must
     # still stop everything. The children run in their own sessions, so cleanup is ours.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -1184,7 +1199,9 @@ def main(argv: list[str] | None = None) -> int:
         check_tools(args, workloads)
         args.probe_load = find_probe_load(args.probe_load)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        out_path = args.out or BENCH / "results" / f"{stamp}-{args.workload}.jsonl"
+        out_path = (
+            args.out or BENCH / "results" / f"{stamp}-{args.workload.replace(',', '-')}.jsonl"
+        )
         out_path.parent.mkdir(parents=True, exist_ok=True)
         meta = machine_info(args)
         exporters = make_exporters(args, workdir)

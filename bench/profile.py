@@ -35,6 +35,7 @@ from compare import (
     log,
     make_exporters,
     md_table,
+    proc_user_sys_s,
     run_probe_load,
     tcp_target,
 )
@@ -45,7 +46,7 @@ AREAS: list[tuple[str, str]] = [
     ("sonde: metrics rendering", r"sonde_exporter/metrics\.py"),
     (
         "sonde: per-probe log lines",
-        r"^(_add|info|debug|error|warn|format|quote|timestamp|text) \(.*sonde_exporter/(probe|logs)\.py",
+        r"^(\w+\.)?(_add|info|debug|error|warn|format|quote|timestamp|text) \(.*sonde_exporter/(probe|logs)\.py",
     ),
     ("sonde: history", r"sonde_exporter/history\.py"),
     ("sonde: address choice", r"sonde_exporter/resolve\.py|/ipaddress\.py"),
@@ -66,7 +67,7 @@ AREAS: list[tuple[str, str]] = [
     ("aiohttp: other", r"/aiohttp/"),
     (
         "asyncio: sockets (sock_connect, add/remove reader)",
-        r"^(sock_connect|_sock_connect|_sock_connect_cb|_add_writer|_remove_writer|_ensure_fd_no_transport|_add_reader|_remove_reader) \(.*asyncio/selector_events\.py",
+        r"^(\w+\.)?(sock_connect|_sock_connect|_sock_connect_cb|_add_writer|_remove_writer|_ensure_fd_no_transport|_add_reader|_remove_reader) \(.*asyncio/selector_events\.py",
     ),
     ("asyncio: transport read/write", r"asyncio/selector_events\.py"),
     ("asyncio: timeouts", r"asyncio/timeouts\.py"),
@@ -140,6 +141,11 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     p.add_argument("--native", action="store_true", help="also sample C frames (py-spy --native)")
+    p.add_argument(
+        "--nonblocking",
+        action="store_true",
+        help="do not pause the exporter to sample (less overhead, but torn stacks)",
+    )
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--sonde-python", type=Path, default=REPO / ".venv" / "bin" / "python")
     p.add_argument("--sonde-launcher", default=None)
@@ -152,6 +158,7 @@ def main() -> int:
         print(summarize(parse_collapsed(args.load), args.top))
         return 0
     args.exporters = ["sonde"]
+    args.variant = []
     args.client_python = args.sonde_python
     args.direct_rate = 50.0
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -200,10 +207,11 @@ def main() -> int:
                 "raw",
                 "--output",
                 str(out),
-                "--nonblocking",
             ]
             if args.native:
                 spy_argv.append("--native")
+            if args.nonblocking:
+                spy_argv.append("--nonblocking")
             spy = None
 
             def start_spy() -> None:
@@ -215,6 +223,7 @@ def main() -> int:
                     stderr=subprocess.PIPE,
                 )
 
+            user0, sys0 = proc_user_sys_s(sonde.pid)
             timer = threading.Timer(args.warmup, start_spy)
             timer.start()
             res = run_probe_load(
@@ -230,6 +239,7 @@ def main() -> int:
                 direct=False,
             )
             timer.join()
+            user1, sys1 = proc_user_sys_s(sonde.pid)
             assert spy is not None
             _, err = spy.communicate(timeout=args.duration + 30)
             if spy.returncode != 0 or not out.exists():
@@ -243,6 +253,11 @@ def main() -> int:
             f"# load: {res['probes_per_s']} probes/s, exporter CPU "
             f"{proc.get('cpu_s_per_1000_probes')} s/1000 probes ({proc.get('cpu_cores')} cores, "
             f"under py-spy), success {res['success_share']}"
+        )
+        print(
+            f"# exporter CPU split over the run: user {user1 - user0:.2f} s, kernel "
+            f"{sys1 - sys0:.2f} s ({100 * (sys1 - sys0) / (user1 - user0 + sys1 - sys0):.0f}% "
+            "kernel; py-spy samples the Python stack of both)\n"
         )
         print(summarize(parse_collapsed(out), args.top))
         print(f"collapsed stacks: {out}")
