@@ -66,7 +66,7 @@ AREAS: list[tuple[str, str]] = [
     ("aiohttp: response writing", r"aiohttp/(web_response|http_writer|_http_writer|abc|payload)"),
     ("aiohttp: other", r"/aiohttp/"),
     (
-        "asyncio: sockets (sock_connect, add/remove reader)",
+        "asyncio: sock_connect (incl. the connect() syscall), add/remove reader",
         r"^(\w+\.)?(sock_connect|_sock_connect|_sock_connect_cb|_add_writer|_remove_writer|_ensure_fd_no_transport|_add_reader|_remove_reader) \(.*asyncio/selector_events\.py",
     ),
     ("asyncio: transport read/write", r"asyncio/selector_events\.py"),
