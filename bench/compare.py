@@ -570,7 +570,7 @@ def bench_tcp(ctx: Context) -> None:
                     # probe_load reads one pid; a multi-worker exporter is measured by wrk
                     res["exporter_proc"]["cpu_s_per_1000_probes"] = None
                     res["exporter_proc"]["peak_rss_mb_hwm"] = None
-                ctx.record({"kind": "tcp", "exporter": exporter.name, "repeat": repeat, **res})
+                ctx.record({**res, "kind": "tcp", "exporter": exporter.name, "repeat": repeat})
                 log(f"      {res['probes_per_s']}/s ok={res['success_share']}")
                 time.sleep(args.pause)
             run += 1
@@ -585,7 +585,7 @@ def bench_wrk(ctx: Context) -> None:
                 log(f"[wrk] {exporter.name} -c{connections} repeat={repeat} ...")
                 run_wrk(ctx.children, args, exporter, ctx.target, connections, 1.0)  # warm-up
                 res = run_wrk(ctx.children, args, exporter, ctx.target, connections, args.duration)
-                ctx.record({"kind": "wrk", "repeat": repeat, **res})
+                ctx.record({**res, "kind": "wrk", "repeat": repeat})
                 log(f"      {res.get('requests_per_s')}/s ok={res.get('success_share')}")
                 time.sleep(args.pause)
             run += 1
