@@ -269,10 +269,18 @@ class EchoExchange:
 class Endpoint:
     """One long-lived ICMP socket of one family, read by the event loop, shared by probes."""
 
-    def __init__(self, family: socket.AddressFamily, mode: str, sock: socket.socket) -> None:
+    def __init__(
+        self,
+        family: socket.AddressFamily,
+        mode: str,
+        sock: socket.socket,
+        bound_source: str | None = None,
+    ) -> None:
         self.family = family
         self.mode = mode
         self.sock = sock
+        self.bound_source = bound_source
+        """The source address this socket is bound to, instead of choosing it per packet."""
         self.request_type = _ECHO_REQUEST[family]
         self.reply_type = _ECHO_REPLY[family]
         # The kernel fills in the checksum for datagram sockets and for ICMPv6.
@@ -445,7 +453,7 @@ class Endpoint:
 
 def _read_ping_group_range() -> str:
     try:
-        with open("/proc/sys/net/ipv4/ping_group_range", encoding="ascii") as f:
+        with open("/proc/sys/net/ipv4/ping_group_range", encoding="utf-8") as f:
             return " ".join(f.read().split())
     except OSError:
         return "unknown"
@@ -464,7 +472,7 @@ def grant_message() -> str:
     )
 
 
-def _open(family: socket.AddressFamily, mode: str) -> socket.socket:
+def _open(family: socket.AddressFamily, mode: str, source: str | None) -> socket.socket:
     kind = socket.SOCK_DGRAM if mode == DATAGRAM else socket.SOCK_RAW
     sock = socket.socket(family, kind, _PROTO[family])
     try:
@@ -485,7 +493,7 @@ def _open(family: socket.AddressFamily, mode: str) -> socket.socket:
             words[129 >> 5] &= ~(1 << (129 & 31))
             sock.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, struct.pack("@8I", *words))
         else:
-            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+            sock.bind((source or ("::" if family == socket.AF_INET6 else "0.0.0.0"), 0))
     except BaseException:
         sock.close()
         raise
@@ -505,7 +513,7 @@ class IcmpSockets:
 
     def __init__(self) -> None:
         self._modes: dict[socket.AddressFamily, SocketMode] = {}
-        self._endpoints: dict[socket.AddressFamily, Endpoint] = {}
+        self._endpoints: dict[tuple[socket.AddressFamily, str | None], Endpoint] = {}
 
     def mode(self, family: socket.AddressFamily) -> SocketMode:
         """Which socket type this process may open for `family`; detected and logged once."""
@@ -521,27 +529,36 @@ class IcmpSockets:
                 logger.info("ICMP socket mode", extra=fields(ip_protocol=name, mode=known.mode))
         return known
 
-    def endpoint(self, family: socket.AddressFamily) -> Endpoint:
-        """The shared socket of `family`, opened on first use; IcmpUnavailable if none."""
-        endpoint = self._endpoints.get(family)
+    def endpoint(self, family: socket.AddressFamily, source: str | None = None) -> Endpoint:
+        """The shared socket for `family`, opened on first use; IcmpUnavailable if none.
+
+        Every probe of a family shares one socket and picks its source address per packet.
+        The exception: Linux ignores the source of IPv6 datagram ICMP sockets' IPV6_PKTINFO,
+        so there each source_ip_address gets its own bound (and equally shared) socket;
+        the kernel demultiplexes datagram sockets, so that costs no packet copies.
+        """
+        mode = self.mode(family)
+        bind = source if mode.mode == DATAGRAM and family == socket.AF_INET6 else None
+        endpoint = self._endpoints.get((family, bind))
         if endpoint is not None:
             return endpoint
-        mode = self.mode(family)
         if mode.mode == NONE:
             raise IcmpUnavailable(mode.problem, mode.permission)
         try:
-            sock = _open(family, mode.mode)
+            sock = _open(family, mode.mode, bind)
         except OSError as exc:
+            where = f" bound to {bind}" if bind else ""
             raise IcmpUnavailable(
-                f"cannot open the {mode.mode} ICMP socket: {exc.strerror or exc}",
+                f"cannot open the {mode.mode} ICMP socket{where}: {exc.strerror or exc}",
                 exc.errno in _PERMISSION_ERRNOS,
             ) from None
-        endpoint = self._endpoints[family] = Endpoint(family, mode.mode, sock)
+        endpoint = self._endpoints[(family, bind)] = Endpoint(family, mode.mode, sock, bind)
         logger.debug(
             "Opened shared ICMP socket",
             extra=fields(
                 ip_protocol=FAMILY_NAMES[family],
                 mode=mode.mode,
+                source=bind or "any",
                 receive_buffer=sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
             ),
         )
@@ -610,8 +627,12 @@ class IcmpSocketCollector(Collector):
             "Echo replies that matched no running probe (late, foreign or forged)",
             labels=("ip_protocol",),
         )
+        totals: dict[str, tuple[int, int]] = {}
         for endpoint in self._sockets.endpoints():
             name = FAMILY_NAMES[endpoint.family]
-            drops.add_metric((name,), endpoint.drops)
-            unmatched.add_metric((name,), endpoint.unmatched)
+            dropped, ignored = totals.get(name, (0, 0))
+            totals[name] = (dropped + endpoint.drops, ignored + endpoint.unmatched)
+        for name, (dropped, ignored) in totals.items():
+            drops.add_metric((name,), dropped)
+            unmatched.add_metric((name,), ignored)
         return [mode, drops, unmatched]

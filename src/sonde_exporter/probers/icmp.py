@@ -60,18 +60,27 @@ _GRACE = 0.05
 async def probe_icmp(target: str, module: IcmpModule, ctx: ProbeContext) -> None:
     for phase in ("resolve", "setup", "rtt"):  # blackbox_exporter always shows all three
         ctx.metrics.set(ICMP_PHASE, 0, phase)
+    for gauge in (PACKETS_SENT, PACKETS_RECEIVED, DUPLICATES):  # a probe that fails early sent 0
+        ctx.metrics.set(gauge, 0)
     with ctx.phase(ICMP_PHASE, "resolve"):
         address = await resolve(
             target, module.preferred_ip_protocol, module.ip_protocol_fallback, ctx
         )
     with ctx.phase(ICMP_PHASE, "setup"):
-        endpoint = _endpoint(address.family)
-        options, toggle_df = _options(address.family, module)
+        _check_source(address.family, module.source_ip_address)
+        endpoint = _endpoint(address.family, module.source_ip_address)
+        options, toggle_df = send_options(
+            address.family,
+            module.ttl,
+            None if endpoint.bound_source else module.source_ip_address,
+            module.dont_fragment,
+        )
         exchange = endpoint.exchange(address.ip, module.count, module.payload_size)
     ctx.log.debug(
         "Sending echo requests",
         socket_mode=endpoint.mode,
         address=address.ip,
+        ident=exchange.ident,
         count=module.count,
         interval_seconds=module.interval,
         payload_size=module.payload_size,
@@ -96,25 +105,21 @@ async def probe_icmp(target: str, module: IcmpModule, ctx: ProbeContext) -> None
     _judge(exchange, address.ip, module)
 
 
-def _endpoint(family: socket.AddressFamily) -> Endpoint:
+def _endpoint(family: socket.AddressFamily, source: str | None) -> Endpoint:
     try:
-        return SOCKETS.endpoint(family)
+        return SOCKETS.endpoint(family, source)
     except IcmpUnavailable as exc:
         reason = Reason.ICMP_PERMISSION if exc.permission else Reason.IO_ERROR
         raise ProbeFailure(reason, exc.message) from None
 
 
-def _options(
-    family: socket.AddressFamily, module: IcmpModule
-) -> tuple[tuple[tuple[int, int, bytes], ...], bool]:
-    source = module.source_ip_address
+def _check_source(family: socket.AddressFamily, source: str | None) -> None:
     if source is not None and (":" in source) != (family == socket.AF_INET6):
         raise ProbeFailure(
             Reason.IO_ERROR,
             f"source_ip_address {source} is not of the target's IP version "
             f"(IPv{6 if family == socket.AF_INET6 else 4})",
         )
-    return send_options(family, module.ttl, source, module.dont_fragment)
 
 
 async def _send_all(
