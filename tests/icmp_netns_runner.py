@@ -6,6 +6,9 @@ JSON spec on stdin. Inside the new namespace it sets that namespace's ping_group
 drops to the unprivileged user nobody, then runs the exporter and the requests. It prints
 one JSON document: the answers, /metrics, and what it saw of its own sockets.
 
+Everything is imported before privileges are dropped: as nobody the interpreter may not be
+able to read its own standard library (it can live under a private home directory).
+
 Spec keys: ping_group_range, user ("root" or "nobody"), config (YAML text), batches (lists
 of /probe query dicts; each batch runs concurrently, batches in turn), responder (TUN spec
 for icmp_netns_tools.py plus "ipv4"/"ipv6"/"extra" interface addresses), forger (bool).
@@ -14,7 +17,10 @@ for icmp_netns_tools.py plus "ipv4"/"ipv6"/"extra" interface addresses), forger 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures.thread  # noqa: F401  (aiohttp compresses in an executor)
+import contextlib
 import ctypes
+import encodings.idna  # noqa: F401  (aiohttp's client may encode host names)
 import json
 import os
 import resource
@@ -23,12 +29,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Everything is imported before privileges are dropped: as nobody the interpreter may not
-# be able to read its own standard library (it can live under a private home directory).
 import aiohttp
 import aiohttp.web
-import concurrent.futures.thread  # noqa: F401  (aiohttp compresses in an executor)
-import encodings.idna  # noqa: F401  (aiohttp's client may encode host names)
 
 from sonde_exporter.config import parse_config
 from sonde_exporter.server import create_app
@@ -82,7 +84,12 @@ def drop_to_nobody() -> None:
 def icmp_socket_kinds() -> dict[str, str]:
     """inode -> kind, for every ICMP socket in this network namespace."""
     kinds = {}
-    for table, kind in (("raw", "raw4"), ("raw6", "raw6"), ("icmp", "datagram4"), ("icmp6", "datagram6")):
+    for table, kind in (
+        ("raw", "raw4"),
+        ("raw6", "raw6"),
+        ("icmp", "datagram4"),
+        ("icmp6", "datagram6"),
+    ):
         with open(f"/proc/net/{table}") as f:
             for line in f.readlines()[1:]:
                 kinds[line.split()[9]] = kind
@@ -92,10 +99,8 @@ def icmp_socket_kinds() -> dict[str, str]:
 def open_fds() -> dict[int, str]:
     fds = {}
     for name in os.listdir("/proc/self/fd"):
-        try:
+        with contextlib.suppress(OSError):  # the fd of listdir itself is gone already
             fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            pass
     return fds
 
 

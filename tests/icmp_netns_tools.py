@@ -220,7 +220,9 @@ def forger() -> None:
             rest = icmp[4:]
             corrupted = rest[:4] + bytes([rest[4] ^ 0xFF]) + rest[5:] if len(rest) > 4 else rest
             for source, body in ((wrong, rest), (dst, corrupted)):
-                send.sendto(ipv4_packet(source, src, 64, icmp4(0, body)), (socket.inet_ntoa(src), 0))
+                send.sendto(
+                    ipv4_packet(source, src, 64, icmp4(0, body)), (socket.inet_ntoa(src), 0)
+                )
                 forged += 1
     print(json.dumps({"forged": forged}))
 

@@ -106,7 +106,10 @@ def parse_host(target: str) -> str:
             raise TargetError(f"target {target!r} has a port; ICMP targets take no port")
         raise TargetError(f"target {target!r} is not a valid IPv6 address")
     host = check_host(target)
-    if host.rstrip(".").rpartition(".")[2].isdigit() and not _is_ipv4(host):
+    labels = host.rstrip(".").split(".")
+    if any(len(label) > 63 for label in labels):
+        raise TargetError(f"target {target!r} has a name label longer than 63 characters")
+    if labels[-1].isdigit() and not _is_ipv4(host):
         raise TargetError(f"target {target!r} is not a valid IPv4 address or hostname")
     return host
 
