@@ -30,7 +30,8 @@ ICMP_PHASE = Gauge(
     ("phase",),
 )
 REPLY_HOP_LIMIT = Gauge(
-    "probe_icmp_reply_hop_limit", "Hop limit (TTL for IPv4) of the last echo reply received"
+    "probe_icmp_reply_hop_limit",
+    "Hop limit (TTL for IPv4) of the reply to the last answered echo request",
 )
 PACKETS_SENT = Gauge("probe_icmp_packets_sent", "Echo requests sent by this probe")
 PACKETS_RECEIVED = Gauge(
