@@ -5,6 +5,7 @@ test_icmp_netns.py pin each mode down)."""
 from __future__ import annotations
 
 import random
+import socket
 import struct
 import subprocess
 
@@ -14,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sonde_exporter.config import ConfigError, IcmpModule, parse_config
-from sonde_exporter.icmp_socket import echo_checksum, ones_sum
+from sonde_exporter.icmp_socket import RAW, EchoExchange, Endpoint, echo_checksum, ones_sum
 from sonde_exporter.probe import TargetError
 from sonde_exporter.targets import parse_host
 
@@ -273,3 +274,23 @@ def test_ones_sum_edge_cases() -> None:
     assert ones_sum(b"\xff\xff\xff\xff") == 0xFFFF
     data = random.Random(1).randbytes(65507)
     assert echo_checksum(0, ones_sum(data)) == reference_checksum(data)
+
+
+def test_a_wall_clock_step_falls_back_to_the_monotonic_rtt() -> None:
+    # Stepping the host's clock in a test is not an option, so the exchange is fed the
+    # timestamps a step would produce. The kernel stamp and the send stamp are wall clock;
+    # the monotonic pair around them bounds the RTT from above.
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        exchange = EchoExchange(Endpoint(socket.AF_INET6, RAW, sock), "::1", 3, 56)
+        exchange.sent = 3
+        for index in range(3):
+            exchange.sent_real[index] = 1_000_000_000_000
+            exchange.sent_mono[index] = 5_000_000
+        exchange.reply(0, 1_000_000_400_000, 5_000_000 + 900_000, 64)  # 0.4 ms, in bounds
+        exchange.reply(1, 1_005_000_000_000, 5_000_000 + 900_000, 64)  # clock jumped +5 s
+        exchange.reply(2, 999_000_000_000, 5_000_000 + 700_000, 64)  # clock jumped back
+        exchange.reply(2, 1_000_000_100_000, 5_000_000 + 800_000, 64)  # a duplicate
+    assert exchange.rtt_ns == [400_000, 900_000, 700_000]
+    assert exchange.clock_fallbacks == 2
+    assert exchange.duplicates == 1
+    assert exchange.received == 3
