@@ -10,11 +10,11 @@ import asyncio
 import logging
 import math
 import time
+from urllib.parse import unquote
 
-import yaml
 from aiohttp import web
 
-from .config import Module
+from .config import Module, dump_yaml
 from .history import ProbeResult
 from .logs import fields
 from .metrics import (
@@ -55,13 +55,27 @@ def probe_timeout(module_timeout: float, header: str | None, offset: float) -> f
         if scrape == 0:
             scrape = DEFAULT_SCRAPE_TIMEOUT
     max_timeout = scrape - offset
-    if module_timeout > 0 and (module_timeout < max_timeout or max_timeout < 0):
+    if module_timeout > 0 and (module_timeout < max_timeout or max_timeout <= 0):
         return module_timeout
-    if max_timeout <= 0:
+    if max_timeout <= 0:  # blackbox would run a probe that times out at once
         raise BadRequest(
             f"scrape timeout {scrape:g}s minus --timeout-offset {offset:g}s leaves no time to probe"
         )
     return max_timeout
+
+
+def unescape_once_more(target: str) -> str:
+    """As blackbox_exporter: a target that is still percent-encoded is decoded once more.
+
+    Only %XX escapes are decoded ('+' stays, as in user+tag@example.org); a target whose
+    escapes are not valid UTF-8 is kept as it is.
+    """
+    if "%" not in target:
+        return target
+    try:
+        return unquote(target, errors="strict")
+    except UnicodeDecodeError:
+        return target
 
 
 def one_line(text: str, limit: int = 120) -> str:
@@ -89,7 +103,7 @@ async def _probe(exporter: Exporter, request: web.Request) -> web.Response:
     timeout = probe_timeout(
         module.timeout, request.headers.get(TIMEOUT_HEADER), exporter.timeout_offset
     )
-    target = query.get("target", "")
+    target = unescape_once_more(query.get("target", ""))
     prober = PROBERS[module.prober]
     try:
         check_common(target)
@@ -173,9 +187,8 @@ async def run_probe(
 
 
 def debug_output(result: ProbeResult, metrics: ProbeMetrics, module: Module) -> str:
-    config = yaml.safe_dump(module.model_dump(mode="json"), sort_keys=False)
     return (
         f"Logs for the probe:\n{result.log_text()}\n"
         f"Metrics that would have been returned:\n{metrics.render()}\n"
-        f"Module configuration:\n{config}"
+        f"Module configuration:\n{dump_yaml(module)}"
     )
