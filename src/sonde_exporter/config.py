@@ -104,13 +104,13 @@ class TlsConfig(Strict):
     _context: ssl.SSLContext = PrivateAttr()
 
     @model_validator(mode="after")
-    def _build_context(self) -> TlsConfig:
+    def _build_context(self, info: ValidationInfo) -> TlsConfig:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file must be set together")
         self._context = build_client_context(
-            ca_file=self.ca_file,
-            cert_file=self.cert_file,
-            key_file=self.key_file,
+            ca_file=config_path(self.ca_file, info),
+            cert_file=config_path(self.cert_file, info),
+            key_file=config_path(self.key_file, info),
             insecure_skip_verify=self.insecure_skip_verify,
             min_version=self.min_version,
             max_version=self.max_version,
@@ -120,6 +120,15 @@ class TlsConfig(Strict):
     @property
     def context(self) -> ssl.SSLContext:
         return self._context
+
+
+def config_path(path: str | None, info: ValidationInfo) -> str | None:
+    """A file named in the config: relative paths are relative to the config file's directory,
+    as in prometheus/common (and so in blackbox_exporter)."""
+    base = (info.context or {}).get("directory")
+    if path is None or base is None:
+        return path
+    return str(Path(base, path))
 
 
 def _latin1(value: str) -> bytes:
@@ -267,7 +276,7 @@ def parse_config(text: str, filename: str) -> Config:
     except ConfigError as exc:
         raise ConfigError(f"{filename}:{exc}") from None
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data, context={"directory": Path(filename).parent})
     except ValidationError as exc:
         raise ConfigError(
             "\n".join(_describe(err, filename, lines) for err in exc.errors())
@@ -304,19 +313,22 @@ def _field(loc: tuple[Any, ...]) -> str:
 def _describe(err: Any, filename: str, lines: dict[tuple[str, ...], int]) -> str:
     loc = tuple(str(p) for p in err["loc"])
     message = str(err["msg"]).removeprefix("Value error, ")
+    kind = err["type"]
     if loc and loc[-1] == "[key]":  # a mapping key of the wrong type, such as a number
-        loc, message = loc[:-1], "keys must be strings"
-    line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), 1)
-    if err["type"] == "extra_forbidden":
+        loc, message = loc[:-1], "keys must be non-empty strings"
+    elif kind == "extra_forbidden":
         message = "unknown field"
-    elif err["type"] == "missing":
+    elif kind == "missing":
         message = "required field is missing"
-    elif err["type"] == "literal_error":
-        message = f"{err['input']!r} is not valid; " + message.replace(
-            "Input should be", "expected"
-        )
-    elif err["type"] in ("tuple_type", "list_type"):
+    elif kind in ("tuple_type", "list_type"):
         message = "expected a list"
+    elif kind in ("dict_type", "model_type", "model_attributes_type"):
+        message = "expected a mapping of keys to values"
+    elif kind == "literal_error":  # only names and versions: never a secret
+        message = f"{err['input']!r} is not valid; {message.replace('Input should be', 'expected')}"
+    else:
+        message = message.replace("Input should be", "expected")
+    line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), 1)
     return f"{filename}:{line}: {_field(tuple(err['loc'])[: len(loc)])}: {message}"
 
 
