@@ -27,7 +27,7 @@ from .metrics import (
 from .probe import ProbeContext, ProbeFailure, ProbeLog, Reason, TargetError
 from .probers import PROBERS
 from .state import EXPORTER, Exporter
-from .targets import check_common, check_host
+from .targets import MAX_TARGET_LENGTH, check_common, check_host
 
 TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 DEFAULT_SCRAPE_TIMEOUT = 120.0
@@ -110,6 +110,8 @@ async def _probe(exporter: Exporter, request: web.Request) -> web.Response:
         parsed = prober.parse_target(target)
         hostname = query.get("hostname") or None
         if hostname is not None:
+            if len(hostname) > MAX_TARGET_LENGTH:
+                raise TargetError(f"hostname is longer than {MAX_TARGET_LENGTH} characters")
             check_host(hostname)
     except TargetError as exc:
         raise BadRequest(one_line(str(exc), 300)) from None
