@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -111,7 +110,7 @@ async def serve(exporter: Exporter, listen: list[tuple[str | None, int]]) -> Non
     # Before listening: a SIGHUP sent once the port answers must reload, not kill.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _reload, exporter)
+    loop.add_signal_handler(signal.SIGHUP, exporter.reload_soon)
     runner = web.AppRunner(create_app(exporter), access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -132,8 +131,3 @@ async def serve(exporter: Exporter, listen: list[tuple[str | None, int]]) -> Non
 def _format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
     host, port = address[0], address[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _reload(exporter: Exporter) -> None:
-    with contextlib.suppress(ConfigError):  # already logged; the old config keeps serving
-        exporter.reload()

@@ -107,14 +107,30 @@ class TlsConfig(Strict):
     def _build_context(self, info: ValidationInfo) -> TlsConfig:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file must be set together")
-        self._context = build_client_context(
-            ca_file=config_path(self.ca_file, info),
-            cert_file=config_path(self.cert_file, info),
-            key_file=config_path(self.key_file, info),
-            insecure_skip_verify=self.insecure_skip_verify,
-            min_version=self.min_version,
-            max_version=self.max_version,
+        ca_file, cert_file, key_file = (
+            config_path(f, info) for f in (self.ca_file, self.cert_file, self.key_file)
         )
+        # Building a context reads the system CA bundle (tens of ms), so modules with the same
+        # settings share one context within a load; a reload builds afresh (files may change).
+        shared: dict[Any, ssl.SSLContext] = (info.context or {}).get("ssl_contexts", {})
+        key = (
+            ca_file,
+            cert_file,
+            key_file,
+            self.insecure_skip_verify,
+            self.min_version,
+            self.max_version,
+        )
+        if key not in shared:
+            shared[key] = build_client_context(
+                ca_file=ca_file,
+                cert_file=cert_file,
+                key_file=key_file,
+                insecure_skip_verify=self.insecure_skip_verify,
+                min_version=self.min_version,
+                max_version=self.max_version,
+            )
+        self._context = shared[key]
         return self
 
     @property
@@ -189,7 +205,7 @@ class TcpModule(Strict):
     source_ip_address: str | None = None
     query_response: tuple[QueryStep, ...] = ()
     tls: bool = False
-    tls_config: TlsConfig = Field(default_factory=TlsConfig)
+    tls_config: TlsConfig = Field(default_factory=dict, validate_default=True)
 
     @field_validator("source_ip_address")
     @classmethod
@@ -276,7 +292,8 @@ def parse_config(text: str, filename: str) -> Config:
     except ConfigError as exc:
         raise ConfigError(f"{filename}:{exc}") from None
     try:
-        return Config.model_validate(data, context={"directory": Path(filename).parent})
+        context = {"directory": Path(filename).parent, "ssl_contexts": {}}
+        return Config.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(
             "\n".join(_describe(err, filename, lines) for err in exc.errors())

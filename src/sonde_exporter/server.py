@@ -51,7 +51,7 @@ async def reload(request: web.Request) -> web.Response:
     if request.method != "POST":
         return web.Response(status=405, text="This endpoint requires a POST request.\n")
     try:
-        _exporter(request).reload()
+        await _exporter(request).reload()
     except ConfigError as exc:
         return web.Response(status=400, text=f"failed to reload config: {exc}\n")
     return web.Response(text="OK\n")
