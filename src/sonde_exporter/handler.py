@@ -127,6 +127,8 @@ async def _probe(exporter: Exporter, request: web.Request) -> web.Response:
         return web.Response(
             text=debug_output(result, ctx.metrics, module), content_type="text/plain"
         )
+    # Never gzipped, whatever Accept-Encoding says: a probe's 1-3 KB would save little on the
+    # wire and cost CPU on every scrape (Prometheus reads both forms). /metrics is gzipped.
     return web.Response(body=ctx.metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
