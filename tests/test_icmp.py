@@ -4,6 +4,7 @@ test_icmp_netns.py pin each mode down)."""
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import socket
 import struct
@@ -295,3 +296,19 @@ def test_a_wall_clock_step_falls_back_to_the_monotonic_rtt() -> None:
     assert exchange.clock_fallbacks == 2
     assert exchange.duplicates == 1
     assert exchange.received == 3
+
+
+@given(st.text(max_size=80) | st.from_regex(r"\[?[0-9a-fA-F:.]{0,40}\]?(:[0-9]{1,5})?"))
+def test_parse_host_returns_a_bare_host_or_a_target_error(target: str) -> None:
+    # Parsing only: fuzzed targets are never probed (the tests may send only to loopback).
+    try:
+        host = parse_host(target)
+    except TargetError as error:
+        assert "\n" not in str(error)
+        return
+    assert host and not any(c.isspace() for c in host)
+    assert "/" not in host and "[" not in host and "]" not in host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        assert ":" not in host  # a name, never a host:port
