@@ -54,8 +54,10 @@ JITTER = Gauge(
     "Mean absolute difference between the round-trip times of consecutive replies in seconds",
 )
 
-_GRACE = 0.05
-"""Seconds kept before the deadline to count the losses and answer in time."""
+_GRACE = 0.25
+"""Most seconds kept before the deadline (a tenth of the budget when less) to count the
+losses and answer before the handler's deadline cancels the probe, even if the event loop
+is late."""
 
 
 async def probe_icmp(target: str, module: IcmpModule, ctx: ProbeContext) -> None:
