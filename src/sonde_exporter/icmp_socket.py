@@ -153,7 +153,6 @@ class EchoExchange:
 
     __slots__ = (
         "_endpoint",
-        "_header_sums",
         "_payload_sum",
         "_waiter",
         "clock_fallbacks",
