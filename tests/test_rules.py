@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from grafana_files import (
+    GRAFANA,
     RULE_FILES,
     RULE_TESTS,
     all_panels,
@@ -136,3 +137,9 @@ def test_grafana_rules_link_to_existing_dashboard_panels():
 
 def test_grafana_rule_queries_parse(tmp_path: Path):
     check_promql({r["title"]: grafana_query(r) for r in grafana_rules()}, tmp_path)
+
+
+def test_docs_list_every_alert():
+    docs = (GRAFANA.parent / "docs" / "prometheus-grafana.md").read_text()
+    missing = [name for name in prometheus_alerts() if f"`{name}`" not in docs]
+    assert missing == []
