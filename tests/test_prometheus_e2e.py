@@ -19,11 +19,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import trustme
@@ -40,6 +40,7 @@ from grafana_files import (
     load_dashboard,
     panel_queries,
     parse_label_values,
+    prometheus_alerts,
     query_variables,
     run_promtool,
     scrape_config,
@@ -50,6 +51,7 @@ from processes import LoopbackServer, Process, refusing_port
 
 EXPORTER_ADDRESS = "localhost:10115"  # as written in grafana/prometheus.yml
 EXPORTER_JOB = "sonde-exporter"
+T = TypeVar("T")
 WAIT = 60.0  # upper bound for each wait; on this machine each takes a few seconds
 
 # Dashboard queries that are empty while everything works, so an empty answer is right here.
@@ -100,6 +102,22 @@ def wait_for(what: str, check: Any, timeout: float = WAIT) -> Any:
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.25)
+
+
+def eventually(observe: Callable[[], T], expected: T, timeout: float = WAIT) -> None:
+    """Poll until `observe()` equals `expected`, then return; else fail showing the last look.
+
+    Prometheus' view changes with every 1s scrape. One scrape slowed past its timeout by a
+    loaded machine must not fail a test; a state that never comes does.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        observed = observe()
+        if observed == expected:
+            return
+        if time.monotonic() > deadline:
+            assert observed == expected, f"still not so after {timeout:g}s"
         time.sleep(0.25)
 
 
@@ -225,32 +243,44 @@ def _by_target(results: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def test_every_job_is_up(stack: Stack):
-    results = stack.query("up")
-    jobs = {r["metric"]["job"] for r in results}
-    assert jobs == {EXPORTER_JOB, *stack.jobs}
-    assert all(float(r["value"][1]) == 1 for r in results), results
-    # The exporter's address is the instance of every job, so panels can join on it.
-    assert {r["metric"]["instance"] for r in results} == {stack.exporter}
+    def jobs_up() -> dict[str, set[tuple[str, float]]]:
+        out: dict[str, set[tuple[str, float]]] = {}
+        for r in stack.query("up"):
+            out.setdefault(r["metric"]["job"], set()).add(
+                (r["metric"]["instance"], float(r["value"][1]))
+            )
+        return out
+
+    # Every job up, and the exporter's address is the instance of every job (panels join on it).
+    eventually(jobs_up, {job: {(stack.exporter, 1.0)} for job in [EXPORTER_JOB, *stack.jobs]})
 
 
 def test_probe_results(stack: Stack):
-    success = _by_target(stack.query("probe_success"))
     t = stack.targets
-    assert success == {t["open"]: 1, t["closed"]: 0, t["tls"]: 1}
-    modules = {r["metric"]["target"]: r["metric"]["module"] for r in stack.query("probe_success")}
-    assert modules == {t["open"]: "tcp", t["closed"]: "tcp", t["tls"]: "tcp_tls"}
+
+    def results() -> dict[str, tuple[str, float]]:
+        return {
+            r["metric"]["target"]: (r["metric"]["module"], float(r["value"][1]))
+            for r in stack.query("probe_success")
+        }
+
+    eventually(results, {t["open"]: ("tcp", 1), t["closed"]: ("tcp", 0), t["tls"]: ("tcp_tls", 1)})
 
 
 def test_closed_port_fails_with_connect_refused(stack: Stack):
-    reasons = stack.query("probe_failure_reason == 1")
-    assert [(r["metric"]["target"], r["metric"]["reason"]) for r in reasons] == [
-        (stack.targets["closed"], "connect_refused")
-    ]
+    def reasons() -> list[tuple[str, str]]:
+        return [
+            (r["metric"]["target"], r["metric"]["reason"])
+            for r in stack.query("probe_failure_reason == 1")
+        ]
+
+    eventually(reasons, [(stack.targets["closed"], "connect_refused")])
 
 
 def test_tls_target_reports_its_certificate(stack: Stack):
-    days = _by_target(stack.query("(probe_ssl_earliest_cert_expiry - time()) / 86400"))
-    assert days.keys() == {stack.targets["tls"]}
+    expiry = "(probe_ssl_earliest_cert_expiry - time()) / 86400"
+    eventually(lambda: _by_target(stack.query(expiry)).keys(), {stack.targets["tls"]})
+    days = _by_target(stack.query(f"last_over_time(({expiry})[1m:1s])"))
     assert days[stack.targets["tls"]] > 14  # trustme's certificates are long-lived
 
 
@@ -259,7 +289,7 @@ def test_rules_are_loaded_and_healthy(stack: Stack):
     files = {Path(g["file"]).name for g in groups}
     assert files == {p.name for p in (GRAFANA / "rules").glob("*.rules.yml")}
     rules = [r for g in groups for r in g["rules"]]
-    assert rules
+    assert {r["name"] for r in rules if r["type"] == "alerting"} == set(prometheus_alerts())
     unhealthy = [(r["name"], r["health"], r.get("lastError")) for r in rules if r["health"] != "ok"]
     assert unhealthy == []
 
@@ -277,7 +307,8 @@ def test_probe_failing_alert_for_the_closed_port_only(stack: Stack):
     assert alert["labels"]["severity"] == "critical"
     # The description looked the failure reason up in Prometheus.
     assert "Failure reason: connect_refused." in alert["annotations"]["description"]
-    # No alert of any kind for the healthy targets or the exporter.
+    # No alert of any kind for the healthy targets or the exporter. (The rules have been
+    # evaluated since every target was scraped twice, so a wrong alert would be pending.)
     others = [
         a["labels"] for a in stack.alerts() if a["labels"].get("target") != stack.targets["closed"]
     ]
@@ -286,83 +317,95 @@ def test_probe_failing_alert_for_the_closed_port_only(stack: Stack):
 
 def test_variable_queries_list_the_targets(stack: Stack):
     dashboard = load_dashboard()
-    values: dict[str, set[str]] = {}
-    for name, query in query_variables(dashboard).items():
-        selector, label = parse_label_values(query)
-        match = (
-            substitute(selector, dict.fromkeys(query_variables(dashboard), ALL))
-            if selector
-            else None
-        )
-        params = {"match[]": match} if match else {}
-        values[name] = set(stack.api(f"label/{label}/values", **params))
-    assert values["job"] == set(stack.jobs)
-    assert values["module"] == {"tcp", "tcp_tls"}
-    assert values["instance"] == {stack.exporter}
-    assert values["target"] == set(stack.targets.values())
+    variables = query_variables(dashboard)
+
+    def values() -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for name, query in variables.items():
+            selector, label = parse_label_values(query)
+            params = {}
+            if selector:
+                params["match[]"] = substitute(selector, dict.fromkeys(variables, ALL))
+            out[name] = set(stack.api(f"label/{label}/values", **params))
+        return out
+
+    eventually(
+        values,
+        {
+            "job": set(stack.jobs),
+            "module": {"tcp", "tcp_tls"},
+            "instance": {stack.exporter},
+            "target": set(stack.targets.values()),
+        },
+    )
 
 
-@pytest.mark.parametrize(
-    "choice",
-    [
-        pytest.param({}, id="all"),
-        pytest.param({"instance": "exporter"}, id="one-exporter"),
-    ],
-)
-def test_every_dashboard_query_returns_data(stack: Stack, choice: dict[str, str]):
+@pytest.mark.parametrize("one_exporter", [False, True], ids=["all", "one-exporter"])
+def test_every_dashboard_query_returns_data(stack: Stack, one_exporter: bool):
     """Each panel query, variables substituted, has data; except those named EMPTY_ON_SUCCESS."""
     dashboard = load_dashboard()
     values = dict.fromkeys(query_variables(dashboard), ALL)
-    if choice:  # one exporter picked: the exporter-health row must still match it
+    if one_exporter:  # one exporter picked: the exporter-health row must still match it
         # Grafana regex-escapes the value and then escapes it for the PromQL string.
         values["instance"] = re.escape(stack.exporter).replace("\\", "\\\\")
     queries = panel_queries(dashboard)
     assert {q.key for q in queries} >= EMPTY_ON_SUCCESS, "EMPTY_ON_SUCCESS names a missing query"
-    empty, unexpected = [], []
-    for query in queries:
-        result = stack.query(substitute(query.expr, values))
-        if query.key in EMPTY_ON_SUCCESS:
-            if result:
-                unexpected.append((query.key, result))
-        elif not result:
-            empty.append(query.key)
-    assert empty == [], "dashboard queries without data"
-    assert unexpected == [], "queries expected empty while all probes scrape fine"
+
+    def wrong() -> dict[str, list[str]]:
+        """Queries without data, and queries expected empty that have some."""
+        empty, unexpected = [], []
+        for query in queries:
+            result = stack.query(substitute(query.expr, values))
+            if query.key in EMPTY_ON_SUCCESS and result:
+                unexpected.append(f"{query.key}: {result}")
+            elif query.key not in EMPTY_ON_SUCCESS and not result:
+                empty.append(query.key)
+        return {"without data": empty, "expected empty": unexpected}
+
+    eventually(wrong, {"without data": [], "expected empty": []})
 
 
 def test_status_table_shows_the_failure_reason(stack: Stack):
     (status,) = [q for q in panel_queries(load_dashboard()) if q.title == "Status per target"]
-    rows = stack.query(
-        substitute(status.expr, dict.fromkeys(["job", "module", "instance", "target"], ALL))
-    )
-    by_target = {
-        r["metric"]["target"]: (float(r["value"][1]), r["metric"].get("reason")) for r in rows
-    }
+    expr = substitute(status.expr, dict.fromkeys(["job", "module", "instance", "target"], ALL))
+
+    def rows() -> dict[str, tuple[float, str | None]]:
+        return {
+            r["metric"]["target"]: (float(r["value"][1]), r["metric"].get("reason"))
+            for r in stack.query(expr)
+        }
+
     t = stack.targets
-    assert by_target == {
-        t["open"]: (1, None),
-        t["closed"]: (0, "connect_refused"),
-        t["tls"]: (1, None),
-    }
+    eventually(
+        rows, {t["open"]: (1, None), t["closed"]: (0, "connect_refused"), t["tls"]: (1, None)}
+    )
 
 
 def test_grafana_rules_agree_with_prometheus_alerts(stack: Stack):
     """Each Grafana-managed rule picks out the same series as the Prometheus alert of its name."""
-    active: dict[str, set[frozenset[tuple[str, str]]]] = {}
-    for alert in stack.alerts():
-        labels = dict(alert["labels"])
-        name = labels.pop("alertname")
-        labels.pop("severity")
-        active.setdefault(name, set()).add(frozenset(labels.items()))
-    for rule in grafana_rules():
-        op, threshold = grafana_threshold(rule)
-        alerting = set()
-        for series in stack.query(grafana_query(rule)):
-            if crosses(op, float(series["value"][1]), threshold):
-                labels = {k: v for k, v in series["metric"].items() if k != "__name__"}
-                alerting.add(frozenset(labels.items()))
-        assert alerting == active.get(rule["title"], set()), rule["title"]
-    assert any(active.values())  # the comparison covered a firing case
+
+    def compare() -> dict[str, tuple[set[frozenset[tuple[str, str]]], ...]]:
+        active: dict[str, set[frozenset[tuple[str, str]]]] = {}
+        for alert in stack.alerts():
+            labels = dict(alert["labels"])
+            name = labels.pop("alertname")
+            labels.pop("severity")
+            active.setdefault(name, set()).add(frozenset(labels.items()))
+        differ = {}
+        for rule in grafana_rules():
+            op, threshold = grafana_threshold(rule)
+            grafana = set()
+            for series in stack.query(grafana_query(rule)):
+                if crosses(op, float(series["value"][1]), threshold):
+                    labels = {k: v for k, v in series["metric"].items() if k != "__name__"}
+                    grafana.add(frozenset(labels.items()))
+            prometheus = active.get(rule["title"], set())
+            if grafana != prometheus:
+                differ[rule["title"]] = (grafana, prometheus)
+        assert active.get("SondeProbeFailing"), "the comparison must cover a firing case"
+        return differ
+
+    eventually(compare, {})
 
 
 def test_docs_show_the_tested_scrape_config():
