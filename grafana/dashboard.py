@@ -39,7 +39,7 @@ def target(expr: str, ref: str = "A", legend: str = "", *, instant: bool = False
         "datasource": DATASOURCE,
         "editorMode": "code",
         "expr": expr,
-        "format": "table" if instant else "time_series",
+        "format": "time_series",  # panel() makes it "table" for table panels
         "instant": instant,
         "range": not instant,
         "legendFormat": legend or "__auto",
@@ -62,6 +62,8 @@ def panel(
     transformations: list[Panel] | None = None,
 ) -> Panel:
     x, y, w, h = grid
+    if kind == "table":  # one row per series, labels as columns
+        targets = [{**t, "format": "table"} for t in targets]
     field_defaults: Panel = {"unit": unit}
     field_defaults.update(defaults or {})
     out: Panel = {

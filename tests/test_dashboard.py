@@ -77,6 +77,10 @@ def test_every_panel_has_the_datasource_and_a_query(dashboard):
         for target in panel["targets"]:
             assert target["datasource"] == DATASOURCE, panel["title"]
             assert target["expr"].strip(), panel["title"]
+            if panel["type"] in {"table", "stat", "bargauge"}:  # current values, not history
+                assert target["instant"] is True, panel["title"]
+            if panel["type"] == "table":
+                assert target["format"] == "table", panel["title"]
 
 
 def test_panels_fit_the_grid_without_overlapping(dashboard):
