@@ -443,6 +443,24 @@ def test_status_table_shows_the_failure_reason(stack: Stack):
     )
 
 
+def test_icmp_table_queries_merge_into_one_row_per_target(stack: Stack):
+    """Grafana's merge transformation joins the table's queries on equal labels: each query
+    must return exactly the same label sets, one per ICMP target."""
+    queries = [q for q in panel_queries(load_dashboard()) if q.panel_id == 506]
+    assert len(queries) == 7
+    values = dict.fromkeys(["job", "module", "instance", "target"], ALL)
+    row = {"job": "sonde-icmp", "instance": stack.exporter, "module": "icmp"}
+    one_row = {frozenset({**row, "target": stack.targets["icmp"]}.items())}
+
+    def label_sets() -> dict[str, set[frozenset[tuple[str, str]]]]:
+        return {
+            q.ref: {frozenset(r["metric"].items()) for r in stack.query(substitute(q.expr, values))}
+            for q in queries
+        }
+
+    eventually(label_sets, {q.ref: one_row for q in queries})
+
+
 def test_grafana_rules_agree_with_prometheus_alerts(stack: Stack):
     """Each Grafana-managed rule picks out the same series as the Prometheus alert of its name."""
 
