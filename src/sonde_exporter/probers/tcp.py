@@ -46,7 +46,7 @@ _T = TypeVar("_T")
 
 
 async def probe_tcp(target: HostPort, module: TcpModule, ctx: ProbeContext) -> None:
-    with ctx.phase(TCP_PHASE, "resolve"):
+    with ctx.phase(TCP_PHASE, "resolve", Reason.DNS):
         address = await resolve(
             target.host, module.preferred_ip_protocol, module.ip_protocol_fallback, ctx
         )
@@ -67,7 +67,7 @@ async def probe_tcp(target: HostPort, module: TcpModule, ctx: ProbeContext) -> N
             return
         server_name = module.tls_config.server_name or ctx.hostname or target.host
         if module.tls:
-            with ctx.phase(TCP_PHASE, "tls"):
+            with ctx.phase(TCP_PHASE, "tls", Reason.TLS_HANDSHAKE):
                 reader, writer = await _handshake(
                     asyncio.open_connection(
                         sock=sock,
@@ -203,7 +203,7 @@ async def _run_step(
         await writer.drain()
     if step.starttls:
         ctx.log.debug("Starting TLS", step=index, server_name=server_name)
-        with ctx.phase(TCP_PHASE, "tls"):
+        with ctx.phase(TCP_PHASE, "tls", Reason.TLS_HANDSHAKE):
             await _handshake(
                 writer.start_tls(module.tls_config.context, server_hostname=server_name)
             )

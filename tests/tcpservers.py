@@ -1,0 +1,130 @@
+"""Loopback servers, certificates and socket accounting for the TCP prober tests."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import select
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import trustme
+from cryptography import x509
+
+
+@dataclass
+class Pki:
+    """A private CA (`ca.pem`), certificates it issued, and server contexts that use them."""
+
+    dir: Path
+    ca: trustme.CA
+    leaf: trustme.LeafCert
+    """For localhost, 127.0.0.1 and ::1; expires before the CA does."""
+
+    @classmethod
+    def create(cls, directory: Path) -> Pki:
+        ca = trustme.CA()
+        leaf = ca.issue_cert(
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            not_after=datetime.datetime(2031, 5, 6, 7, 8, 9, tzinfo=datetime.UTC),
+        )
+        ca.cert_pem.write_to_path(directory / "ca.pem")
+        return cls(directory, ca, leaf)
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.dir / "ca.pem")
+
+    def server_context(
+        self, cert: trustme.LeafCert | None = None, *, max_version: ssl.TLSVersion | None = None
+    ) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        (cert or self.leaf).configure_cert(context)
+        if max_version is not None:
+            context.maximum_version = max_version
+        return context
+
+    def client_cert_files(self, name: str) -> tuple[str, str]:
+        """A client certificate from this CA, as (cert_file, key_file) paths."""
+        cert = self.ca.issue_cert(f"{name}@example.org", common_name=name)
+        cert_file, key_file = self.dir / f"{name}.crt", self.dir / f"{name}.key"
+        cert.cert_chain_pems[0].write_to_path(cert_file)
+        cert.private_key_pem.write_to_path(key_file)
+        return str(cert_file), str(key_file)
+
+
+def leaf_certificate(cert: trustme.LeafCert) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(cert.cert_chain_pems[0].bytes())
+
+
+async def hold_open(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accept and say nothing; close once the client has gone."""
+    try:
+        await reader.read()
+    except (ConnectionError, ssl.SSLError):
+        pass
+    finally:
+        writer.close()
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def settled_fds(baseline: int, *, wait: float = 2.0) -> int:
+    """The fd count once it is back at `baseline`, or whatever it is after `wait` seconds.
+
+    Closing sockets takes a loop iteration or two (transports close on the next cycle,
+    server handlers see EOF), so give them that time before counting.
+    """
+    loop = asyncio.get_running_loop()
+    end = loop.time() + wait
+    count = open_fds()
+    while count > baseline and loop.time() < end:
+        await asyncio.sleep(0.01)
+        count = open_fds()
+    return count
+
+
+@contextmanager
+def backlogged_listener(host: str = "127.0.0.1") -> Iterator[int]:
+    """A listening port that never accepts and whose accept queue is full.
+
+    Linux drops a SYN to a listener whose accept queue is full, so a connect to this port
+    hangs (SYN retransmits) instead of being refused. Yields the port.
+    """
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind((host, 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(16):
+            filler = socket.socket(listener.family)
+            fillers.append(filler)
+            filler.setblocking(False)
+            filler.connect_ex((host, port))
+            _, writable, _ = select.select([], [filler], [], 0.3)
+            if not writable:  # this SYN was dropped: the queue is full
+                break
+        else:
+            raise RuntimeError("could not fill the accept queue of a loopback listener")
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+def loopback_v6_available() -> None:
+    """Fail (never skip) when the kernel cannot bind ::1; the IPv6 tests need it."""
+    assert socket.has_ipv6, "Python was built without IPv6 support"
+    with socket.socket(socket.AF_INET6) as s:
+        s.bind(("::1", 0))
