@@ -8,6 +8,7 @@ import os
 import select
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -128,3 +129,43 @@ def loopback_v6_available() -> None:
     assert socket.has_ipv6, "Python was built without IPv6 support"
     with socket.socket(socket.AF_INET6) as s:
         s.bind(("::1", 0))
+
+
+@contextmanager
+def blocking_tls_server(context: ssl.SSLContext, banner: bytes = b"") -> Iterator[int]:
+    """A TLS server on a thread, using OpenSSL's blocking socket path; yields its port.
+
+    Unlike an asyncio server, it sends the alert when it rejects a handshake (asyncio drops
+    the alert and just closes), as OpenSSL servers such as nginx or Postfix do. After the
+    handshake it sends `banner`, reads until the client leaves, then answers its close_notify.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(5)
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    tls.sendall(banner)
+                    while tls.recv(4096):
+                        pass
+                    tls.unwrap()
+            except OSError:  # a rejected handshake, or a client that left abruptly
+                pass
+            finally:
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()

@@ -8,7 +8,13 @@ import time
 
 import pytest
 from conftest import parse_metrics, probe
-from tcpservers import Pki, backlogged_listener, hold_open, open_fds, settled_fds
+from tcpservers import (
+    Pki,
+    backlogged_listener,
+    hold_open,
+    open_fds,
+    settled_fds,
+)
 
 CONFIG = """
 modules:
