@@ -79,6 +79,31 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def sockets_to(port: int) -> int:
+    """How many of this process's TCP sockets have `port` as their peer's port.
+
+    Those are the client side of connections to a loopback test server: the prober's own
+    sockets (and a backlogged listener's fillers), not the servers' accepted ones.
+    """
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            link = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[len("socket:[") : -1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+                    count += 1
+    return count
+
+
 async def settled_fds(baseline: int, *, wait: float = 2.0) -> int:
     """The fd count once it is back at `baseline`, or whatever it is after `wait` seconds.
 

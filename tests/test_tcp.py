@@ -14,6 +14,7 @@ from tcpservers import (
     hold_open,
     open_fds,
     settled_fds,
+    sockets_to,
 )
 
 CONFIG = """
@@ -153,14 +154,17 @@ async def test_handshake_that_never_completes_fails_within_budget(client, tcp_se
     assert "probe_ssl_earliest_cert_expiry" not in metrics
 
 
+@pytest.mark.filterwarnings("error::ResourceWarning")  # a socket left to the GC is a leak too
 async def test_failures_and_timeouts_leave_no_socket_open(client, tcp_server, pki):
     silent = await tcp_server(hold_open)
     tls = await tcp_server(hold_open, ssl=pki.server_context())
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    await probe(client, module="tcp", target=f"127.0.0.1:{silent}")  # opens the keep-alive
+    await client.get("/-/healthy")  # opens the client's keep-alive connection
     with backlogged_listener() as backlogged:
+        ports = (closed, backlogged, silent, tls)
+        before = [sockets_to(port) for port in ports]  # the backlogged listener's fillers
         baseline = open_fds()
         for module, port in [
             ("tcp", closed),
@@ -169,8 +173,10 @@ async def test_failures_and_timeouts_leave_no_socket_open(client, tcp_server, pk
             ("tls_1s", silent),
             ("tls_1s", tls),
             ("tcp", silent),
+            ("banner_1s", tls),
         ]:
             await probe(client, module=module, target=f"localhost:{port}")
+        assert [sockets_to(port) for port in ports] == before
         assert await settled_fds(baseline) == baseline
 
 
