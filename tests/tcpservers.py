@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import ipaddress
 import os
 import select
 import socket
@@ -16,6 +17,9 @@ from pathlib import Path
 
 import trustme
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 
 @dataclass
@@ -59,6 +63,62 @@ class Pki:
         cert.cert_chain_pems[0].write_to_path(cert_file)
         cert.private_key_pem.write_to_path(key_file)
         return str(cert_file), str(key_file)
+
+
+def odd_leaf(ca: trustme.CA, directory: Path) -> tuple[Path, Path]:
+    """A leaf whose subject and SANs exercise Go's pkix.Name.String() rules; (cert, key) files.
+
+    Attributes out of Go's order, repeated OUs, characters that need escaping, an attribute Go
+    has no name for (emailAddress), IP and email SANs next to DNS ones, and a serial number
+    whose first byte is below 0x10.
+    """
+    ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "svc.sonde.test"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, 'Sonde, "Probes" + Co; <x>'),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "ops"),
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, " #edge "),
+            x509.NameAttribute(NameOID.EMAIL_ADDRESS, "ops@sonde.test"),
+            x509.NameAttribute(NameOID.LOCALITY_NAME, "Berlin"),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, "A-1"),
+        ]
+    )
+    not_after = datetime.datetime(2030, 2, 3, 4, 5, 6, tzinfo=datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(0x0ABCDEF012)
+        .not_valid_before(datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC))
+        .not_valid_after(not_after)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("svc.sonde.test"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.RFC822Name("ops@sonde.test"),
+                    x509.DNSName("alt.sonde.test"),
+                ]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    cert_file, key_file = directory / "odd.crt", directory / "odd.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
 
 
 def leaf_certificate(cert: trustme.LeafCert) -> x509.Certificate:
