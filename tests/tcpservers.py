@@ -33,6 +33,7 @@ class Pki:
 
     @classmethod
     def create(cls, directory: Path) -> Pki:
+        directory.mkdir(exist_ok=True)
         ca = trustme.CA()
         leaf = ca.issue_cert(
             "localhost",

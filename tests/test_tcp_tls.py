@@ -102,6 +102,22 @@ async def test_unknown_ca_is_tls_verify(exporter_client, tcp_server, pki):
     assert_failed(body, "tls_verify")
 
 
+async def test_ca_file_replaces_the_system_cas(exporter_client, tcp_server, pki, monkeypatch):
+    """As Go's prometheus/common: with a ca_file, the system's CAs are not trusted."""
+    public = Pki.create(pki.dir / "other")  # stands in for a CA of the system's trust store
+    monkeypatch.setenv("SSL_CERT_FILE", public.ca_file)  # read when the config loads
+    port = await tcp_server(hold_open, ssl=public.server_context())
+    client = await start(
+        exporter_client,
+        tls_module("system_cas"),
+        tls_module("private_ca", ca_file=pki.ca_file),
+    )
+    _, body = await probe(client, module="system_cas", target=f"localhost:{port}")
+    assert_succeeded(body)
+    _, body = await probe(client, module="private_ca", target=f"localhost:{port}")
+    assert_failed(body, "tls_verify")
+
+
 async def test_hostname_parameter_fills_an_empty_server_name(exporter_client, tcp_server, pki):
     sni: list[str | None] = []
     context = pki.server_context(pki.ca.issue_cert("svc.example.org"))
@@ -154,7 +170,7 @@ async def test_client_certificate_required_by_the_server(exporter_client, pki, m
     context.verify_mode = ssl.CERT_REQUIRED
     pki.ca.configure_trust(context)
     cert_file, key_file = pki.client_cert_files("prober")
-    stranger = Pki.create(pki.dir.parent)  # another CA: the server does not trust its certs
+    stranger = Pki.create(pki.dir / "other")  # another CA: the server does not trust its certs
     stranger_cert, stranger_key = stranger.client_cert_files("stranger")
     client = await start(
         exporter_client,

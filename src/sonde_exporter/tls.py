@@ -52,9 +52,14 @@ def build_client_context(
     min_version: str | None,
     max_version: str | None,
 ) -> ssl.SSLContext:
-    """A client context; ValueError names the field whose file or value is unusable."""
-    context = ssl.create_default_context()
-    if ca_file is not None:
+    """A client context; ValueError names the field whose file or value is unusable.
+
+    As in Go's prometheus/common, a ca_file replaces the system's CAs instead of adding to them.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies chain and hostname
+    if ca_file is None:
+        context.load_default_certs()
+    else:
         try:
             context.load_verify_locations(cafile=ca_file)
         except (OSError, ssl.SSLError) as exc:
