@@ -9,6 +9,8 @@ from conftest import parse_metrics, probe
 from tcpservers import Pki
 from test_tcp import assert_failed, assert_succeeded
 
+from sonde_exporter.config import ConfigError, load_config
+
 
 @pytest.fixture
 def pki(tmp_path) -> Pki:
@@ -225,3 +227,31 @@ async def test_starttls_mid_dialogue(exporter_client, tcp_server, pki):
     assert "probe_ssl_earliest_cert_expiry" in metrics
     assert 'probe_tcp_duration_seconds{phase="tls"}' in metrics
     assert 'probe_tcp_duration_seconds{phase="query"}' in metrics
+
+
+@pytest.mark.parametrize(
+    ("steps", "error"),
+    [
+        (
+            '- expect: "(a)"\n  labels: [{name: v, value: "${1}"}, {name: v, value: x}]',
+            ":7: modules.m.tcp.query_response[0]: labels: a label name may appear only once",
+        ),
+        (
+            '- expect: "a"\n  labels: [{name: __v, value: x}]',
+            ":7: modules.m.tcp.query_response[0]: labels: names starting with __ are reserved",
+        ),
+        (
+            '- expect: "a"\n  labels: [{name: v, value: x}]\n'
+            '- expect: "b"\n  labels: [{name: w, value: y}]',
+            ":5: modules.m.tcp: query_response: steps with labels must all use the same",
+        ),
+    ],
+    ids=["duplicate", "reserved", "two_label_sets"],
+)
+def test_labels_that_cannot_be_exported_are_config_errors(write_config, steps, error):
+    text = "modules:\n  m:\n    prober: tcp\n    tcp:\n      query_response:\n"
+    text += "".join(f"        {line}\n" for line in steps.splitlines())
+    path = write_config("\n" + text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert f"{path}{error}" in str(caught.value)

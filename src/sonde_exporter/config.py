@@ -138,6 +138,11 @@ class QueryStep(Strict):
             raise ValueError("expect and expect_bytes cannot be used in the same step")
         if self.expect_bytes == "":
             raise ValueError("expect_bytes must not be empty")
+        names = [label.name for label in self.labels]
+        if len(set(names)) != len(names):
+            raise ValueError("labels: a label name may appear only once")
+        if any(name.startswith("__") for name in names):
+            raise ValueError("labels: names starting with __ are reserved")
         return self
 
     @property
@@ -163,6 +168,16 @@ class TcpModule(Strict):
         if value is not None:
             _check_ip(value)
         return value
+
+    @model_validator(mode="after")
+    def _one_expect_info(self) -> TcpModule:
+        label_sets = {tuple(label.name for label in s.labels) for s in self.query_response}
+        if len(label_sets - {()}) > 1:
+            raise ValueError(
+                "query_response: steps with labels must all use the same label names "
+                "(they are series of one metric, probe_expect_info)"
+            )
+        return self
 
 
 def _check_ip(value: str) -> None:

@@ -57,6 +57,7 @@ def build_client_context(
     As in Go's prometheus/common, a ca_file replaces the system's CAs instead of adding to them.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies chain and hostname
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # Go: any trusted cert anchors a chain
     if ca_file is None:
         context.load_default_certs()
     else:
