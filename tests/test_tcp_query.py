@@ -237,16 +237,12 @@ async def test_starttls_mid_dialogue(exporter_client, tcp_server, pki):
             ":7: modules.m.tcp.query_response[0]: labels: a label name may appear only once",
         ),
         (
-            '- expect: "a"\n  labels: [{name: __v, value: x}]',
-            ":7: modules.m.tcp.query_response[0]: labels: names starting with __ are reserved",
-        ),
-        (
             '- expect: "a"\n  labels: [{name: v, value: x}]\n'
             '- expect: "b"\n  labels: [{name: w, value: y}]',
             ":5: modules.m.tcp: query_response: steps with labels must all use the same",
         ),
     ],
-    ids=["duplicate", "reserved", "two_label_sets"],
+    ids=["duplicate", "two_label_sets"],
 )
 def test_labels_that_cannot_be_exported_are_config_errors(write_config, steps, error):
     text = "modules:\n  m:\n    prober: tcp\n    tcp:\n      query_response:\n"

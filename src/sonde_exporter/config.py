@@ -191,8 +191,6 @@ class QueryStep(Strict):
         names = [label.name for label in self.labels]
         if len(set(names)) != len(names):
             raise ValueError("labels: a label name may appear only once")
-        if any(name.startswith("__") for name in names):
-            raise ValueError("labels: names starting with __ are reserved")
         return self
 
     @property
