@@ -140,8 +140,8 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def sockets_to(port: int) -> int:
-    """How many of this process's TCP sockets have `port` as their peer's port.
+def sockets_to(port: int) -> set[str]:
+    """The inodes of this process's TCP sockets whose peer's port is `port`.
 
     Those are the client side of connections to a loopback test server: the prober's own
     sockets (and a backlogged listener's fillers), not the servers' accepted ones.
@@ -154,15 +154,15 @@ def sockets_to(port: int) -> int:
             continue
         if link.startswith("socket:["):
             inodes.add(link[len("socket:[") : -1])
-    count = 0
+    found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as lines:
             next(lines)
             for line in lines:
                 fields = line.split()
                 if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
-                    count += 1
-    return count
+                    found.add(fields[9])
+    return found
 
 
 async def settled_fds(baseline: int, *, wait: float = 2.0) -> int:

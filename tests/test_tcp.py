@@ -31,6 +31,15 @@ modules:
     tcp:
       query_response:
         - expect: "^220 "
+  starttls_1s:
+    prober: tcp
+    timeout: 1s
+    tcp:
+      tls_config:
+        ca_file: {ca_file}
+      query_response:
+        - expect: "^220 "
+        - starttls: true
   tls_1s:
     prober: tcp
     timeout: 1s
@@ -155,6 +164,18 @@ async def test_handshake_that_never_completes_fails_within_budget(client, tcp_se
 
 
 @pytest.mark.filterwarnings("error::ResourceWarning")  # a socket left to the GC is a leak too
+async def test_starttls_that_never_completes_fails_within_budget(client, tcp_server):
+    async def banner_then_silence(reader, writer) -> None:
+        writer.write(b"220 ready\r\n")
+        await hold_open(reader, writer)
+
+    port = await tcp_server(banner_then_silence)
+    elapsed, body = await timed_probe(client, module="starttls_1s", target=f"localhost:{port}")
+    metrics = assert_failed(body, "tls_handshake")
+    assert elapsed < 1 + BUDGET_SLACK
+    assert 'probe_tcp_duration_seconds{phase="tls"}' in metrics
+
+
 async def test_failures_and_timeouts_leave_no_socket_open(client, tcp_server, pki):
     silent = await tcp_server(hold_open)
     tls = await tcp_server(hold_open, ssl=pki.server_context())
@@ -164,7 +185,7 @@ async def test_failures_and_timeouts_leave_no_socket_open(client, tcp_server, pk
     await client.get("/-/healthy")  # opens the client's keep-alive connection
     with backlogged_listener() as backlogged:
         ports = (closed, backlogged, silent, tls)
-        before = [sockets_to(port) for port in ports]  # the backlogged listener's fillers
+        before = set().union(*map(sockets_to, ports))  # the backlogged listener's fillers
         baseline = open_fds()
         for module, port in [
             ("tcp", closed),
@@ -174,9 +195,10 @@ async def test_failures_and_timeouts_leave_no_socket_open(client, tcp_server, pk
             ("tls_1s", tls),
             ("tcp", silent),
             ("banner_1s", tls),
+            ("starttls_1s", silent),
         ]:
             await probe(client, module=module, target=f"localhost:{port}")
-        assert [sockets_to(port) for port in ports] == before
+        assert set().union(*map(sockets_to, ports)) - before == set()
         assert await settled_fds(baseline) == baseline
 
 

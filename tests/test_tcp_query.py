@@ -73,6 +73,18 @@ async def test_regex_mismatch_at_eof(exporter_client, tcp_server):
     assert metrics["probe_failed_due_to_bytes"] == 0
 
 
+async def test_debug_output_shows_the_lines_read(exporter_client, tcp_server):
+    body = await run(
+        exporter_client,
+        tcp_server,
+        speaker(b"554 go away\r\n"),
+        '        - expect: "^220 "\n',
+        debug="true",
+    )
+    assert 'msg="Read line" line="554 go away"' in body
+    assert "connection closed before a line matched '^220 '" in body
+
+
 async def test_send_expands_capture_groups(exporter_client, tcp_server):
     received: list[bytes] = []
 

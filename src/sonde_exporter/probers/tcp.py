@@ -40,6 +40,7 @@ FAILED_DUE_TO_BYTES = Gauge(
 _TCP_INFO = getattr(socket, "TCP_INFO", None)
 _RTT_OFFSET = 68
 _MAX_LINE = 64 * 1024
+_LOGGED_LINE = 256
 _TEMPLATE = re.compile(rb"\$(\$|\{(\w+)\}|(\w+))")
 _SSL_NOISE = re.compile(r"^\[[^]]*\] | \(_ssl\.c:\d+\)$")
 
@@ -196,7 +197,7 @@ async def _run_step(
     match: re.Match[bytes] | None = None
     if step.expect is not None:
         ctx.log.debug("Expecting", step=index, regexp=step.expect.pattern.decode())
-        match = await _expect_line(reader, step.expect)
+        match = await _expect_line(reader, step.expect, ctx)
         if match is None:
             ctx.metrics.set(FAILED_DUE_TO_REGEX, 1)
             raise ProbeFailure(
@@ -237,7 +238,7 @@ async def _run_step(
 
 
 async def _expect_line(
-    reader: asyncio.StreamReader, pattern: re.Pattern[bytes]
+    reader: asyncio.StreamReader, pattern: re.Pattern[bytes], ctx: ProbeContext
 ) -> re.Match[bytes] | None:
     """Read lines until one matches; None when the peer closes first."""
     while True:
@@ -249,7 +250,9 @@ async def _expect_line(
             ) from None
         if not line:
             return None
-        match = pattern.search(line.removesuffix(b"\n").removesuffix(b"\r"))
+        line = line.removesuffix(b"\n").removesuffix(b"\r")
+        ctx.log.debug("Read line", line=line[:_LOGGED_LINE].decode(errors="replace"))
+        match = pattern.search(line)
         if match is not None:
             return match
 
