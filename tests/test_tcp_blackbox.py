@@ -20,6 +20,7 @@ import trustme
 from conftest import probe
 from prometheus_client.parser import text_string_to_metric_families
 from tcpservers import hold_open, loopback_v6_available, odd_leaf
+from test_promtool import promtool_check
 
 BLACKBOX = "/usr/bin/prometheus-blackbox-exporter"
 COMPARED = (
@@ -137,6 +138,7 @@ modules:
         ("insecure", f"[::1]:{v6}"),
     ]:
         _, ours_text = await probe(client, module=module, target=target)
+        promtool_check(ours_text)  # the escaped distinguished names are valid exposition text
         theirs = series(await fetch(f"{blackbox_url}/probe", module=module, target=target))
         ours = series(ours_text, drop_labels=("serialnumber",))  # not in blackbox 0.23
         if module == "insecure":
