@@ -141,11 +141,7 @@ async def _handshake(opening: Awaitable[_T]) -> _T:
         raise ProbeFailure(
             Reason.TLS_VERIFY, f"certificate verification failed: {exc.verify_message}"
         ) from None
-    except ssl.SSLError as exc:
-        raise ProbeFailure(
-            Reason.TLS_HANDSHAKE, f"TLS handshake failed: {_describe(exc)}"
-        ) from None
-    except OSError as exc:
+    except OSError as exc:  # ssl.SSLError, or the connection reset or closed mid-handshake
         raise ProbeFailure(
             Reason.TLS_HANDSHAKE, f"TLS handshake failed: {_describe(exc)}"
         ) from None
