@@ -48,12 +48,12 @@ _T = TypeVar("_T")
 
 
 async def probe_tcp(target: HostPort, module: TcpModule, ctx: ProbeContext) -> None:
+    ctx.metrics.set(FAILED_DUE_TO_REGEX, 0)
+    ctx.metrics.set(FAILED_DUE_TO_BYTES, 0)
     with ctx.phase(TCP_PHASE, "resolve", Reason.DNS):
         address = await resolve(
             target.host, module.preferred_ip_protocol, module.ip_protocol_fallback, ctx
         )
-    ctx.metrics.set(FAILED_DUE_TO_REGEX, 0)
-    ctx.metrics.set(FAILED_DUE_TO_BYTES, 0)
     loop = asyncio.get_running_loop()
     sock = socket.socket(address.family, socket.SOCK_STREAM)
     try:
