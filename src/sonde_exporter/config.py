@@ -228,6 +228,39 @@ class TcpModule(Strict):
         return self
 
 
+class IcmpModule(Strict):
+    """The `icmp:` block: how many echo requests, how far apart, and when the probe succeeds."""
+
+    preferred_ip_protocol: IpProtocol = "ip4"
+    ip_protocol_fallback: bool = True
+    source_ip_address: str | None = None
+    count: int = Field(default=3, ge=1, le=100)
+    interval: Duration = 0.1
+    payload_size: int = Field(default=56, ge=0, le=65507)
+    ttl: int | None = Field(default=None, ge=1, le=255)
+    dont_fragment: bool = False
+    max_packet_loss_ratio: float | None = Field(default=None, ge=0, le=1)
+
+    @field_validator("source_ip_address")
+    @classmethod
+    def _ip_literal(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_ip(value)
+        return value
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_range(cls, value: float) -> float:
+        if not 0 <= value <= 60:
+            raise ValueError("interval must be from 0s to 1m")
+        return value
+
+    @property
+    def send_span(self) -> float:
+        """Seconds from the first echo request to the last."""
+        return (self.count - 1) * self.interval
+
+
 def _check_ip(value: str) -> None:
     try:
         ipaddress.ip_address(value)
@@ -235,10 +268,10 @@ def _check_ip(value: str) -> None:
         raise ValueError(f"{value!r} is not an IP address") from None
 
 
-ProberName = Literal["tcp"]
+ProberName = Literal["tcp", "icmp"]
 """Every prober name; kept equal to the keys of probers.PROBERS (a test checks it)."""
 
-_PROBER_BLOCKS = ("tcp",)
+_PROBER_BLOCKS = ("tcp", "icmp")
 
 
 class Module(Strict):
@@ -247,6 +280,7 @@ class Module(Strict):
     prober: ProberName
     timeout: Duration = 0.0
     tcp: TcpModule | None = None
+    icmp: IcmpModule | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -267,6 +301,15 @@ class Module(Strict):
                 f"a module with prober {prober!r} cannot have a {info.field_name!r} block"
             )
         return value
+
+    @model_validator(mode="after")
+    def _icmp_fits_timeout(self) -> Module:
+        if self.icmp is not None and self.timeout > 0 and self.icmp.send_span >= self.timeout:
+            raise ValueError(
+                f"icmp: sending {self.icmp.count} echo requests {self.icmp.interval:g}s apart "
+                f"takes {self.icmp.send_span:g}s, which does not fit the {self.timeout:g}s timeout"
+            )
+        return self
 
     @property
     def settings(self) -> BaseModel:

@@ -34,6 +34,8 @@ class Reason(StrEnum):
     TIMEOUT = "timeout"
     IO_ERROR = "io_error"
     INTERNAL = "internal_error"
+    ICMP_PERMISSION = "icmp_permission"
+    PACKET_LOSS = "packet_loss"
 
 
 class ProbeFailure(Exception):

@@ -20,6 +20,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from . import __version__
+from .icmp_socket import IcmpSocketCollector
 
 # No *_created series: they would double /metrics, and blackbox_exporter has none either.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -63,6 +64,7 @@ class SelfMetrics:
             "Timestamp of the last successful configuration reload",
             registry=r,
         )
+        r.register(IcmpSocketCollector())
         Info("sonde_exporter_build", "Version of sonde-exporter", registry=r).info(
             {"version": __version__, "python_version": platform.python_version()}
         )
