@@ -202,13 +202,12 @@ class QueryStep(Strict):
         return None if self.send is None else _latin1(self.send)
 
 
-class TcpModule(Strict):
+class AddressChoice(Strict):
+    """How a network prober picks the address to probe from and to (see resolve.py)."""
+
     preferred_ip_protocol: IpProtocol = "ip4"
     ip_protocol_fallback: bool = True
     source_ip_address: str | None = None
-    query_response: tuple[QueryStep, ...] = ()
-    tls: bool = False
-    tls_config: TlsConfig = Field(default_factory=dict, validate_default=True)
 
     @field_validator("source_ip_address")
     @classmethod
@@ -216,6 +215,12 @@ class TcpModule(Strict):
         if value is not None:
             _check_ip(value)
         return value
+
+
+class TcpModule(AddressChoice):
+    query_response: tuple[QueryStep, ...] = ()
+    tls: bool = False
+    tls_config: TlsConfig = Field(default_factory=dict, validate_default=True)
 
     @model_validator(mode="after")
     def _one_expect_info(self) -> TcpModule:
@@ -228,25 +233,15 @@ class TcpModule(Strict):
         return self
 
 
-class IcmpModule(Strict):
+class IcmpModule(AddressChoice):
     """The `icmp:` block: how many echo requests, how far apart, and when the probe succeeds."""
 
-    preferred_ip_protocol: IpProtocol = "ip4"
-    ip_protocol_fallback: bool = True
-    source_ip_address: str | None = None
     count: int = Field(default=3, ge=1, le=100)
     interval: Duration = 0.1
     payload_size: int = Field(default=56, ge=0, le=65507)
     ttl: int | None = Field(default=None, ge=1, le=255)
     dont_fragment: bool = False
     max_packet_loss_ratio: float | None = Field(default=None, ge=0, le=1)
-
-    @field_validator("source_ip_address")
-    @classmethod
-    def _ip_literal(cls, value: str | None) -> str | None:
-        if value is not None:
-            _check_ip(value)
-        return value
 
     @field_validator("interval")
     @classmethod
