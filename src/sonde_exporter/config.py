@@ -188,6 +188,9 @@ class QueryStep(Strict):
             raise ValueError("expect and expect_bytes cannot be used in the same step")
         if self.expect_bytes == "":
             raise ValueError("expect_bytes must not be empty")
+        names = [label.name for label in self.labels]
+        if len(set(names)) != len(names):
+            raise ValueError("labels: a label name may appear only once")
         return self
 
     @property
@@ -199,13 +202,12 @@ class QueryStep(Strict):
         return None if self.send is None else _latin1(self.send)
 
 
-class TcpModule(Strict):
+class AddressChoice(Strict):
+    """How a network prober picks the address to probe from and to (see resolve.py)."""
+
     preferred_ip_protocol: IpProtocol = "ip4"
     ip_protocol_fallback: bool = True
     source_ip_address: str | None = None
-    query_response: tuple[QueryStep, ...] = ()
-    tls: bool = False
-    tls_config: TlsConfig = Field(default_factory=dict, validate_default=True)
 
     @field_validator("source_ip_address")
     @classmethod
@@ -215,25 +217,31 @@ class TcpModule(Strict):
         return value
 
 
-class IcmpModule(Strict):
+class TcpModule(AddressChoice):
+    query_response: tuple[QueryStep, ...] = ()
+    tls: bool = False
+    tls_config: TlsConfig = Field(default_factory=dict, validate_default=True)
+
+    @model_validator(mode="after")
+    def _one_expect_info(self) -> TcpModule:
+        label_sets = {tuple(label.name for label in s.labels) for s in self.query_response}
+        if len(label_sets - {()}) > 1:
+            raise ValueError(
+                "query_response: steps with labels must all use the same label names "
+                "(they are series of one metric, probe_expect_info)"
+            )
+        return self
+
+
+class IcmpModule(AddressChoice):
     """The `icmp:` block: how many echo requests, how far apart, and when the probe succeeds."""
 
-    preferred_ip_protocol: IpProtocol = "ip4"
-    ip_protocol_fallback: bool = True
-    source_ip_address: str | None = None
     count: int = Field(default=3, ge=1, le=100)
     interval: Duration = 0.1
     payload_size: int = Field(default=56, ge=0, le=65507)
     ttl: int | None = Field(default=None, ge=1, le=255)
     dont_fragment: bool = False
     max_packet_loss_ratio: float | None = Field(default=None, ge=0, le=1)
-
-    @field_validator("source_ip_address")
-    @classmethod
-    def _ip_literal(cls, value: str | None) -> str | None:
-        if value is not None:
-            _check_ip(value)
-        return value
 
     @field_validator("interval")
     @classmethod
