@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..probe import Prober
-from ..targets import parse_host_port
+from ..targets import parse_host, parse_host_port
+from .icmp import probe_icmp
 from .tcp import probe_tcp
 
 PROBERS: dict[str, Prober[Any, Any]] = {
     "tcp": Prober(parse_target=parse_host_port, probe=probe_tcp),
+    "icmp": Prober(parse_target=parse_host, probe=probe_icmp),
 }

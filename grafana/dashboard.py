@@ -1,0 +1,798 @@
+"""Writes grafana/dashboard.json, the sonde-exporter dashboard for Grafana 10 and 11.
+
+The JSON is generated so that every panel filters on the same template variables and every
+panel id stays stable (alert rules link to them). Run `python grafana/dashboard.py` after an
+edit; tests/test_dashboard.py fails while dashboard.json differs from what this writes.
+
+Layout: one row per concern, each row a function returning its panels. Panel ids are grouped
+per row (row id + 1, 2, ...), so a prober's row slots in without renumbering the others:
+  100 status, 200 latency, 300 failures, 400 TLS, 500 ICMP (loss, RTT, jitter),
+  600 email (delivery time, phases) once that prober exists, 900 the exporter's own health.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+Panel = dict[str, Any]
+
+UID = "sonde-exporter"
+TITLE = "sonde-exporter"
+SCHEMA_VERSION = 38  # Grafana 10.0; Grafana 11 migrates it on load
+DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
+OUTPUT = Path(__file__).with_name("dashboard.json")
+
+# The selector every probe metric gets: the four template variables.
+PROBE = 'job=~"$job", module=~"$module", instance=~"$instance", target=~"$target"'
+# The exporter's own metrics (job sonde-exporter): `instance` is the same exporter address.
+EXPORTER = 'instance=~"$instance"'
+# Only the process metrics of sonde-exporter, whatever job scrapes them.
+IS_SONDE = "and on(job, instance) sonde_exporter_build_info"
+
+
+def target(expr: str, ref: str = "A", legend: str = "", *, instant: bool = False) -> Panel:
+    return {
+        "datasource": DATASOURCE,
+        "editorMode": "code",
+        "expr": expr,
+        "format": "time_series",  # panel() makes it "table" for table panels
+        "instant": instant,
+        "range": not instant,
+        "legendFormat": legend or "__auto",
+        "refId": ref,
+    }
+
+
+def panel(
+    pid: int,
+    kind: str,
+    title: str,
+    targets: list[Panel],
+    grid: tuple[int, int, int, int],
+    *,
+    description: str,
+    unit: str = "short",
+    defaults: Panel | None = None,
+    overrides: list[Panel] | None = None,
+    options: Panel | None = None,
+    transformations: list[Panel] | None = None,
+) -> Panel:
+    x, y, w, h = grid
+    if kind == "table":  # one row per series, labels as columns
+        targets = [{**t, "format": "table"} for t in targets]
+    field_defaults: Panel = {"unit": unit}
+    field_defaults.update(defaults or {})
+    out: Panel = {
+        "id": pid,
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "targets": targets,
+        "fieldConfig": {"defaults": field_defaults, "overrides": overrides or []},
+        "options": options or {},
+    }
+    if transformations:
+        out["transformations"] = transformations
+    return out
+
+
+def row(pid: int, title: str, y: int) -> Panel:
+    return {
+        "id": pid,
+        "type": "row",
+        "title": title,
+        "collapsed": False,
+        "gridPos": {"x": 0, "y": y, "w": 24, "h": 1},
+        "panels": [],
+    }
+
+
+def timeseries_options(*, stacked: bool = False, bars: bool = False) -> tuple[Panel, Panel]:
+    custom: Panel = {
+        "drawStyle": "bars" if bars else "line",
+        "fillOpacity": 60 if bars else (30 if stacked else 0),
+        "lineWidth": 1,
+        "showPoints": "never",
+        "spanNulls": False,
+        "stacking": {"mode": "normal" if stacked or bars else "none", "group": "A"},
+    }
+    options: Panel = {
+        "legend": {"displayMode": "table", "placement": "right", "showLegend": True},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+    return {"custom": custom}, options
+
+
+def thresholds(*steps: tuple[str, float | None]) -> Panel:
+    return {
+        "thresholds": {
+            "mode": "absolute",
+            "steps": [{"color": color, "value": value} for color, value in steps],
+        }
+    }
+
+
+def hide_columns(*names: str, rename: dict[str, str] | None = None) -> Panel:
+    return {
+        "id": "organize",
+        "options": {
+            "excludeByName": dict.fromkeys(names, True),
+            "renameByName": rename or {},
+        },
+    }
+
+
+def status_row(y: int) -> list[Panel]:
+    up_down = {
+        "type": "value",
+        "options": {
+            "1": {"text": "UP", "color": "green", "index": 0},
+            "0": {"text": "DOWN", "color": "red", "index": 1},
+        },
+    }
+    return [
+        row(100, "Status", y),
+        panel(
+            101,
+            "stat",
+            "Targets up",
+            [target(f"count(probe_success{{{PROBE}}} == 1) or vector(0)", instant=True)],
+            (0, y + 1, 4, 4),
+            description="Targets whose latest probe succeeded.",
+            defaults=thresholds(("green", None)),
+            options={"colorMode": "background", "graphMode": "none", "textMode": "value"},
+        ),
+        panel(
+            102,
+            "stat",
+            "Targets down",
+            [target(f"count(probe_success{{{PROBE}}} == 0) or vector(0)", instant=True)],
+            (0, y + 5, 4, 4),
+            description="Targets whose latest probe failed; the table says why.",
+            defaults=thresholds(("green", None), ("red", 1)),
+            options={"colorMode": "background", "graphMode": "none", "textMode": "value"},
+        ),
+        panel(
+            103,
+            "table",
+            "Status per target",
+            [
+                # Failing probes carry their reason label; `or on(...)` adds the others.
+                target(
+                    f"(probe_success{{{PROBE}}} * on(job, instance, module, target) "
+                    f"group_left(reason) probe_failure_reason{{{PROBE}}}) "
+                    f"or on(job, instance, module, target) probe_success{{{PROBE}}}",
+                    instant=True,
+                )
+            ],
+            (4, y + 1, 14, 8),
+            description="Latest result of every probe and, when it failed, the failure reason "
+            "(the documented fixed set: connect_refused, connect_timeout, tls_verify, "
+            "packet_loss, icmp_permission, ...). instance is the exporter that ran the probe.",
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "Value"},
+                    "properties": [
+                        {"id": "displayName", "value": "Status"},
+                        {"id": "mappings", "value": [up_down]},
+                        {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                    ],
+                }
+            ],
+            options={"showHeader": True, "sortBy": [{"displayName": "Status", "desc": False}]},
+            transformations=[hide_columns("Time", "__name__")],
+        ),
+        panel(
+            104,
+            "table",
+            "Probe scrapes failing",
+            [target(f'up{{{PROBE}, module!=""}} == 0', instant=True)],
+            (18, y + 1, 6, 8),
+            description="Probe jobs Prometheus could not scrape: no result at all, so these "
+            "targets are missing from the status table. Usually the exporter is down or the "
+            "job's scrape_timeout is shorter than the module's timeout. Empty when all is well.",
+            transformations=[hide_columns("Time", "__name__", "Value")],
+        ),
+        panel(
+            105,
+            "bargauge",
+            "Availability over the time range",
+            [
+                target(
+                    f"avg by (target, module) (avg_over_time(probe_success{{{PROBE}}}[$__range]))",
+                    legend="{{target}} ({{module}})",
+                    instant=True,
+                )
+            ],
+            (0, y + 9, 24, 6),
+            description="Share of successful probes per target over the dashboard's time range.",
+            unit="percentunit",
+            defaults={
+                "min": 0,
+                "max": 1,
+                **thresholds(("red", None), ("orange", 0.95), ("green", 0.999)),
+            },
+            options={"displayMode": "basic", "orientation": "horizontal", "showUnfilled": True},
+        ),
+    ]
+
+
+def latency_row(y: int) -> list[Panel]:
+    stacked, stacked_options = timeseries_options(stacked=True)
+    lines, line_options = timeseries_options()
+    return [
+        row(200, "Latency", y),
+        panel(
+            201,
+            "timeseries",
+            "TCP latency by phase",
+            [target(f"probe_tcp_duration_seconds{{{PROBE}}}", legend="{{target}} {{phase}}")],
+            (0, y + 1, 12, 8),
+            description="Time spent in each phase of the TCP probe (resolve, connect, tls, "
+            "query), stacked: the top of each stack is the whole probe.",
+            unit="s",
+            defaults=stacked,
+            options=stacked_options,
+        ),
+        panel(
+            202,
+            "timeseries",
+            "TCP handshake round trip (kernel)",
+            [target(f"probe_tcp_rtt_seconds{{{PROBE}}}", legend="{{target}}")],
+            (12, y + 1, 12, 8),
+            description="The kernel's own round-trip measure of the TCP handshake (TCP_INFO); "
+            "unaffected by the exporter's load.",
+            unit="s",
+            defaults=lines,
+            options=line_options,
+        ),
+        panel(
+            203,
+            "timeseries",
+            "Probe duration against timeout",
+            [
+                target(f"probe_duration_seconds{{{PROBE}}}", legend="{{target}} ({{module}})"),
+                target(
+                    f"max by (module) (probe_timeout_seconds{{{PROBE}}})",
+                    ref="B",
+                    legend="timeout {{module}}",
+                ),
+            ],
+            (0, y + 9, 24, 8),
+            description="How long each probe took, and the timeout it ran under (dashed): "
+            "the module's timeout capped by the scrape timeout minus --timeout-offset. A probe "
+            "that reaches its timeout fails.",
+            unit="s",
+            defaults=lines,
+            overrides=[
+                {
+                    "matcher": {"id": "byFrameRefID", "options": "B"},
+                    "properties": [
+                        {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                        {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
+                    ],
+                }
+            ],
+            options=line_options,
+        ),
+    ]
+
+
+def failures_row(y: int) -> list[Panel]:
+    bars, bar_options = timeseries_options(bars=True)
+    return [
+        row(300, "Failures", y),
+        panel(
+            301,
+            "timeseries",
+            "Failure reasons over time",
+            [
+                target(
+                    f"count by (reason) (probe_failure_reason{{{PROBE}}} == 1)",
+                    legend="{{reason}}",
+                )
+            ],
+            (0, y + 1, 24, 8),
+            description="How many targets fail, by failure reason (TCP, TLS and ICMP alike: "
+            "e.g. connect_refused, tls_verify, timeout, packet_loss, icmp_permission).",
+            defaults=bars,
+            options=bar_options,
+        ),
+    ]
+
+
+def tls_row(y: int) -> list[Panel]:
+    return [
+        row(400, "TLS", y),
+        panel(
+            401,
+            "table",
+            "TLS certificate days left",
+            [
+                target(
+                    f"(probe_ssl_earliest_cert_expiry{{{PROBE}}} - time()) / 86400",
+                    instant=True,
+                )
+            ],
+            (0, y + 1, 16, 8),
+            description="Days until the first certificate the target sent expires. The alert "
+            "SondeCertificateExpiringSoon fires below 14.",
+            unit="none",
+            defaults=thresholds(("red", None), ("orange", 7), ("green", 14)),
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "Value"},
+                    "properties": [
+                        {"id": "displayName", "value": "Days left"},
+                        {"id": "decimals", "value": 1},
+                        {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                    ],
+                }
+            ],
+            options={"showHeader": True, "sortBy": [{"displayName": "Days left", "desc": False}]},
+            transformations=[hide_columns("Time")],
+        ),
+        panel(
+            402,
+            "table",
+            "TLS version",
+            [target(f"probe_tls_version_info{{{PROBE}}} == 1", instant=True)],
+            (16, y + 1, 8, 8),
+            description="TLS version negotiated by the latest probe of each target.",
+            transformations=[hide_columns("Time", "__name__", "Value", "job", "instance")],
+        ),
+    ]
+
+
+def icmp_row(y: int) -> list[Panel]:
+    lines, line_options = timeseries_options()
+    per_target = "max by (job, instance, module, target)"
+    columns = [  # the per-target table: (ref, query, column, unit, decimals)
+        ("A", f"{per_target} (probe_icmp_packets_sent{{{PROBE}}})", "Sent", "none", 0),
+        ("B", f"{per_target} (probe_icmp_packets_received{{{PROBE}}})", "Received", "none", 0),
+        ("C", f"{per_target} (probe_icmp_duplicate_replies{{{PROBE}}})", "Duplicates", "none", 0),
+        ("D", f"{per_target} (probe_icmp_packet_loss_ratio{{{PROBE}}})", "Loss", "percentunit", 1),
+        (
+            "E",
+            f'{per_target} (probe_icmp_rtt_seconds{{{PROBE}, stat="avg"}})',
+            "RTT avg",
+            "s",
+            None,
+        ),
+        ("F", f"{per_target} (probe_icmp_jitter_seconds{{{PROBE}}})", "Jitter", "s", None),
+        ("G", f"{per_target} (probe_icmp_reply_hop_limit{{{PROBE}}})", "Hop limit", "none", 0),
+    ]
+    column_overrides: list[Panel] = []
+    for ref, _, name, unit, decimals in columns:
+        properties: list[Panel] = [
+            {"id": "displayName", "value": name},
+            {"id": "unit", "value": unit},
+        ]
+        if decimals is not None:
+            properties.append({"id": "decimals", "value": decimals})
+        if name == "Loss":
+            # Any loss orange, from the SondeIcmpPacketLoss threshold (10%) on red.
+            steps = thresholds(("green", None), ("orange", 0.0001), ("red", 0.1))
+            properties += [
+                {"id": "thresholds", "value": steps["thresholds"]},
+                {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+            ]
+        column_overrides.append(
+            {"matcher": {"id": "byName", "options": f"Value #{ref}"}, "properties": properties}
+        )
+    return [
+        row(500, "ICMP", y),
+        panel(
+            501,
+            "timeseries",
+            "ICMP packet loss",
+            [target(f"probe_icmp_packet_loss_ratio{{{PROBE}}}", legend="{{target}} ({{module}})")],
+            (0, y + 1, 12, 8),
+            description="Share of each probe's echo requests that got no reply (config.yml's "
+            "icmp module sends 3, so steps of 1/3). No point where a probe sent nothing: it "
+            "failed before sending, and the status table says why. The alert "
+            "SondeIcmpPacketLoss fires above 10% over 5 minutes.",
+            unit="percentunit",
+            defaults={"min": 0, "max": 1, **lines},
+            options=line_options,
+        ),
+        panel(
+            502,
+            "timeseries",
+            "ICMP round-trip time",
+            [
+                target(
+                    f'probe_icmp_rtt_seconds{{{PROBE}, stat=~"min|avg|max"}}',
+                    legend="{{target}} {{stat}}",
+                )
+            ],
+            (12, y + 1, 12, 8),
+            description="Minimum, mean and maximum round-trip time over the replies of each "
+            "probe, from the kernel's receive timestamps (not inflated by a busy exporter). "
+            "The alert SondeIcmpRttHigh fires when the mean stays above 200ms.",
+            unit="s",
+            defaults=lines,
+            options=line_options,
+        ),
+        panel(
+            503,
+            "timeseries",
+            "ICMP jitter",
+            [
+                target(f"probe_icmp_jitter_seconds{{{PROBE}}}", legend="{{target}} jitter"),
+                target(
+                    f'probe_icmp_rtt_seconds{{{PROBE}, stat="stddev"}}',
+                    ref="B",
+                    legend="{{target}} stddev",
+                ),
+            ],
+            (0, y + 9, 8, 8),
+            description="Jitter: mean absolute difference between the RTTs of consecutive "
+            "replies of a probe (needs two replies). Standard deviation of the probe's RTTs "
+            "for comparison. The alert SondeIcmpJitterHigh fires when jitter stays above 30ms.",
+            unit="s",
+            defaults=lines,
+            options=line_options,
+        ),
+        panel(
+            504,
+            "timeseries",
+            "ICMP time by phase",
+            [target(f"probe_icmp_duration_seconds{{{PROBE}}}", legend="{{target}} {{phase}}")],
+            (8, y + 9, 8, 8),
+            description="blackbox_exporter's ICMP phases: resolve (name lookup), setup (socket "
+            "and request building) and rtt, which is the mean round trip of the replies, not "
+            "the time the probe spent waiting (that is probe_duration_seconds).",
+            unit="s",
+            defaults=lines,
+            options=line_options,
+        ),
+        panel(
+            505,
+            "timeseries",
+            "ICMP reply hop limit",
+            [target(f"probe_icmp_reply_hop_limit{{{PROBE}}}", legend="{{target}}")],
+            (16, y + 9, 8, 8),
+            description="TTL (IPv4) or hop limit (IPv6) of the last reply: the responder's "
+            "starting value minus the routers on the way back. A step means the return path "
+            "changed.",
+            unit="none",
+            defaults={"decimals": 0, **lines},
+            options=line_options,
+        ),
+        panel(
+            506,
+            "table",
+            "ICMP per target (latest probe)",
+            [target(expr, ref=ref, instant=True) for ref, expr, *_ in columns],
+            (0, y + 17, 24, 8),
+            description="The latest ICMP probe of each target: echo requests sent and answered, "
+            "duplicate replies, loss, mean RTT, jitter and the reply's hop limit. Empty cells: "
+            "the probe failed before sending or got no reply (the status table says why).",
+            overrides=column_overrides,
+            options={"showHeader": True, "sortBy": [{"displayName": "Loss", "desc": True}]},
+            transformations=[{"id": "merge", "options": {}}, hide_columns("Time", "job")],
+        ),
+    ]
+
+
+def exporter_row(y: int) -> list[Panel]:
+    lines, line_options = timeseries_options()
+    stacked, stacked_options = timeseries_options(stacked=True)
+    socket_modes = {
+        "type": "value",
+        "options": {
+            "datagram": {"color": "green", "index": 0},
+            "raw": {"color": "green", "index": 1},
+            "none": {"text": "none (no permission)", "color": "red", "index": 2},
+        },
+    }
+    return [
+        row(900, "Exporter health", y),
+        panel(
+            901,
+            "timeseries",
+            "Probes per second by module and result",
+            [
+                target(
+                    "sum by (module, result) (rate(sonde_probes_total"
+                    f'{{{EXPORTER}, module=~"$module"}}[$__rate_interval]))',
+                    legend="{{module}} {{result}}",
+                ),
+                target(
+                    f"sum(rate(sonde_module_unknown_total{{{EXPORTER}}}[$__rate_interval]))",
+                    ref="B",
+                    legend="unknown module (HTTP 400)",
+                ),
+            ],
+            (0, y + 1, 12, 8),
+            description="Probes the exporter ran, whoever asked for them.",
+            unit="reqps",
+            defaults=stacked,
+            options=stacked_options,
+        ),
+        panel(
+            902,
+            "timeseries",
+            "Probes in flight",
+            [target(f"sonde_probes_in_flight{{{EXPORTER}}}", legend="{{instance}}")],
+            (12, y + 1, 6, 8),
+            description="Probes running at scrape time.",
+            defaults=lines,
+            options=line_options,
+        ),
+        panel(
+            903,
+            "stat",
+            "Last config reload",
+            [
+                target(
+                    f"sonde_config_last_reload_successful{{{EXPORTER}}}",
+                    legend="{{instance}}",
+                    instant=True,
+                ),
+            ],
+            (18, y + 1, 6, 4),
+            description="Whether the last reload (SIGHUP or POST /-/reload) succeeded. After "
+            "a failed one the exporter keeps the previous config.",
+            defaults={
+                "mappings": [
+                    {
+                        "type": "value",
+                        "options": {
+                            "1": {"text": "OK", "color": "green", "index": 0},
+                            "0": {"text": "FAILED", "color": "red", "index": 1},
+                        },
+                    }
+                ]
+            },
+            options={"colorMode": "background", "graphMode": "none", "textMode": "value_and_name"},
+        ),
+        panel(
+            904,
+            "stat",
+            "Config loaded",
+            [
+                target(
+                    f"sonde_config_last_reload_success_timestamp_seconds{{{EXPORTER}}} * 1000",
+                    legend="{{instance}}",
+                    instant=True,
+                ),
+            ],
+            (18, y + 5, 6, 4),
+            description="When the configuration in force was loaded.",
+            unit="dateTimeFromNow",
+            options={"colorMode": "none", "graphMode": "none", "textMode": "value_and_name"},
+        ),
+        panel(
+            905,
+            "timeseries",
+            "Probe duration quantiles (exporter side)",
+            [
+                target(
+                    f"histogram_quantile({q}, sum by (le, module) (rate("
+                    f'sonde_probe_duration_seconds_bucket{{{EXPORTER}, module=~"$module"}}'
+                    "[$__rate_interval])))",
+                    ref=ref,
+                    legend=f"p{round(q * 100)} {{{{module}}}}",
+                )
+                for q, ref in ((0.5, "A"), (0.99, "B"))
+            ],
+            (0, y + 9, 8, 8),
+            description="Wall time of the probes the exporter ran, from its own histogram.",
+            unit="s",
+            defaults=lines,
+            options=line_options,
+        ),
+        panel(
+            906,
+            "timeseries",
+            "CPU",
+            [
+                target(
+                    f"rate(process_cpu_seconds_total{{{EXPORTER}}}[$__rate_interval]) {IS_SONDE}",
+                    legend="{{instance}}",
+                )
+            ],
+            (8, y + 9, 8, 8),
+            description="CPU used by the exporter process (1 = one core).",
+            unit="percentunit",
+            defaults=lines,
+            options=line_options,
+        ),
+        panel(
+            907,
+            "timeseries",
+            "Memory",
+            [
+                target(
+                    f"process_resident_memory_bytes{{{EXPORTER}}} {IS_SONDE}",
+                    legend="{{instance}}",
+                )
+            ],
+            (16, y + 9, 8, 8),
+            description="Resident memory of the exporter process.",
+            unit="bytes",
+            defaults=lines,
+            options=line_options,
+        ),
+        panel(
+            908,
+            "table",
+            "ICMP socket mode",
+            [target(f"sonde_icmp_socket_mode{{{EXPORTER}}} == 1", instant=True)],
+            (0, y + 17, 8, 6),
+            description="The ICMP socket each exporter uses per IP protocol, chosen at start-up: "
+            "datagram (unprivileged: its group is inside net.ipv4.ping_group_range), raw (root "
+            "or CAP_NET_RAW; one shared socket per protocol) or none: ICMP probes then fail with "
+            "icmp_permission, and SondeIcmpPermissionMissing fires once they do.",
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "mode"},
+                    "properties": [
+                        {"id": "mappings", "value": [socket_modes]},
+                        {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                    ],
+                }
+            ],
+            transformations=[hide_columns("Time", "__name__", "Value", "job")],
+        ),
+        panel(
+            909,
+            "timeseries",
+            "ICMP socket drops and unmatched replies",
+            [
+                target(
+                    "sum by (instance, ip_protocol) (rate(sonde_icmp_receive_drops_total"
+                    f"{{{EXPORTER}}}[$__rate_interval]))",
+                    legend="{{instance}} {{ip_protocol}} dropped (buffer full)",
+                ),
+                target(
+                    "sum by (instance, ip_protocol) (rate(sonde_icmp_unmatched_replies_total"
+                    f"{{{EXPORTER}}}[$__rate_interval]))",
+                    ref="B",
+                    legend="{{instance}} {{ip_protocol}} unmatched",
+                ),
+            ],
+            (8, y + 17, 16, 6),
+            description="Packets the kernel dropped because a shared ICMP socket's receive "
+            "buffer was full (they show up as loss; should stay 0), and echo replies that "
+            "matched no running probe: late replies, other programs' pings (raw mode), forgeries.",
+            unit="pps",
+            defaults=lines,
+            options=line_options,
+        ),
+    ]
+
+
+def variable(name: str, label: str, query: str) -> Panel:
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DATASOURCE,
+        "definition": query,
+        "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        "refresh": 2,
+        "sort": 1,
+        "multi": True,
+        "includeAll": True,
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "options": [],
+        "hide": 0,
+        "regex": "",
+    }
+
+
+def templating() -> list[Panel]:
+    return [
+        {
+            # Named like the import input, so a dashboard provisioned from a file (where no
+            # input is asked for) resolves ${DS_PROMETHEUS} to the default Prometheus.
+            "name": "DS_PROMETHEUS",
+            "label": "Data source",
+            "type": "datasource",
+            "query": "prometheus",
+            "current": {},
+            "hide": 0,
+            "refresh": 1,
+            "regex": "",
+            "options": [],
+        },
+        variable("job", "Job", "label_values(probe_success, job)"),
+        variable("module", "Module", 'label_values(probe_success{job=~"$job"}, module)'),
+        variable(
+            "instance",
+            "Exporter",
+            'label_values(probe_success{job=~"$job", module=~"$module"}, instance)',
+        ),
+        variable(
+            "target",
+            "Target",
+            'label_values(probe_success{job=~"$job", module=~"$module", instance=~"$instance"}, '
+            "target)",
+        ),
+    ]
+
+
+ROWS = (status_row, latency_row, failures_row, tls_row, icmp_row, exporter_row)
+
+
+def panels() -> list[Panel]:
+    out: list[Panel] = []
+    y = 0
+    for make_row in ROWS:
+        row_panels = make_row(y)
+        out += row_panels
+        y = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in row_panels)
+    return out
+
+
+def dashboard() -> Panel:
+    kinds = sorted({p["type"] for p in panels() if p["type"] != "row"})
+    return {
+        "__inputs": [
+            {
+                "name": "DS_PROMETHEUS",
+                "label": "Prometheus",
+                "description": "The Prometheus that scrapes sonde-exporter",
+                "type": "datasource",
+                "pluginId": "prometheus",
+                "pluginName": "Prometheus",
+            }
+        ],
+        "__elements": {},
+        "__requires": [
+            {"type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.0.0"},
+            {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
+            *({"type": "panel", "id": kind, "name": kind, "version": ""} for kind in kinds),
+        ],
+        "annotations": {
+            "list": [
+                {
+                    "builtIn": 1,
+                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                    "enable": True,
+                    "hide": True,
+                    "iconColor": "rgba(0, 211, 255, 1)",
+                    "name": "Annotations & Alerts",
+                    "type": "dashboard",
+                }
+            ]
+        },
+        "description": "Probe results, latency, TLS expiry, ICMP loss and jitter, and exporter "
+        "health for sonde-exporter",
+        "editable": True,
+        "fiscalYearStartMonth": 0,
+        "graphTooltip": 1,
+        "id": None,
+        "links": [],
+        "liveNow": False,
+        "panels": panels(),
+        "refresh": "30s",
+        "schemaVersion": SCHEMA_VERSION,
+        "tags": ["sonde-exporter", "blackbox", "prometheus"],
+        "templating": {"list": templating()},
+        "time": {"from": "now-1h", "to": "now"},
+        "timepicker": {},
+        "timezone": "",
+        "title": TITLE,
+        "uid": UID,
+        "version": 1,
+        "weekStart": "",
+    }
+
+
+def render() -> str:
+    return json.dumps(dashboard(), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    OUTPUT.write_text(render())
+    sys.stdout.write(f"wrote {OUTPUT}\n")
