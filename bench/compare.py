@@ -53,6 +53,19 @@ SONDE_TCP_METRICS = (
 )
 BLACKBOX_TCP_METRICS = ("probe_duration_seconds", "probe_dns_lookup_time_seconds")
 
+SONDE_CONFIG = """\
+modules:
+  tcp:
+    prober: tcp
+    timeout: 5s
+"""
+BLACKBOX_CONFIG = """\
+modules:
+  tcp_connect:
+    prober: tcp
+    timeout: 5s
+"""
+
 
 def log(*parts: object) -> None:
     print(*parts, file=sys.stderr, flush=True)
@@ -215,6 +228,7 @@ class Exporter:
     metrics: tuple[str, ...]
     rtt_metric: str
     workdir: Path
+    env: dict[str, str] | None = None
     port: int = 0
     proc: subprocess.Popen[Any] | None = None
     log_file: TextIO | None = field(default=None, repr=False)
@@ -241,7 +255,11 @@ class Exporter:
             self.log_file = self.log_path.open("a")
             started = time.perf_counter()
             self.proc = children.start(
-                argv, stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=self.log_file,
+                stderr=subprocess.STDOUT,
+                env=self.env,
             )
             while time.perf_counter() - started < timeout:
                 if self.proc.poll() is not None:
@@ -263,10 +281,36 @@ class Exporter:
             self.log_file = None
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A sonde variant for lever A/B runs: another launcher script, another git revision of
+    src/, and/or extra flags."""
+
+    name: str
+    launcher: str | None = None
+    rev: str | None = None
+    flags: tuple[str, ...] = ()
+
+
+def checkout_src(rev: str, workdir: Path, name: str) -> Path:
+    """src/ as of a git revision, unpacked under workdir; return the path for PYTHONPATH."""
+    dest = workdir / f"src-{name}"
+    dest.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", rev, "src"], capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        raise BenchError(f"git archive {rev} failed: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest / "src"
+
+
 def make_exporters(args: argparse.Namespace, workdir: Path) -> list[Exporter]:
     sonde_python = str(args.sonde_python)
 
-    def sonde_cmd(launcher: str | None) -> Callable[[Path, int], list[str]]:
+    def sonde_cmd(
+        launcher: str | None, flags: tuple[str, ...] = ()
+    ) -> Callable[[Path, int], list[str]]:
         start = ["-m", "sonde_exporter"] if launcher is None else [launcher]
 
         def command(config: Path, port: int) -> list[str]:
@@ -280,6 +324,7 @@ def make_exporters(args: argparse.Namespace, workdir: Path) -> list[Exporter]:
                 "--log.level",
                 "warn",
                 *args.sonde_arg,
+                *flags,
             ]
 
         return command
@@ -292,23 +337,28 @@ def make_exporters(args: argparse.Namespace, workdir: Path) -> list[Exporter]:
             "--log.level=warn",
         ]
 
-    def sonde(name: str, launcher: str | None) -> Exporter:
+    def sonde(v: Variant) -> Exporter:
+        env = None
+        if v.rev is not None:
+            # PYTHONPATH comes before the venv's editable-install path entry.
+            env = {**os.environ, "PYTHONPATH": str(checkout_src(v.rev, workdir, v.name))}
         return Exporter(
-            name=name,
-            command=sonde_cmd(launcher),
-            config="modules:\n  tcp:\n    prober: tcp\n    timeout: 5s\n",
+            name=v.name,
+            command=sonde_cmd(v.launcher, v.flags),
+            config=SONDE_CONFIG,
             module="tcp",
             metrics=SONDE_TCP_METRICS,
             rtt_metric="probe_tcp_rtt_seconds",
             workdir=workdir,
+            env=env,
         )
 
     available = {
-        "sonde": sonde("sonde", args.sonde_launcher),
+        "sonde": sonde(Variant("sonde", args.sonde_launcher)),
         "blackbox": Exporter(
             name="blackbox",
             command=blackbox_cmd,
-            config="modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 5s\n",
+            config=BLACKBOX_CONFIG,
             module="tcp_connect",
             metrics=BLACKBOX_TCP_METRICS,
             rtt_metric="probe_duration_seconds",
@@ -316,7 +366,7 @@ def make_exporters(args: argparse.Namespace, workdir: Path) -> list[Exporter]:
         ),
     }
     chosen = [available[name] for name in args.exporters]
-    return chosen + [sonde(name, launcher) for name, launcher in args.variant]
+    return chosen + [sonde(v) for v in args.variant]
 
 
 def interleaved(exporters: list[Exporter], index: int) -> list[Exporter]:
@@ -1027,6 +1077,7 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
         "sonde": _version([str(args.sonde_python), "-m", "sonde_exporter", "--version"]),
         "sonde_args": args.sonde_arg,
         "sonde_launcher": args.sonde_launcher,
+        "variants": [vars(v) for v in args.variant],
         "blackbox": _version([args.blackbox_bin, "--version"]),
         "wrk": _version([args.wrk_bin, "--version"]) if args.wrk_bin else None,
         "client_python": _version([str(args.client_python), "--version"]),
@@ -1077,15 +1128,31 @@ def int_list(text: str) -> list[int]:
     return values
 
 
-def variant(text: str) -> tuple[str, str]:
-    name, sep, script = text.partition("=")
-    if not sep or not name or not script or name in ("sonde", "blackbox"):
+def variant(text: str) -> Variant:
+    """NAME=SPEC; SPEC is a launcher script, git:REV (src/ at that revision), or flags, e.g.
+    `before=git:HEAD~1`, `asyncio=--event-loop asyncio`, `old_asyncio=git:main --event-loop asyncio`."""
+    name, sep, spec = text.partition("=")
+    words = shlex.split(spec)
+    if not sep or not name or not words or name in ("sonde", "blackbox"):
         raise argparse.ArgumentTypeError(
-            f"expected NAME=SCRIPT (NAME not sonde/blackbox): {text!r}"
+            f"expected NAME=SCRIPT, NAME=git:REV or NAME=FLAGS (NAME not sonde/blackbox): {text!r}"
         )
-    if not Path(script).is_file():
-        raise argparse.ArgumentTypeError(f"no such launcher script: {script}")
-    return name, script
+    launcher = rev = None
+    if not words[0].startswith("-"):
+        source = words.pop(0)
+        if source.startswith("git:"):
+            rev = source[4:]
+            if subprocess.run(
+                ["git", "-C", str(REPO), "rev-parse", "--verify", "-q", rev + "^{commit}"],
+                capture_output=True,
+                check=False,
+            ).returncode:
+                raise argparse.ArgumentTypeError(f"no such git revision: {rev}")
+        elif Path(source).is_file():
+            launcher = source
+        else:
+            raise argparse.ArgumentTypeError(f"no such launcher script: {source}")
+    return Variant(name, launcher, rev, tuple(words))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -1141,8 +1208,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         type=variant,
-        metavar="NAME=SCRIPT",
-        help="also run sonde through SCRIPT under NAME (lever A/B; repeatable)",
+        metavar="NAME=SPEC",
+        help="also run a sonde variant under NAME (lever A/B; repeatable); SPEC is a launcher "
+        "script, git:REV (src/ at that revision) and/or extra flags",
     )
     p.add_argument("--blackbox-bin", default=BLACKBOX_BIN)
     p.add_argument("--wrk-bin", default="wrk")
