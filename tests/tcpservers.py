@@ -187,6 +187,13 @@ def backlogged_listener(host: str = "127.0.0.1") -> Iterator[int]:
     Linux drops a SYN to a listener whose accept queue is full, so a connect to this port
     hangs (SYN retransmits) instead of being refused. Yields the port.
     """
+    with full_listener(host) as listener:
+        yield listener.getsockname()[1]
+
+
+@contextmanager
+def full_listener(host: str = "127.0.0.1") -> Iterator[socket.socket]:
+    """backlogged_listener's socket itself: accept() on it makes room for one more SYN."""
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     fillers: list[socket.socket] = []
     try:
@@ -203,7 +210,7 @@ def backlogged_listener(host: str = "127.0.0.1") -> Iterator[int]:
                 break
         else:
             raise RuntimeError("could not fill the accept queue of a loopback listener")
-        yield port
+        yield listener
     finally:
         for filler in fillers:
             filler.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 
@@ -11,6 +12,7 @@ from conftest import parse_metrics, probe
 from tcpservers import (
     Pki,
     backlogged_listener,
+    full_listener,
     hold_open,
     open_fds,
     settled_fds,
@@ -145,6 +147,32 @@ async def test_full_backlog_is_a_connect_timeout_within_budget(client):
     assert 'probe_tcp_duration_seconds{phase="connect"}' in metrics
 
 
+async def test_connect_that_completes_after_a_syn_retransmit_succeeds(client):
+    """The slow connect path: the handshake is still under way when connect() returns."""
+    accepted: list[socket.socket] = []
+    with full_listener() as listener:
+        port = listener.getsockname()[1]
+        fillers = sockets_to(port)
+        probing = asyncio.ensure_future(probe(client, module="tcp", target=f"127.0.0.1:{port}"))
+        while not sockets_to(port) - fillers:  # the prober's SYN is out, and was dropped
+            assert not probing.done()
+            await asyncio.sleep(0.01)
+        # Now make room: the kernel retransmits the SYN after 1 s, and it gets in.
+        listener.setblocking(False)
+        try:
+            while not probing.done():
+                with contextlib.suppress(BlockingIOError):
+                    accepted.append(listener.accept()[0])
+                await asyncio.sleep(0.01)
+        finally:
+            for sock in accepted:
+                sock.close()
+        status, body = await probing
+    assert status == 200
+    metrics = assert_succeeded(body)
+    assert metrics["probe_tcp_rtt_seconds"] > 0
+
+
 async def test_silent_server_times_out_the_expect_within_budget(client, tcp_server):
     port = await tcp_server(hold_open)
     elapsed, body = await timed_probe(client, module="banner_1s", target=f"127.0.0.1:{port}")
@@ -213,10 +241,10 @@ async def test_error_text_stays_out_of_labels(client):
 
 
 async def test_source_ip_address_is_the_peer_the_server_sees(exporter_client, tcp_server):
-    peers: list[str] = []
+    peers: asyncio.Queue[str] = asyncio.Queue()
 
     async def record_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peers.append(writer.get_extra_info("peername")[0])
+        peers.put_nowait(writer.get_extra_info("peername")[0])
         writer.close()
 
     port = await tcp_server(record_peer)
@@ -231,7 +259,8 @@ async def test_source_ip_address_is_the_peer_the_server_sees(exporter_client, tc
     )
     _, body = await probe(client, module="from_127_0_0_2", target=f"127.0.0.1:{port}")
     assert_succeeded(body)
-    assert peers == ["127.0.0.2"]
+    # The probe may answer before this server (on the same loop) has accepted the connection.
+    assert await asyncio.wait_for(peers.get(), 5) == "127.0.0.2"
 
 
 async def test_unusable_source_ip_address_fails_the_probe(exporter_client, tcp_server):

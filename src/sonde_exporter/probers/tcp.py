@@ -7,7 +7,9 @@ measure of the handshake (TCP_INFO), which event-loop delay cannot inflate.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
+import os
 import re
 import socket
 import ssl
@@ -43,6 +45,9 @@ _MAX_LINE = 64 * 1024
 _LOGGED_LINE = 256
 _TEMPLATE = re.compile(rb"\$(\$|\{(\w+)\}|(\w+))")
 _SSL_NOISE = re.compile(r"^\[[^]]*\] | \(_ssl\.c:\d+\)$")
+
+_IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY, errno.EINTR)
+"""connect() results that mean "under way", as asyncio treats them."""
 
 _T = TypeVar("_T")
 
@@ -105,20 +110,51 @@ def _bind(sock: socket.socket, source: str) -> None:
 async def _connect(
     loop: asyncio.AbstractEventLoop, sock: socket.socket, ip: str, port: int
 ) -> None:
+    """Connect the non-blocking socket, failing with connect_refused, _timeout or _error.
+
+    Not loop.sock_connect: when the handshake completes inside connect() (loopback, often a
+    LAN) the socket is connected on return, and asyncio's writer registration, loop pass and
+    callbacks would cost more than the connect itself. Otherwise one writer waits for it.
+    """
+    err = sock.connect_ex((ip, port))
+    if err in _IN_PROGRESS:
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if not err and not _connected(sock):
+            await _writable(loop, sock.fileno())
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if not err and not _connected(sock):  # writable without a connection or an error
+                err = errno.ENOTCONN
+    if err == errno.ECONNREFUSED:
+        raise ProbeFailure(Reason.CONNECT_REFUSED, f"connection to {ip} port {port} refused")
+    if err == errno.ETIMEDOUT:  # the kernel gave up retrying the SYN
+        raise ProbeFailure(Reason.CONNECT_TIMEOUT, f"connection to {ip} port {port} timed out")
+    if err:
+        raise ProbeFailure(
+            Reason.CONNECT_ERROR, f"cannot connect to {ip} port {port}: {os.strerror(err)}"
+        )
+
+
+def _connected(sock: socket.socket) -> bool:
     try:
-        await loop.sock_connect(sock, (ip, port))
-    except ConnectionRefusedError:
-        raise ProbeFailure(
-            Reason.CONNECT_REFUSED, f"connection to {ip} port {port} refused"
-        ) from None
-    except TimeoutError:  # the kernel gave up retrying the SYN (ETIMEDOUT)
-        raise ProbeFailure(
-            Reason.CONNECT_TIMEOUT, f"connection to {ip} port {port} timed out"
-        ) from None
-    except OSError as exc:
-        raise ProbeFailure(
-            Reason.CONNECT_ERROR, f"cannot connect to {ip} port {port}: {exc.strerror or exc}"
-        ) from None
+        sock.getpeername()
+    except OSError:  # ENOTCONN: the handshake is still in progress
+        return False
+    return True
+
+
+async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    """Wait until fd is writable; the writer is removed however the wait ends (timeout too)."""
+    waiter = loop.create_future()
+    loop.add_writer(fd, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        loop.remove_writer(fd)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _record_rtt(sock: socket.socket, ctx: ProbeContext) -> None:
