@@ -7,6 +7,7 @@ the first of the other family. IP literals skip the resolver.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import time
@@ -39,24 +40,36 @@ async def resolve(host: str, preferred: str, fallback: bool, ctx: ProbeContext) 
     finally:
         ctx.metrics.set(DNS_LOOKUP_TIME, time.perf_counter() - start)
     ctx.metrics.set(IP_PROTOCOL, address.version)
-    ctx.metrics.set(IP_ADDR_HASH, fnv32a(ipaddress.ip_address(address.ip).packed))
+    ctx.metrics.set(IP_ADDR_HASH, ip_hash(address.ip))
     ctx.log.debug("Resolved target address", target=host, ip=address.ip)
     return address
 
 
 def _literal(host: str, want: socket.AddressFamily, fallback: bool) -> Address | None:
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    if family != want and not fallback:
+    address = _parse_literal(host)
+    if address is not None and address.family != want and not fallback:
         raise ProbeFailure(
             Reason.DNS,
             f"{host} is not an IPv{6 if want == socket.AF_INET6 else 4} address "
             "and ip_protocol_fallback is off",
         )
-    return Address(str(ip), family)
+    return address
+
+
+# Targets repeat on every scrape: parse each host string once (ipaddress costs µs per call).
+@functools.lru_cache(maxsize=4096)
+def _parse_literal(host: str) -> Address | None:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return Address(str(ip), socket.AF_INET6 if ip.version == 6 else socket.AF_INET)
+
+
+@functools.lru_cache(maxsize=4096)
+def ip_hash(ip: str) -> int:
+    """probe_ip_addr_hash of an address, as blackbox_exporter computes it."""
+    return fnv32a(ipaddress.ip_address(ip).packed)
 
 
 async def _lookup(host: str, want: socket.AddressFamily, fallback: bool) -> Address:
