@@ -19,13 +19,34 @@ class Gauge:
     help: str
     labels: tuple[str, ...] = ()
     header: str = field(init=False, repr=False, compare=False)
+    # The text around the sample values, built once: `name ` without labels; with labels
+    # `name{a="`, then `",b="` between values, then `"} `.
+    _open: str = field(init=False, repr=False, compare=False)
+    _joins: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         text = self.help.replace("\\", "\\\\").replace("\n", "\\n")
         object.__setattr__(self, "header", f"# HELP {self.name} {text}\n# TYPE {self.name} gauge\n")
+        if not self.labels:
+            object.__setattr__(self, "_open", f"{self.name} ")
+            object.__setattr__(self, "_joins", ())
+            return
+        first, *rest = self.labels
+        object.__setattr__(self, "_open", f'{self.name}{{{first}="')
+        object.__setattr__(self, "_joins", (*(f'",{name}="' for name in rest), '"} '))
+
+
+_INF = float("inf")
 
 
 def format_value(value: float) -> str:
+    if type(value) is float:  # the common cases first: a probe renders a dozen of these
+        if value.is_integer():
+            return str(int(value)) if -1e15 < value < 1e15 else repr(value)
+        if -_INF < value < _INF:
+            return repr(value)
+    elif type(value) is int:
+        return str(value)
     if value != value:  # NaN
         return "NaN"
     if math.isinf(value):
@@ -36,7 +57,9 @@ def format_value(value: float) -> str:
 
 
 def escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
 
 
 class ProbeMetrics:
@@ -57,17 +80,25 @@ class ProbeMetrics:
 
     def render(self) -> str:
         out: list[str] = []
+        add = out.append
         for gauge, samples in self._samples.items():
-            out.append(gauge.header)
+            opening = gauge._open
+            if not gauge.labels:  # one sample, with the header in the same string
+                add(f"{gauge.header}{opening}{format_value(samples[()])}\n")
+                continue
+            add(gauge.header)
+            joins = gauge._joins
             for label_values, value in samples.items():
-                if label_values:
-                    pairs = ",".join(
-                        f'{name}="{escape_label(v)}"'
-                        for name, v in zip(gauge.labels, label_values, strict=True)
+                if len(label_values) == 1:
+                    add(
+                        f"{opening}{escape_label(label_values[0])}{joins[0]}{format_value(value)}\n"
                     )
-                    out.append(f"{gauge.name}{{{pairs}}} {format_value(value)}\n")
-                else:
-                    out.append(f"{gauge.name} {format_value(value)}\n")
+                    continue
+                add(opening)
+                for label_value, join in zip(label_values, joins, strict=True):
+                    add(escape_label(label_value))
+                    add(join)
+                add(f"{format_value(value)}\n")
         return "".join(out)
 
 
