@@ -7,12 +7,14 @@ A request that is wrong gets 400 with a one-line reason; a probe that fails gets
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
 from urllib.parse import unquote
 
 from aiohttp import web
+from prometheus_client import Counter, Histogram
 
 from .config import Module, dump_yaml
 from .history import ProbeResult
@@ -26,6 +28,7 @@ from .metrics import (
 )
 from .probe import ProbeContext, ProbeFailure, ProbeLog, Reason, TargetError
 from .probers import PROBERS
+from .selfmetrics import SelfMetrics
 from .state import EXPORTER, Exporter
 from .targets import MAX_TARGET_LENGTH, check_common, check_host
 
@@ -174,8 +177,8 @@ async def run_probe(
     ctx.metrics.set(PROBE_SUCCESS, 1 if success else 0)
     if success:
         ctx.log.info("Probe succeeded", duration_seconds=round(duration, 6))
-    exporter.metrics.probes.labels(name, "success" if success else "failure").inc()
-    exporter.metrics.probe_duration.labels(name).observe(duration)
+    _probes_counter(exporter.metrics, name, "success" if success else "failure").inc()
+    _duration_histogram(exporter.metrics, name).observe(duration)
     result = ProbeResult(
         id=exporter.history.next_id(),
         module=name,
@@ -188,6 +191,18 @@ async def run_probe(
     )
     exporter.history.add(result)
     return result
+
+
+# prometheus_client's labels() takes a lock and builds tuples on every call; a module's
+# children never change, so each probe looks them up here instead.
+@functools.lru_cache(maxsize=1024)
+def _probes_counter(metrics: SelfMetrics, module: str, result: str) -> Counter:
+    return metrics.probes.labels(module, result)
+
+
+@functools.lru_cache(maxsize=1024)
+def _duration_histogram(metrics: SelfMetrics, module: str) -> Histogram:
+    return metrics.probe_duration.labels(module)
 
 
 def debug_output(result: ProbeResult, metrics: ProbeMetrics, module: Module) -> str:
