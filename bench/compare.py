@@ -43,28 +43,77 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 BLACKBOX_BIN = "/usr/bin/prometheus-blackbox-exporter"
 INSTALL_HINT = "apt-get install -y --no-install-recommends prometheus-blackbox-exporter wrk"
 
-# What each exporter reports about a TCP probe. `rtt` is the figure compared with the
-# direct connect() measurement (issue 6, target 5): sonde's kernel RTT from TCP_INFO,
-# blackbox's whole probe duration (it has no connect-phase metric).
-SONDE_TCP_METRICS = (
-    "probe_tcp_rtt_seconds",
-    "probe_duration_seconds",
-    'probe_tcp_duration_seconds{phase="connect"}',
-)
-BLACKBOX_TCP_METRICS = ("probe_duration_seconds", "probe_dns_lookup_time_seconds")
 
+@dataclass(frozen=True)
+class ModuleSpec:
+    """One workload's module in an exporter's config, and what to read from its answers.
+
+    `rtt_metric` is the figure compared with the direct measurement (issue 6, target 5).
+    """
+
+    name: str
+    metrics: tuple[str, ...]
+    rtt_metric: str
+
+
+ICMP_RTT = 'probe_icmp_duration_seconds{phase="rtt"}'
+# TCP: sonde's kernel RTT from TCP_INFO; blackbox's whole probe duration (it has no
+# connect-phase metric). ICMP: both report the echo RTT as the rtt phase (with count=1,
+# sonde's mean of the replies is the one reply's RTT, as probe_icmp_rtt_seconds{stat="avg"}).
+SONDE_MODULES = {
+    "tcp": ModuleSpec(
+        "tcp",
+        (
+            "probe_tcp_rtt_seconds",
+            "probe_duration_seconds",
+            'probe_tcp_duration_seconds{phase="connect"}',
+        ),
+        "probe_tcp_rtt_seconds",
+    ),
+    "icmp": ModuleSpec(
+        "icmp",
+        ("probe_duration_seconds", ICMP_RTT, 'probe_icmp_rtt_seconds{stat="avg"}'),
+        ICMP_RTT,
+    ),
+}
+BLACKBOX_MODULES = {
+    "tcp": ModuleSpec(
+        "tcp_connect",
+        ("probe_duration_seconds", "probe_dns_lookup_time_seconds"),
+        "probe_duration_seconds",
+    ),
+    "icmp": ModuleSpec("icmp", ("probe_duration_seconds", ICMP_RTT), ICMP_RTT),
+}
+# ICMP like for like: one echo request per probe, IPv4, and blackbox's payload size (its
+# default payload is the 28 bytes "Prometheus Blackbox Exporter").
 SONDE_CONFIG = """\
 modules:
   tcp:
     prober: tcp
     timeout: 5s
+  icmp:
+    prober: icmp
+    timeout: 5s
+    icmp:
+      count: 1
+      payload_size: 28
+      preferred_ip_protocol: ip4
+      ip_protocol_fallback: false
 """
 BLACKBOX_CONFIG = """\
 modules:
   tcp_connect:
     prober: tcp
     timeout: 5s
+  icmp:
+    prober: icmp
+    timeout: 5s
+    icmp:
+      preferred_ip_protocol: ip4
+      ip_protocol_fallback: false
 """
+ICMP_TARGET = "127.0.0.1"
+PING_GROUP_RANGE = Path("/proc/sys/net/ipv4/ping_group_range")
 
 
 def log(*parts: object) -> None:
@@ -224,9 +273,7 @@ class Exporter:
     name: str
     command: Callable[[Path, int], list[str]]
     config: str
-    module: str
-    metrics: tuple[str, ...]
-    rtt_metric: str
+    modules: dict[str, ModuleSpec]
     workdir: Path
     env: dict[str, str] | None = None
     port: int = 0
@@ -242,8 +289,9 @@ class Exporter:
     def log_path(self) -> Path:
         return self.workdir / f"{self.name}.log"
 
-    def probe_url(self, target: str) -> str:
-        return f"http://127.0.0.1:{self.port}/probe?module={self.module}&target={target}"
+    def probe_url(self, target: str, kind: str = "tcp") -> str:
+        module = self.modules[kind].name
+        return f"http://127.0.0.1:{self.port}/probe?module={module}&target={target}"
 
     def launch(self, children: Children, timeout: float = 20.0) -> float:
         """Start on a free port; return seconds from exec to /-/ready answering 200."""
@@ -290,6 +338,7 @@ class Variant:
     launcher: str | None = None
     rev: str | None = None
     flags: tuple[str, ...] = ()
+    text: str = ""
 
 
 def checkout_src(rev: str, workdir: Path, name: str) -> Path:
@@ -346,9 +395,7 @@ def make_exporters(args: argparse.Namespace, workdir: Path) -> list[Exporter]:
             name=v.name,
             command=sonde_cmd(v.launcher, v.flags),
             config=SONDE_CONFIG,
-            module="tcp",
-            metrics=SONDE_TCP_METRICS,
-            rtt_metric="probe_tcp_rtt_seconds",
+            modules=SONDE_MODULES,
             workdir=workdir,
             env=env,
         )
@@ -359,9 +406,7 @@ def make_exporters(args: argparse.Namespace, workdir: Path) -> list[Exporter]:
             name="blackbox",
             command=blackbox_cmd,
             config=BLACKBOX_CONFIG,
-            module="tcp_connect",
-            metrics=BLACKBOX_TCP_METRICS,
-            rtt_metric="probe_duration_seconds",
+            modules=BLACKBOX_MODULES,
             workdir=workdir,
         ),
     }
@@ -410,15 +455,19 @@ def run_probe_load(
     duration: float,
     warmup: float,
     max_requests: int,
-    target_pid: int,
-    direct: bool,
+    target_pid: int | None,
+    direct: str | None,
+    kind: str = "tcp",
 ) -> dict[str, Any]:
-    """One level of probe_load.py against one exporter; returns its JSON line."""
+    """One level of probe_load.py against one exporter; returns its JSON line.
+
+    `direct`: probe_load's ground-truth sampler (tcp:HOST:PORT or icmp:HOST), or None.
+    """
     argv = [
         str(args.client_python),
         str(args.probe_load),
         "--url-template",
-        exporter.probe_url(target),
+        exporter.probe_url(target, kind),
         "--concurrency",
         str(concurrency),
         "--duration",
@@ -435,15 +484,15 @@ def run_probe_load(
         "10",
         "--exporter-pid",
         str(exporter.pid),
-        "--watch-pid",
-        f"target={target_pid}",
         "--label",
         exporter.name,
     ]
-    for metric in exporter.metrics:
+    if target_pid is not None:
+        argv += ["--watch-pid", f"target={target_pid}"]
+    for metric in exporter.modules[kind].metrics:
         argv += ["--metric", metric]
     if direct:
-        argv += ["--direct", f"tcp:{target}", "--direct-rate", str(args.direct_rate)]
+        argv += ["--direct", direct, "--direct-rate", str(args.direct_rate)]
     err_path = exporter.workdir / "probe_load.err"
     with err_path.open("w") as err:
         proc = children.start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
@@ -580,6 +629,7 @@ class Context:
     target: str
     target_pid: int
     sink: TextIO
+    workdir: Path
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def record(self, row: dict[str, Any]) -> None:
@@ -606,9 +656,9 @@ def bench_tcp(ctx: Context) -> None:
                     warmup=args.warmup,
                     max_requests=args.max_requests,
                     target_pid=ctx.target_pid,
-                    direct=True,
+                    direct=f"tcp:{ctx.target}",
                 )
-                res["accuracy"] = accuracy(res, exporter.rtt_metric)
+                res["accuracy"] = accuracy(res, exporter.modules["tcp"].rtt_metric)
                 # user vs kernel split of the exporter's CPU over the whole client run
                 user1, sys1 = proc_user_sys_s(exporter.pid)
                 res["exporter_kernel_share"] = round(
@@ -658,7 +708,7 @@ def bench_soak(ctx: Context) -> None:
             "concurrency": args.soak_concurrency,
             "warmup": 0.0,
             "target_pid": ctx.target_pid,
-            "direct": False,
+            "direct": None,
         }
         run_probe_load(
             ctx.children,
@@ -706,6 +756,197 @@ def bench_soak(ctx: Context) -> None:
         )
 
 
+def http_get(port: int, path: str, timeout: float = 10.0) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def sonde_icmp_counters(exporter: Exporter) -> dict[str, Any]:
+    """sonde's /metrics: the ICMP socket mode and the shared socket's drop counters (ip4)."""
+    text = http_get(exporter.port, "/metrics")
+    out: dict[str, Any] = {"drops": 0.0, "unmatched": 0.0}
+    if m := re.search(r'^sonde_icmp_socket_mode\{ip_protocol="ip4",mode="(\w+)"\} 1', text, re.M):
+        out["mode"] = m.group(1)
+    for key, name in (("drops", "receive_drops"), ("unmatched", "unmatched_replies")):
+        if m := re.search(rf'^sonde_icmp_{name}_total\{{ip_protocol="ip4"\}} (\S+)', text, re.M):
+            out[key] = float(m.group(1))
+    return out
+
+
+def icmp_socket_mode(exporter: Exporter) -> str:
+    """The ICMP socket type an exporter uses here: raw or datagram (the latter as sonde
+    spells it; blackbox says it tried an unprivileged socket and fell back)."""
+    if exporter.name == "blackbox":
+        module = exporter.modules["icmp"].name
+        body = http_get(exporter.port, f"/probe?module={module}&target={ICMP_TARGET}&debug=true")
+        if "probe_success 1" not in body:
+            raise BenchError(f"blackbox cannot ping {ICMP_TARGET}:\n{body[-1500:]}")
+        return "raw" if "will attempt privileged" in body else "datagram"
+    return str(sonde_icmp_counters(exporter).get("mode", "unknown"))
+
+
+def bench_icmp(ctx: Context) -> None:
+    args = ctx.args
+    for mode in args.icmp_modes:
+        if mode == "dgram" and args.netns_inner is None:
+            icmp_in_netns(ctx)
+        else:
+            icmp_levels(ctx, mode)
+
+
+def icmp_levels(ctx: Context, mode: str) -> None:
+    """ICMP at each --icmp-concurrency level, in this network namespace."""
+    args = ctx.args
+    expected = "raw" if mode == "raw" else "datagram"
+    for exporter in ctx.exporters:
+        actual = icmp_socket_mode(exporter)
+        if actual != expected:
+            raise BenchError(
+                f"{exporter.name} uses {actual} ICMP sockets, not {expected}: {mode} mode "
+                f"needs {'root and a ping_group_range without group 0' if mode == 'raw' else 'the namespace set up by this script'}"
+            )
+    run = 0
+    for repeat in range(1, args.repeat + 1):
+        for concurrency in args.icmp_concurrency:
+            for exporter in interleaved(ctx.exporters, run):
+                log(f"[icmp {mode}] {exporter.name} c={concurrency} repeat={repeat} ...")
+                is_sonde = exporter.name != "blackbox"
+                counters0 = sonde_icmp_counters(exporter) if is_sonde else None
+                res = run_probe_load(
+                    ctx.children,
+                    args,
+                    exporter,
+                    ICMP_TARGET,
+                    concurrency=concurrency,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    max_requests=args.max_requests,
+                    target_pid=None,
+                    direct=f"icmp:{ICMP_TARGET}",
+                    kind="icmp",
+                )
+                res["accuracy"] = accuracy(res, exporter.modules["icmp"].rtt_metric)
+                res["exporter_proc"] = res.pop("exporter", None)
+                if counters0 is not None:
+                    counters1 = sonde_icmp_counters(exporter)
+                    res["sonde_icmp"] = {
+                        "mode": counters1.get("mode"),
+                        "receive_drops": counters1["drops"] - counters0["drops"],
+                        "unmatched_replies": counters1["unmatched"] - counters0["unmatched"],
+                    }
+                ctx.record(
+                    {
+                        **res,
+                        "kind": "icmp",
+                        "mode": mode,
+                        "exporter": exporter.name,
+                        "repeat": repeat,
+                    }
+                )
+                log(f"      {res['probes_per_s']}/s ok={res['success_share']}")
+                time.sleep(args.pause)
+            run += 1
+
+
+def read_ping_group_range() -> str:
+    return " ".join(PING_GROUP_RANGE.read_text().split())
+
+
+def icmp_in_netns(ctx: Context) -> None:
+    """Datagram mode: run this script again inside a new network namespace (`unshare -n`),
+    where it brings lo up and sets ping_group_range for that namespace only, and runs both
+    exporters, the client and the direct sampler there. The host's sysctl is never touched."""
+    args = ctx.args
+    host_ns = os.readlink("/proc/self/ns/net")
+    host_range = read_ping_group_range()
+    out = ctx.workdir / "netns-icmp.jsonl"
+    argv = [
+        "unshare",
+        "-n",
+        "--",
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "icmp",
+        "--icmp-modes",
+        "dgram",
+        "--netns-inner",
+        host_ns,
+        "--out",
+        str(out),
+        *passthrough_args(args),
+    ]
+    levels = len(args.icmp_concurrency) * args.repeat * len(ctx.exporters)
+    budget = levels * (args.warmup + args.duration + args.pause + 20) + 120
+    log(f"[icmp dgram] in a new network namespace: {shlex.join(argv)}")
+    proc = ctx.children.start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        code = proc.wait(budget)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"the datagram ICMP run in a namespace took over {budget:.0f} s") from None
+    finally:
+        ctx.children.stop(proc)
+    if read_ping_group_range() != host_range:  # cannot happen: the write is per namespace
+        raise BenchError(f"the host's ping_group_range changed: {host_range!r} -> ?")
+    if code != 0 or not out.exists():
+        raise BenchError(f"the datagram ICMP run in a namespace failed (exit {code})")
+    for line in out.read_text().splitlines():
+        row = json.loads(line)
+        if row.get("kind") == "icmp":
+            ctx.record(row)
+
+
+def setup_netns(host_ns: str) -> None:
+    """Inside the namespace `unshare -n` made: lo up, and datagram ICMP for every group."""
+    if os.readlink("/proc/self/ns/net") == host_ns:
+        raise BenchError("--netns-inner outside a new network namespace: refusing to touch sysctl")
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    PING_GROUP_RANGE.write_text("0 2147483647\n")
+    log(f"[netns] lo up, ping_group_range {read_ping_group_range()!r} in this namespace only")
+
+
+def passthrough_args(args: argparse.Namespace) -> list[str]:
+    """The options the namespace run shares with this one."""
+    out = [
+        "--icmp-concurrency",
+        ",".join(map(str, args.icmp_concurrency)),
+        "--duration",
+        str(args.duration),
+        "--warmup",
+        str(args.warmup),
+        "--pause",
+        str(args.pause),
+        "--repeat",
+        str(args.repeat),
+        "--max-requests",
+        str(args.max_requests),
+        "--direct-rate",
+        str(args.direct_rate),
+        "--exporters",
+        ",".join(args.exporters),
+        "--sonde-python",
+        str(args.sonde_python),
+        "--client-python",
+        str(args.client_python),
+        "--probe-load",
+        str(args.probe_load),
+        "--blackbox-bin",
+        args.blackbox_bin,
+        "--label",
+        args.label,
+    ]
+    if args.sonde_launcher:
+        out += ["--sonde-launcher", args.sonde_launcher]
+    for flag in args.sonde_arg:
+        out.append(f"--sonde-arg={flag}")
+    for v in args.variant:
+        out += ["--variant", v.text]
+    return out
+
+
 def bench_startup(ctx: Context) -> None:
     """Fresh processes (not the ones serving the other workloads), timed exec -> /-/ready."""
     args = ctx.args
@@ -736,6 +977,7 @@ def bench_startup(ctx: Context) -> None:
 WORKLOADS: dict[str, Callable[[Context], None]] = {
     "tcp": bench_tcp,
     "wrk": bench_wrk,
+    "icmp": bench_icmp,
     "soak": bench_soak,
     "startup": bench_startup,
 }
@@ -780,8 +1022,8 @@ Runs = dict[str, list[dict[str, Any]]]
 
 
 def cost_view(row: dict[str, Any]) -> dict[str, Any]:
-    """The figures the cost table shows, from a probe_load (tcp) row or a wrk row."""
-    if row["kind"] == "tcp":
+    """The figures the cost table shows, from a probe_load (tcp, icmp) row or a wrk row."""
+    if row["kind"] in ("tcp", "icmp"):
         proc = row.get("exporter_proc") or {}
         return {
             "rate": row.get("probes_per_s"),
@@ -801,10 +1043,21 @@ def cost_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def group(rows: list[dict[str, Any]], kind: str, level_key: str) -> dict[int, Runs]:
+# (label, row kind, ICMP mode, level key): the sections of the cost and variant tables.
+SECTIONS = (
+    ("python", "tcp", None, "concurrency"),
+    ("wrk", "wrk", None, "connections"),
+    ("raw", "icmp", "raw", "concurrency"),
+    ("dgram", "icmp", "dgram", "concurrency"),
+)
+
+
+def group(
+    rows: list[dict[str, Any]], kind: str, level_key: str, mode: str | None = None
+) -> dict[int, Runs]:
     grouped: dict[int, Runs] = {}
     for row in rows:
-        if row.get("kind") == kind:
+        if row.get("kind") == kind and row.get("mode") == mode:
             grouped.setdefault(row[level_key], {}).setdefault(row["exporter"], []).append(row)
     return grouped
 
@@ -818,13 +1071,14 @@ def median_of(runs: Runs, name: str, section: str | None, key: str) -> float | N
     return _median(values)
 
 
-def cost_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str | None:
-    table = []
-    for client, kind, level_key in (
-        ("python", "tcp", "concurrency"),
-        ("wrk", "wrk", "connections"),
-    ):
-        for level, runs in sorted(group(rows, kind, level_key).items()):
+def cost_rows(
+    rows: list[dict[str, Any]], summary: list[dict[str, Any]], kinds: tuple[str, ...]
+) -> list[list[object]]:
+    table: list[list[object]] = []
+    for label, kind, mode, level_key in SECTIONS:
+        if kind not in kinds:
+            continue
+        for level, runs in sorted(group(rows, kind, level_key, mode).items()):
             views: Runs = {n: [cost_view(r) for r in rs] for n, rs in runs.items()}
             s = {k: median_of(views, "sonde", None, k) for k in ("rate", "cpu", "rss", "ok")}
             b = {k: median_of(views, "blackbox", None, k) for k in ("rate", "cpu", "rss", "ok")}
@@ -833,7 +1087,7 @@ def cost_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str
             busy = _median([v["busy"] for v in both])
             table.append(
                 [
-                    client,
+                    label,
                     level,
                     s["rate"],
                     b["rate"],
@@ -852,7 +1106,7 @@ def cost_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str
             summary.append(
                 {
                     "kind": "summary",
-                    "workload": f"tcp-{client}",
+                    "workload": f"icmp-{mode}" if kind == "icmp" else f"tcp-{label}",
                     "concurrency": level,
                     "sonde": s,
                     "blackbox": b,
@@ -860,27 +1114,43 @@ def cost_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str
                     "machine_cpu_busy_share": busy,
                 }
             )
+    return table
+
+
+COST_HEADERS = [
+    "sonde probes/s",
+    "bbx probes/s",
+    "ratio",
+    "sonde CPU s/1k",
+    "bbx CPU s/1k",
+    "ratio",
+    "sonde peak RSS MB",
+    "bbx peak RSS MB",
+    "ratio",
+    "success sonde / bbx",
+    "client cores",
+    "box busy",
+]
+
+
+def cost_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str | None:
+    table = cost_rows(rows, summary, ("tcp", "wrk"))
     if not table:
         return None
     return "TCP connect: cost (medians over repeats; ratio = sonde / blackbox)\n\n" + md_table(
-        [
-            "client",
-            "c",
-            "sonde probes/s",
-            "bbx probes/s",
-            "ratio",
-            "sonde CPU s/1k",
-            "bbx CPU s/1k",
-            "ratio",
-            "sonde peak RSS MB",
-            "bbx peak RSS MB",
-            "ratio",
-            "success sonde / bbx",
-            "client cores",
-            "box busy",
-        ],
-        table,
+        ["client", "c", *COST_HEADERS], table
     )
+
+
+def icmp_cost_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str | None:
+    table = cost_rows(rows, summary, ("icmp",))
+    if not table:
+        return None
+    return (
+        "ICMP echo, count=1: cost (python client; raw = raw sockets on the host, dgram ="
+        " datagram sockets in a network namespace; medians over repeats; ratio = sonde /"
+        " blackbox)\n\n"
+    ) + md_table(["mode", "c", *COST_HEADERS], table)
 
 
 def accuracy_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str | None:
@@ -916,6 +1186,53 @@ def accuracy_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) ->
             "bbx duration p99",
             "direct p99",
             "bbx error",
+        ],
+        table,
+    )
+
+
+def icmp_accuracy_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str | None:
+    keys = ("reported_p50_ms", "reported_p99_ms", "direct_p99_ms", "error_p99_ms")
+    table = []
+    for mode in ("raw", "dgram"):
+        for level, runs in sorted(group(rows, "icmp", "concurrency", mode).items()):
+            row: list[object] = [mode, level]
+            entry: dict[str, Any] = {
+                "kind": "summary",
+                "workload": f"icmp-{mode}-accuracy",
+                "concurrency": level,
+            }
+            for name in ("sonde", "blackbox"):
+                figures = {k: median_of(runs, name, "accuracy", k) for k in keys}
+                entry[name] = figures
+                row += list(figures.values())
+            drops = [
+                (r.get("sonde_icmp") or {}).get("receive_drops") for r in runs.get("sonde", [])
+            ]
+            entry["sonde_receive_drops"] = sum(d for d in drops if d is not None)
+            row.append(entry["sonde_receive_drops"])
+            table.append(row)
+            summary.append(entry)
+    if not table:
+        return None
+    return (
+        "ICMP accuracy, ms: p99 of the reported echo RTT (both: probe_icmp_duration_seconds"
+        '{phase="rtt"}) against the p99 of a direct echo timed at the same moment by a'
+        " separate process; error = reported p99 - direct p99; drops = replies sonde's shared"
+        " socket lost to a full receive buffer (sum over repeats)\n\n"
+    ) + md_table(
+        [
+            "mode",
+            "c",
+            "sonde rtt p50",
+            "sonde rtt p99",
+            "direct p99",
+            "sonde error",
+            "bbx rtt p50",
+            "bbx rtt p99",
+            "direct p99",
+            "bbx error",
+            "sonde drops",
         ],
         table,
     )
@@ -971,11 +1288,8 @@ def startup_table(rows: list[dict[str, Any]]) -> str | None:
 def variants_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str | None:
     """Lever experiments (--variant): each variant against plain sonde, same run."""
     table = []
-    for client, kind, level_key in (
-        ("python", "tcp", "concurrency"),
-        ("wrk", "wrk", "connections"),
-    ):
-        for level, runs in sorted(group(rows, kind, level_key).items()):
+    for client, kind, mode, level_key in SECTIONS:
+        for level, runs in sorted(group(rows, kind, level_key, mode).items()):
             views: Runs = {n: [cost_view(r) for r in rs] for n, rs in runs.items()}
             base = {k: median_of(views, "sonde", None, k) for k in ("rate", "cpu", "rss", "ok")}
             for name in views:
@@ -984,7 +1298,7 @@ def variants_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) ->
                 v = {k: median_of(views, name, None, k) for k in ("rate", "cpu", "rss", "ok")}
                 table.append(
                     [
-                        client,
+                        f"icmp {client}" if kind == "icmp" else client,
                         level,
                         name,
                         v["rate"],
@@ -998,7 +1312,7 @@ def variants_table(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) ->
                 summary.append(
                     {
                         "kind": "summary",
-                        "workload": f"variant-{client}",
+                        "workload": f"variant-{'icmp-' if kind == 'icmp' else ''}{client}",
                         "concurrency": level,
                         "variant": name,
                         "figures": v,
@@ -1029,6 +1343,8 @@ def report(rows: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     parts = [
         cost_table(rows, summary),
         accuracy_table(rows, summary),
+        icmp_cost_table(rows, summary),
+        icmp_accuracy_table(rows, summary),
         variants_table(rows, summary),
         soak_table(rows),
         startup_table(rows),
@@ -1114,6 +1430,15 @@ def check_tools(args: argparse.Namespace, workloads: list[str]) -> None:
     )
     if probe.returncode != 0:
         raise BenchError(f"{args.client_python} cannot import aiohttp (needed by probe_load.py)")
+    if "icmp" in workloads and os.geteuid() != 0:
+        raise BenchError(
+            "the icmp workload runs as root: raw ICMP sockets on the host, and a network "
+            "namespace (unshare -n) for the datagram mode"
+        )
+    if "icmp" in workloads and "dgram" in args.icmp_modes and args.netns_inner is None:
+        for tool in ("unshare", "ip"):
+            if not shutil.which(tool):
+                raise BenchError(f"{tool} is missing (apt-get install util-linux iproute2)")
 
 
 def int_list(text: str) -> list[int]:
@@ -1152,7 +1477,7 @@ def variant(text: str) -> Variant:
             launcher = source
         else:
             raise argparse.ArgumentTypeError(f"no such launcher script: {source}")
-    return Variant(name, launcher, rev, tuple(words))
+    return Variant(name, launcher, rev, tuple(words), text)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -1161,7 +1486,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "workload",
-        help="tcp, wrk, soak, startup, or a comma list of them (tcp,wrk); all = all four; "
+        help="tcp, wrk, icmp, soak, startup, or a comma list of them (tcp,wrk); all = all five; "
         "report = print the tables of --input",
     )
     p.add_argument(
@@ -1190,6 +1515,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--soak-max-seconds", type=float, default=300.0, help="time cap of each soak leg"
     )
     p.add_argument("--startup-runs", type=int, default=5)
+    p.add_argument(
+        "--icmp-concurrency",
+        type=int_list,
+        default=[1, 64, 256],
+        help="ICMP concurrency levels (default 1,64,256)",
+    )
+    p.add_argument(
+        "--icmp-modes",
+        type=lambda text: text.split(","),
+        default=["raw", "dgram"],
+        help="ICMP socket modes: raw (on the host, as root) and/or dgram (in a network "
+        "namespace this script creates); default both",
+    )
+    p.add_argument("--netns-inner", default=None, help=argparse.SUPPRESS)
     p.add_argument(
         "--exporters",
         type=lambda s: s.split(","),
@@ -1231,6 +1570,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         unknown = set(args.workload.split(",")) - set(WORKLOADS)
         if unknown:
             p.error(f"unknown workload {sorted(unknown)}; choose from {', '.join(WORKLOADS)}, all")
+    if set(args.icmp_modes) - {"raw", "dgram"} or not args.icmp_modes:
+        p.error(f"--icmp-modes takes raw and/or dgram, not {args.icmp_modes}")
     bad = set(args.exporters) - {"sonde", "blackbox"}
     if bad or not args.exporters:
         p.error(f"--exporters takes sonde and/or blackbox, not {sorted(bad)}")
@@ -1265,6 +1606,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sonde-bench-"))
     try:
         check_tools(args, workloads)
+        if args.netns_inner is not None:
+            setup_netns(args.netns_inner)
         args.probe_load = find_probe_load(args.probe_load)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         out_path = (
@@ -1277,7 +1620,7 @@ def main(argv: list[str] | None = None) -> int:
             out_path.open("w") as sink,
             tcp_target(children, str(args.client_python)) as (port, tpid),
         ):
-            ctx = Context(args, children, exporters, f"127.0.0.1:{port}", tpid, sink)
+            ctx = Context(args, children, exporters, f"127.0.0.1:{port}", tpid, sink, workdir)
             ctx.record(meta)
             for exporter in exporters:
                 seconds = exporter.launch(children)
