@@ -4,7 +4,8 @@
 The exporter runs in this process on a loopback port, in a thread with its own event loop, and
 requests go over real HTTP so that raw query strings (bad escapes, repeated keys) reach it as
 sent. Fuzzed targets must never reach the network: that loop refuses to resolve any name but
-localhost and to connect anywhere but loopback, which the probe reports as a dns or
+localhost, and while this module runs sockets refuse to connect anywhere but loopback (at
+the socket, so whichever way the prober connects), which the probe reports as a dns or
 connect_error failure like any unreachable host.
 """
 
@@ -66,10 +67,23 @@ class LoopbackOnlyLoop(asyncio.SelectorEventLoop):
             raise socket.gaierror(socket.EAI_NONAME, "fuzz test: names other than localhost")
         return await super().getaddrinfo(host, *args, **kwargs)
 
-    async def sock_connect(self, sock: socket.socket, address: Any) -> None:
-        if not _is_local(str(address[0])):
+
+def _loopback_only(connect: Any) -> Any:
+    def guarded(self: socket.socket, address: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(str(address[0])):
             raise OSError(errno.ENETUNREACH, "fuzz test: loopback only")
-        await super().sock_connect(sock, address)
+        return connect(self, address)
+
+    return guarded
+
+
+@pytest.fixture(scope="module", autouse=True)
+def loopback_only_sockets() -> Iterator[None]:
+    """socket.connect and connect_ex refuse any address but loopback while this module runs."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("connect", "connect_ex"):
+            patch.setattr(socket.socket, name, _loopback_only(getattr(socket.socket, name)))
+        yield
 
 
 class Server:

@@ -230,6 +230,14 @@ async def test_failures_and_timeouts_leave_no_socket_open(client, tcp_server, pk
         assert await settled_fds(baseline) == baseline
 
 
+async def test_ipv6_scope_that_names_no_interface_is_a_connect_error(client):
+    target = "[fe80::1%nosuchif0]:22"  # fails inside connect(), before any packet is sent
+    _, body = await probe(client, module="tcp", target=target)
+    assert_failed(body, "connect_error")
+    _, debug = await probe(client, module="tcp", target=target, debug="true")
+    assert "cannot connect to fe80::1%nosuchif0 port 22" in debug
+
+
 async def test_error_text_stays_out_of_labels(client):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

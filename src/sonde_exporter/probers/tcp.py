@@ -116,7 +116,12 @@ async def _connect(
     LAN) the socket is connected on return, and asyncio's writer registration, loop pass and
     callbacks would cost more than the connect itself. Otherwise one writer waits for it.
     """
-    err = sock.connect_ex((ip, port))
+    try:
+        err = sock.connect_ex((ip, port))
+    except OSError as exc:  # before any packet: e.g. an IPv6 scope that names no interface
+        raise ProbeFailure(
+            Reason.CONNECT_ERROR, f"cannot connect to {ip} port {port}: {exc.strerror or exc}"
+        ) from None
     if err in _IN_PROGRESS:
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if not err and not _connected(sock):
