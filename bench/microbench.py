@@ -7,6 +7,9 @@ per operation, best of --rounds. The probes go to bench/tcp_target.py on 127.0.0
 
     .venv/bin/python bench/microbench.py            # asyncio
     .venv/bin/python bench/microbench.py --uvloop   # the same on uvloop (pip install uvloop)
+
+Compare two versions of src/ with PYTHONPATH (it comes before the venv's editable path):
+    git archive HEAD~1 src | tar -x -C /tmp/old && PYTHONPATH=/tmp/old/src .venv/bin/python ...
 """
 
 from __future__ import annotations
@@ -21,14 +24,12 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from levers.patches import connect_without_sock_connect
-
 from sonde_exporter.config import load_config
 from sonde_exporter.handler import run_probe
 from sonde_exporter.history import ProbeResult
 from sonde_exporter.metrics import ProbeMetrics
 from sonde_exporter.probe import ProbeContext, ProbeLog
-from sonde_exporter.probers.tcp import probe_tcp
+from sonde_exporter.probers.tcp import _connect, probe_tcp
 from sonde_exporter.resolve import resolve
 from sonde_exporter.state import Exporter
 from sonde_exporter.targets import check_common, parse_host_port
@@ -89,11 +90,11 @@ async def measure(port: int, n: int, rounds: int) -> list[tuple[str, float]]:
         finally:
             s.close()
 
-    async def lean_connect() -> None:
+    async def prober_connect() -> None:
         s = socket.socket()
         s.setblocking(False)
         try:
-            await connect_without_sock_connect(s, ("127.0.0.1", port))
+            await _connect(loop, s, "127.0.0.1", port)
         finally:
             s.close()
 
@@ -112,8 +113,8 @@ async def measure(port: int, n: int, rounds: int) -> list[tuple[str, float]]:
     out.append(("asyncio sock_connect + close", await acpu_per_op(asyncio_connect, io_n, rounds)))
     out.append(
         (
-            "connect_ex prototype (levers/patches.py) + close",
-            await acpu_per_op(lean_connect, io_n, rounds),
+            "the TCP prober's _connect (connect_ex) + close",
+            await acpu_per_op(prober_connect, io_n, rounds),
         )
     )
     out.append(

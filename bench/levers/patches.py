@@ -7,10 +7,7 @@ they measure what a feature costs on the hot path, to judge a cheaper way to kee
 
 from __future__ import annotations
 
-import asyncio
-import errno
 import os
-import socket
 import sys
 from collections.abc import Callable
 
@@ -95,56 +92,3 @@ def reuse_port_workers(workers: int) -> Callable[[], None]:
                 break
 
     return patch
-
-
-async def connect_without_sock_connect(sock: socket.socket, address: tuple[str, int]) -> None:
-    """Connect a non-blocking socket with fewer event-loop round trips than loop.sock_connect.
-
-    When the handshake finishes inside connect() (loopback, often a LAN), the socket is
-    already connected on return and no writer is registered at all; otherwise one plain
-    add_writer future waits for it. A prototype for the TCP prober's _connect.
-    """
-    err = sock.connect_ex(address)
-    if err in (errno.EINPROGRESS, errno.EAGAIN):
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err == 0:
-            try:
-                sock.getpeername()
-                return
-            except OSError:
-                pass  # still in progress: wait until writable
-            loop = asyncio.get_running_loop()
-            fut = loop.create_future()
-            fd = sock.fileno()
-            loop.add_writer(fd, _set_done, fut)
-            try:
-                await fut
-            finally:
-                loop.remove_writer(fd)
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    if err:
-        raise OSError(err, os.strerror(err))
-
-
-def _set_done(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-def fast_connect() -> None:
-    """The TCP prober connects through connect_without_sock_connect instead of sock_connect."""
-    from sonde_exporter.probers import tcp
-
-    class _Loop:
-        """Stands in for the loop argument of tcp._connect; only sock_connect is used."""
-
-        @staticmethod
-        async def sock_connect(sock: socket.socket, address: tuple[str, int]) -> None:
-            await connect_without_sock_connect(sock, address)
-
-    original = tcp._connect
-
-    async def _connect(loop: object, sock: socket.socket, ip: str, port: int) -> None:
-        await original(_Loop(), sock, ip, port)  # type: ignore[arg-type]
-
-    tcp._connect = _connect  # type: ignore[assignment]
