@@ -19,6 +19,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from . import __version__
+from .probers.mailbox import COUNTERS as EMAIL_COUNTERS
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -59,6 +60,8 @@ class SelfMetrics:
             "Timestamp of the last successful configuration reload",
             registry=r,
         )
+        for counter in EMAIL_COUNTERS:  # late and stale probe mails, shared by all modules
+            r.register(counter)
         Info("sonde_exporter_build", "Version of sonde-exporter", registry=r).info(
             {"version": __version__, "python_version": platform.python_version()}
         )
