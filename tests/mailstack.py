@@ -218,6 +218,9 @@ def _write_dovecot(stack: MailStack) -> None:
         "auth_failure_delay = 0",
         "first_valid_uid = 8",
         "mail_location = maildir:~/Maildir",
+        # Lock a POP3 mailbox for the whole session, as many POP3 servers do: probes that
+        # polled a mailbox each on their own would collide ([IN-USE]).
+        "pop3_lock_session = yes",
         "passdb {",
         "  driver = passwd-file",
         f"  args = scheme=PLAIN {passwd}",

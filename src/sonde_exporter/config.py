@@ -233,13 +233,14 @@ def _address(value: str) -> str:
     return value
 
 
-class MailLogin(Strict):
-    """Username and password of one mail server; the password never leaves this object.
+class MailServer(Strict):
+    """A mail server's URL, login and TLS settings; the password never leaves this object.
 
     Exactly one of `password`, `password_file` (read at load, trailing newline dropped) or
     `password_env` (an environment variable, read at load) gives the password.
     """
 
+    url: str
     username: str = ""
     password: Secret | None = None
     password_file: str | None = None
@@ -248,7 +249,7 @@ class MailLogin(Strict):
     _secret: SecretStr | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
-    def _load_password(self) -> MailLogin:
+    def _load_password(self) -> MailServer:
         given = [
             name
             for name in ("password", "password_file", "password_env")
@@ -301,10 +302,9 @@ def _local_fqdn() -> str:
     return socket.getfqdn() or "localhost"
 
 
-class SmtpSettings(MailLogin):
+class SmtpSettings(MailServer):
     """Where and how the probe mail is sent."""
 
-    url: str
     starttls: StartTls = "always"
     helo: str = ""
     """EHLO name; empty means this machine's fully qualified name (looked up once)."""
@@ -330,10 +330,9 @@ class SmtpSettings(MailLogin):
         return self._helo
 
 
-class ReceiveSettings(MailLogin):
+class ReceiveSettings(MailServer):
     """The mailbox the probe mail should arrive in."""
 
-    url: str
     starttls: StartTls = "always"
     poll_interval: Duration = 1.0
     mailbox: str = "INBOX"

@@ -60,6 +60,7 @@ EMAIL_AUTH = Gauge(
     "method found (dkim, spf, dmarc)",
     ("method", "result"),
 )
+_QUIT_TIMEOUT = 1.0
 BODY = (
     "This mail was sent by sonde-exporter to measure mail delivery.\n"
     "It is deleted automatically when it arrives; it is safe to delete it by hand.\n"
@@ -90,12 +91,13 @@ async def probe_email(target: EmailTarget, module: EmailModule, ctx: ProbeContex
         ctx.log.info("SMTP server accepted the probe mail", token=token)
         waiter = mailbox.add(token, module.delete, ctx.deadline, ctx.log)
     except BaseException:
-        client.close()
+        _discard(client)
         raise
     try:
-        with contextlib.suppress(SMTPException, OSError):  # the mail is in; QUIT is courtesy
-            await client.quit()
-        client.close()
+        with contextlib.suppress(SMTPException, OSError, TimeoutError):
+            async with asyncio.timeout(_QUIT_TIMEOUT):  # the mail is in; QUIT is courtesy
+                await client.quit()
+        _discard(client)
         ctx.log.debug("Waiting for the probe mail", mailbox=module.receive.url)
         ctx.timeout_reason = Reason.NOT_DELIVERED
         try:
@@ -183,10 +185,18 @@ async def _open_smtp(
                 await _login(client, smtp)
             ctx.log.debug("Authenticated", username=smtp.username)
     except BaseException:
-        client.close()
-        sock.close()
+        _discard(client)
+        sock.close()  # safe: an aborted transport no longer watches the descriptor
         raise
     return client
+
+
+def _discard(client: aiosmtplib.SMTP) -> None:
+    """Drop a session at once. A graceful close would keep the socket open for the TLS
+    close_notify exchange, long after the probe (and maybe the server) gave up on it."""
+    if isinstance(client.transport, asyncio.WriteTransport):
+        client.transport.abort()
+    client.close()
 
 
 async def _connect(sock: socket.socket, ip: str, port: int) -> None:
