@@ -488,3 +488,35 @@ async def test_promtool_accepts_probe_and_exporter_metrics(email_client):
     for text in outputs:
         result = promtool(text)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_silent_servers_time_out_with_the_step_that_hangs(email_client, tcp_server):
+    """A server that accepts but never greets: the reason names the side and step."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the prober hangs up
+        writer.close()
+
+    port = await tcp_server(silent)
+    client = await email_client(
+        {
+            "smtp_silent": {"timeout": "500ms", "smtp": {"url": f"smtp://127.0.0.1:{port}"}},
+            "pop3_silent": {"timeout": "500ms", "recv": {"url": f"pop3://127.0.0.1:{port}"}},
+        }
+    )
+    for module, reason in (("smtp_silent", "smtp_connect"), ("pop3_silent", "receive_connect")):
+        _, body = await probe(client, module=module, target="")
+        metrics = parse_metrics(body)
+        assert metrics.get(f'probe_failure_reason{{reason="{reason}"}}') == 1, body
+        assert metrics["probe_duration_seconds"] < 0.6
+
+
+async def test_delete_false_leaves_the_probe_mail(email_client, mail_stack):
+    client = await email_client({"keep": {"receive": "imaps", "delete": False}})
+    _, body = await probe(client, module="keep", target="")
+    metrics = parse_metrics(body)
+    assert metrics["probe_success"] == 1
+    assert 'probe_email_duration_seconds{phase="receive_delete"}' not in metrics
+    left = probe_files(mail_stack)
+    assert len(left) == 1
+    left[0].unlink()

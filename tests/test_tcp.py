@@ -27,7 +27,7 @@ async def test_connect_to_open_port(exporter_client, tcp_server):
     assert metrics["probe_success"] == 1
     assert metrics["probe_ip_protocol"] == 4
     assert 0 < metrics["probe_tcp_rtt_seconds"] < 0.1
-    assert 'probe_failure_reason' not in body
+    assert "probe_failure_reason" not in body
 
 
 async def test_connect_to_closed_port_is_refused(exporter_client):

@@ -70,6 +70,8 @@ class Waiter:
     """Loop time at which the probe gives up; bounds the sessions run on its behalf."""
     log: ProbeLog
     future: asyncio.Future[Delivery]
+    sessions_before: int
+    """Mailbox sessions completed before this waiter came."""
     seen_at: float | None = None
 
 
@@ -126,6 +128,8 @@ class Mailbox:
         self.generation = 0
         """Bumped by every registration: a poll that started earlier may have missed a mail."""
         self.phase = ""
+        self.sessions = 0
+        """Sessions that completed (listed the mailbox and logged out) so far."""
 
     @property
     def busy(self) -> bool:
@@ -134,7 +138,7 @@ class Mailbox:
     def add(self, token: str, delete: bool, deadline: float, log: ProbeLog) -> Waiter:
         """Start waiting for `token` (call right after SMTP accepted the mail)."""
         loop = asyncio.get_running_loop()
-        waiter = Waiter(token, delete, deadline, log, loop.create_future())
+        waiter = Waiter(token, delete, deadline, log, loop.create_future(), self.sessions)
         self.waiters[token] = waiter
         self.generation += 1
         for known in self.known.values():  # a poll for another probe may have seen it already
@@ -162,10 +166,16 @@ class Mailbox:
             self.task.cancel()  # nobody waits: stop polling (POP3 then commits nothing)
 
     def timeout_reason(self, waiter: Waiter) -> Reason:
-        """Why a probe ran out of time: a receive step that hangs, or no mail yet."""
+        """Why a probe ran out of time: no mail in polls that worked, or a receive step hung.
+
+        A completed session proves the mailbox answers; only when none completed since the
+        probe came is the step that is still running to blame (receive_connect, ...).
+        """
         if waiter.seen_at is not None:
-            return Reason.TIMEOUT
-        return _PHASE_REASONS.get(self.phase, Reason.NOT_DELIVERED)
+            return Reason.TIMEOUT  # found, but the deletion did not finish
+        if self.sessions > waiter.sessions_before or not self.phase:
+            return Reason.NOT_DELIVERED
+        return _PHASE_REASONS.get(self.phase, Reason.TIMEOUT)
 
     def _pending(self) -> list[Waiter]:
         return [w for w in self.waiters.values() if not w.future.done()]
@@ -273,6 +283,7 @@ class Mailbox:
 
     def _commit(self, plan: _Plan, phases: dict[str, float], listed: int) -> None:
         """The session ended cleanly: deletions are final; tell the waiters and count."""
+        self.sessions += 1
         for key in plan.delete:
             self.known.pop(key, None)
         for token, abandoned in plan.late:
