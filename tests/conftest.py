@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,11 @@ async def tcp_server() -> AsyncIterator[Callable[..., Awaitable[int]]]:
     for server in servers:
         server.close()
         await server.wait_closed()
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port that refuses connections: bound, so no one else takes it, never listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])

@@ -40,7 +40,7 @@ def error_of(text: str) -> str:
 
 
 def test_shipped_config_passes_config_check_without_secrets_in_the_environment():
-    env = {k: v for k, v in os.environ.items() if "PASSWORD" not in k}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SONDE_")}
     result = subprocess.run(
         [sys.executable, "-m", "sonde_exporter", "--config.check", "--config.file", "config.yml"],
         cwd=REPO,
@@ -51,7 +51,7 @@ def test_shipped_config_passes_config_check_without_secrets_in_the_environment()
     assert result.returncode == 0, result.stderr
     config = parse_config((REPO / "config.yml").read_text(), "config.yml")
     email = config.modules["email_roundtrip"].email
-    assert email is not None and email.smtp.password_file is not None
+    assert email is not None and email.smtp.password_env == "SONDE_EMAIL_PASSWORD"
 
 
 def test_defaults_and_parsed_urls():
@@ -81,11 +81,27 @@ def test_password_env(monkeypatch: pytest.MonkeyPatch):
     text = email_config(
         receive="url: imaps://m.example.com\nusername: u\npassword_env: SONDE_TEST_PW"
     )
-    monkeypatch.delenv("SONDE_TEST_PW", raising=False)
-    assert "environment variable SONDE_TEST_PW is not set" in error_of(text)
     monkeypatch.setenv("SONDE_TEST_PW", "from-env")
     email = parse_config(text, "c.yml").modules["mail"].email
     assert email is not None and email.receive.secret == "from-env"
+    assert email.receive.missing_password() is None
+
+
+async def test_unset_password_env_loads_but_fails_probes_before_any_traffic(
+    exporter_client, monkeypatch: pytest.MonkeyPatch
+):
+    """A config is checked where the secrets are not (CI, a fresh clone); probes say why."""
+    monkeypatch.delenv("SONDE_TEST_PW", raising=False)
+    text = email_config(
+        smtp="url: smtp://192.0.2.1:587\nusername: u\npassword_env: SONDE_TEST_PW",
+        receive="url: imaps://192.0.2.1\nusername: u\npassword_env: SONDE_TEST_PW",
+    )
+    client = await exporter_client(text)
+    response = await client.get("/probe", params={"module": "mail", "debug": "true"})
+    body = await response.text()
+    assert 'probe_failure_reason{reason="smtp_auth"} 1' in body
+    assert "environment variable SONDE_TEST_PW (password_env) is not set" in body
+    assert "Dialing" not in body  # 192.0.2.1 (TEST-NET-1) was never contacted
 
 
 @pytest.mark.parametrize(
@@ -114,7 +130,7 @@ def test_password_env(monkeypatch: pytest.MonkeyPatch):
             "cannot read '/nonexistent/pw'",
         ),
         ("", "", 'subject_prefix: "a\\nBcc: x@y"', "line breaks"),
-        ("", "", "stale_after: -1s", "invalid duration"),
+        ("", "", "stale_after: -1s", "must not be negative"),
     ],
 )
 def test_config_errors_name_the_problem(smtp: str, receive: str, extra: str, message: str):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -106,31 +105,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def serve(exporter: Exporter, listen: list[tuple[str | None, int]]) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    # Before listening: a SIGHUP sent once the port answers must reload, not kill.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, exporter.reload_soon)
     runner = web.AppRunner(create_app(exporter), access_log=None, handle_signals=False)
     await runner.setup()
     try:
         for host, port in listen:
             await web.TCPSite(runner, host, port, reuse_address=True).start()
-            logger.info("Listening on address", extra=fields(address=f"{host or ''}:{port}"))
-        await _wait_for_stop(exporter)
+        for address in runner.addresses:  # the real ports, also when asked for port 0
+            logger.info("Listening on address", extra=fields(address=_format_address(address)))
+        logger.info(
+            "Started sonde-exporter",
+            extra=fields(version=__version__, modules=len(exporter.config.modules)),
+        )
+        await stop.wait()
+        logger.info("Shutting down")
     finally:
         await runner.cleanup()
 
 
-async def _wait_for_stop(exporter: Exporter) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _reload, exporter)
-    logger.info(
-        "Started sonde-exporter",
-        extra=fields(version=__version__, modules=len(exporter.config.modules)),
-    )
-    await stop.wait()
-    logger.info("Shutting down")
-
-
-def _reload(exporter: Exporter) -> None:
-    with contextlib.suppress(ConfigError):  # already logged; the old config keeps serving
-        exporter.reload()
+def _format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

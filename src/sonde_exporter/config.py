@@ -8,6 +8,7 @@ see raw YAML. Errors name the file, the line and the field.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import socket
@@ -30,6 +31,7 @@ from pydantic import (
     SecretStr,
     SerializerFunctionWrapHandler,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -46,7 +48,12 @@ class ConfigError(Exception):
 def _duration(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError("expected a duration string such as 5s, 1m30s or 250ms")
-    return parse_duration(value)
+    if value.strip().startswith("-"):
+        raise ValueError(f"duration {value!r} must not be negative")
+    seconds = parse_duration(value)
+    if not math.isfinite(seconds):
+        raise ValueError(f"duration {value!r} is too large")
+    return seconds
 
 
 Duration = Annotated[
@@ -54,7 +61,7 @@ Duration = Annotated[
     BeforeValidator(_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
-"""Seconds, written in the file as a Go-style duration."""
+"""Seconds (never negative), written in the file as a Go-style duration."""
 
 
 def _regex(value: object) -> re.Pattern[bytes]:
@@ -73,8 +80,13 @@ Regex = Annotated[
 ]
 """A regular expression compiled at load, matched against raw bytes."""
 
-Secret = Annotated[SecretStr, PlainSerializer(lambda _: "<secret>", return_type=str)]
-"""A password or token: never rendered, not in /config, not in debug output."""
+REDACTED = "<secret>"
+Secret = Annotated[SecretStr, PlainSerializer(lambda _: REDACTED, return_type=str)]
+"""A password or token: rendered as <secret> in /config and debug output (see dump_yaml).
+
+Type every password-like field as Secret; a test fails for any config field whose name looks
+like a secret but whose type is not.
+"""
 
 IpProtocol = Literal["ip4", "ip6"]
 TlsVersion = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
@@ -99,22 +111,47 @@ class TlsConfig(Strict):
     _context: ssl.SSLContext = PrivateAttr()
 
     @model_validator(mode="after")
-    def _build_context(self) -> TlsConfig:
+    def _build_context(self, info: ValidationInfo) -> TlsConfig:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file must be set together")
-        self._context = build_client_context(
-            ca_file=self.ca_file,
-            cert_file=self.cert_file,
-            key_file=self.key_file,
-            insecure_skip_verify=self.insecure_skip_verify,
-            min_version=self.min_version,
-            max_version=self.max_version,
+        ca_file, cert_file, key_file = (
+            config_path(f, info) for f in (self.ca_file, self.cert_file, self.key_file)
         )
+        # Building a context reads the system CA bundle (tens of ms), so modules with the same
+        # settings share one context within a load; a reload builds afresh (files may change).
+        shared: dict[Any, ssl.SSLContext] = (info.context or {}).get("ssl_contexts", {})
+        key = (
+            ca_file,
+            cert_file,
+            key_file,
+            self.insecure_skip_verify,
+            self.min_version,
+            self.max_version,
+        )
+        if key not in shared:
+            shared[key] = build_client_context(
+                ca_file=ca_file,
+                cert_file=cert_file,
+                key_file=key_file,
+                insecure_skip_verify=self.insecure_skip_verify,
+                min_version=self.min_version,
+                max_version=self.max_version,
+            )
+        self._context = shared[key]
         return self
 
     @property
     def context(self) -> ssl.SSLContext:
         return self._context
+
+
+def config_path(path: str | None, info: ValidationInfo) -> str | None:
+    """A file named in the config: relative paths are relative to the config file's directory,
+    as in prometheus/common (and so in blackbox_exporter)."""
+    base = (info.context or {}).get("directory")
+    if path is None or base is None:
+        return path
+    return str(Path(base, path))
 
 
 def _latin1(value: str) -> bytes:
@@ -125,9 +162,22 @@ def _latin1(value: str) -> bytes:
         return value.encode()
 
 
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
 class Label(Strict):
-    name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    name: str
     value: str
+
+    @field_validator("name")
+    @classmethod
+    def _label_name(cls, value: str) -> str:
+        if not _LABEL_NAME.fullmatch(value) or value.startswith("__"):
+            raise ValueError(
+                f"{value!r} is not a valid Prometheus label name "
+                "(letters, digits and _, not starting with a digit or __)"
+            )
+        return value
 
 
 class QueryStep(Strict):
@@ -162,7 +212,7 @@ class TcpModule(Strict):
     source_ip_address: str | None = None
     query_response: tuple[QueryStep, ...] = ()
     tls: bool = False
-    tls_config: TlsConfig = Field(default_factory=TlsConfig)
+    tls_config: TlsConfig = Field(default_factory=dict, validate_default=True)
 
     @field_validator("source_ip_address")
     @classmethod
@@ -236,8 +286,11 @@ def _address(value: str) -> str:
 class MailServer(Strict):
     """A mail server's URL, login and TLS settings; the password never leaves this object.
 
-    Exactly one of `password`, `password_file` (read at load, trailing newline dropped) or
-    `password_env` (an environment variable, read at load) gives the password.
+    Exactly one of `password`, `password_file` or `password_env` gives the password when a
+    username is set. The file is read at load (trailing newline dropped); a missing file is
+    a config error. The environment variable is read at load too, but an unset one is not:
+    a config is checked where the deployment's secrets are absent (CI, a fresh clone), so
+    the module loads and its probes fail with smtp_auth / receive_auth saying what is missing.
     """
 
     url: str
@@ -245,11 +298,11 @@ class MailServer(Strict):
     password: Secret | None = None
     password_file: str | None = None
     password_env: str | None = None
-    tls_config: TlsConfig = Field(default_factory=TlsConfig)
+    tls_config: TlsConfig = Field(default_factory=dict, validate_default=True)
     _secret: SecretStr | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
-    def _load_password(self) -> MailServer:
+    def _load_password(self, info: ValidationInfo) -> MailServer:
         given = [
             name
             for name in ("password", "password_file", "password_env")
@@ -262,16 +315,16 @@ class MailServer(Strict):
         if self.username and not given:
             raise ValueError("username is set but none of password, password_file, password_env")
         _header_safe(self.username)
+        if self.password_env is not None and not _ENV_NAME.fullmatch(self.password_env):
+            raise ValueError(f"password_env {self.password_env!r} is not a variable name")
         if self.password is not None:
             secret = self.password.get_secret_value()
         elif self.password_file is not None:
-            secret = _read_password_file(self.password_file)
+            secret = _read_password_file(config_path(self.password_file, info) or "")
         elif self.password_env is not None:
             secret = os.environ.get(self.password_env, "")
             if not secret:
-                raise ValueError(
-                    f"password_env: environment variable {self.password_env} is not set or empty"
-                )
+                return self  # probes fail with the reason; a check without secrets passes
         else:
             return self
         if any(c in secret for c in "\r\n\0"):
@@ -283,6 +336,15 @@ class MailServer(Strict):
     def secret(self) -> str | None:
         """The password itself: for the wire only, never for logs or messages."""
         return None if self._secret is None else self._secret.get_secret_value()
+
+    def missing_password(self) -> str | None:
+        """Why this server cannot log in although it should (an unset password_env)."""
+        if self.username and self._secret is None:
+            return f"environment variable {self.password_env} (password_env) is not set"
+        return None
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _read_password_file(path: str) -> str:
@@ -415,22 +477,22 @@ class Module(Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _only_own_block(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not isinstance(data.get("prober"), str):
-            return data
-        own = data["prober"]
-        for block in _PROBER_BLOCKS:
-            if block != own and data.get(block) is not None:
-                raise ValueError(f"a module with prober {own!r} cannot have a {block!r} block")
-        if own in _PROBER_BLOCKS and data.get(own) is None:
-            data = {**data, own: {}}
+    def _default_own_block(cls, data: Any) -> Any:
+        """A module without its prober's block gets that block's defaults."""
+        if isinstance(data, dict) and data.get("prober") in _PROBER_BLOCKS:
+            own = data["prober"]
+            if data.get(own) is None:
+                data = {**data, own: {}}
         return data
 
-    @field_validator("timeout")
+    @field_validator(*_PROBER_BLOCKS)
     @classmethod
-    def _not_negative(cls, value: float) -> float:
-        if value < 0:
-            raise ValueError("timeout must not be negative")
+    def _only_own_block(cls, value: Any, info: ValidationInfo) -> Any:
+        prober = info.data.get("prober")
+        if value is not None and prober is not None and prober != info.field_name:
+            raise ValueError(
+                f"a module with prober {prober!r} cannot have a {info.field_name!r} block"
+            )
         return value
 
     @property
@@ -466,11 +528,12 @@ def parse_config(text: str, filename: str) -> Config:
     if data is None:
         raise ConfigError(f"{filename}: the file is empty; expected a 'modules:' mapping")
     try:
-        lines = dict(_key_lines(root, ()))
+        lines = {tuple(map(str, path)): line for path, line in _key_lines(root, ())}
     except ConfigError as exc:
         raise ConfigError(f"{filename}:{exc}") from None
     try:
-        return Config.model_validate(data)
+        context = {"directory": Path(filename).parent, "ssl_contexts": {}}
+        return Config.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(
             "\n".join(_describe(err, filename, lines) for err in exc.errors())
@@ -482,11 +545,13 @@ def _key_lines(
 ) -> Iterator[tuple[tuple[Any, ...], int]]:
     """Yield (path, line) for every mapping key and sequence item; reject duplicate keys."""
     if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
+        seen: set[str] = set()
         for key_node, value_node in node.value:
-            key = key_node.value
+            key = str(key_node.value)
             if key in seen:
-                raise ConfigError(f"{key_node.start_mark.line + 1}: {key!r} is defined twice")
+                raise ConfigError(
+                    f"{key_node.start_mark.line + 1}: {_field((*path, key))}: defined twice"
+                )
             seen.add(key)
             yield (*path, key), key_node.start_mark.line + 1
             yield from _key_lines(value_node, (*path, key))
@@ -496,13 +561,35 @@ def _key_lines(
             yield from _key_lines(item, (*path, index))
 
 
-def _describe(err: Any, filename: str, lines: dict[tuple[Any, ...], int]) -> str:
-    loc = tuple(err["loc"])
-    line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), 1)
-    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+def _field(loc: tuple[Any, ...]) -> str:
+    """modules.smtp.tcp.query_response[2].expect"""
+    out = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    return out.lstrip(".") or "(top level)"
+
+
+def _describe(err: Any, filename: str, lines: dict[tuple[str, ...], int]) -> str:
+    loc = tuple(str(p) for p in err["loc"])
     message = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
+    kind = err["type"]
+    if loc and loc[-1] == "[key]":  # a mapping key of the wrong type, such as a number
+        loc, message = loc[:-1], "keys must be non-empty strings"
+    elif kind == "extra_forbidden":
         message = "unknown field"
-    elif err["type"] == "missing":
+    elif kind == "missing":
         message = "required field is missing"
-    return f"{filename}:{line}: {field or '(top level)'}: {message}"
+    elif kind in ("tuple_type", "list_type"):
+        message = "expected a list"
+    elif kind in ("dict_type", "model_type", "model_attributes_type"):
+        message = "expected a mapping of keys to values"
+    elif kind == "literal_error":  # only names and versions: never a secret
+        message = f"{err['input']!r} is not valid; {message.replace('Input should be', 'expected')}"
+    else:
+        message = message.replace("Input should be", "expected")
+    line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), 1)
+    return f"{filename}:{line}: {_field(tuple(err['loc'])[: len(loc)])}: {message}"
+
+
+def dump_yaml(model: BaseModel) -> str:
+    """A model as YAML, the form of /config and debug output: durations as strings, secrets
+    as <secret> (SecretStr not typed as Secret still shows only asterisks)."""
+    return yaml.safe_dump(model.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -10,11 +10,11 @@ import asyncio
 import logging
 import math
 import time
+from urllib.parse import unquote
 
-import yaml
 from aiohttp import web
 
-from .config import Module
+from .config import Module, dump_yaml
 from .history import ProbeResult
 from .logs import fields
 from .metrics import (
@@ -27,7 +27,7 @@ from .metrics import (
 from .probe import ProbeContext, ProbeFailure, ProbeLog, Reason, TargetError
 from .probers import PROBERS
 from .state import EXPORTER, Exporter
-from .targets import check_common, check_host
+from .targets import MAX_TARGET_LENGTH, check_common, check_host
 
 TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 DEFAULT_SCRAPE_TIMEOUT = 120.0
@@ -55,13 +55,27 @@ def probe_timeout(module_timeout: float, header: str | None, offset: float) -> f
         if scrape == 0:
             scrape = DEFAULT_SCRAPE_TIMEOUT
     max_timeout = scrape - offset
-    if module_timeout > 0 and (module_timeout < max_timeout or max_timeout < 0):
+    if module_timeout > 0 and (module_timeout < max_timeout or max_timeout <= 0):
         return module_timeout
-    if max_timeout <= 0:
+    if max_timeout <= 0:  # blackbox would run a probe that times out at once
         raise BadRequest(
             f"scrape timeout {scrape:g}s minus --timeout-offset {offset:g}s leaves no time to probe"
         )
     return max_timeout
+
+
+def unescape_once_more(target: str) -> str:
+    """As blackbox_exporter: a target that is still percent-encoded is decoded once more.
+
+    Only %XX escapes are decoded ('+' stays, as in user+tag@example.org); a target whose
+    escapes are not valid UTF-8 is kept as it is.
+    """
+    if "%" not in target:
+        return target
+    try:
+        return unquote(target, errors="strict")
+    except UnicodeDecodeError:
+        return target
 
 
 def one_line(text: str, limit: int = 120) -> str:
@@ -89,7 +103,7 @@ async def _probe(exporter: Exporter, request: web.Request) -> web.Response:
     timeout = probe_timeout(
         module.timeout, request.headers.get(TIMEOUT_HEADER), exporter.timeout_offset
     )
-    target = query.get("target", "")
+    target = unescape_once_more(query.get("target", ""))
     prober = PROBERS[module.prober]
     try:
         if target or not prober.accepts_empty_target:
@@ -97,6 +111,8 @@ async def _probe(exporter: Exporter, request: web.Request) -> web.Response:
         parsed = prober.parse_target(target)
         hostname = query.get("hostname") or None
         if hostname is not None:
+            if len(hostname) > MAX_TARGET_LENGTH:
+                raise TargetError(f"hostname is longer than {MAX_TARGET_LENGTH} characters")
             check_host(hostname)
     except TargetError as exc:
         raise BadRequest(one_line(str(exc), 300)) from None
@@ -112,6 +128,8 @@ async def _probe(exporter: Exporter, request: web.Request) -> web.Response:
         return web.Response(
             text=debug_output(result, ctx.metrics, module), content_type="text/plain"
         )
+    # Never gzipped, whatever Accept-Encoding says: a probe's 1-3 KB would save little on the
+    # wire and cost CPU on every scrape (Prometheus reads both forms). /metrics is gzipped.
     return web.Response(body=ctx.metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -174,9 +192,8 @@ async def run_probe(
 
 
 def debug_output(result: ProbeResult, metrics: ProbeMetrics, module: Module) -> str:
-    config = yaml.safe_dump(module.model_dump(mode="json"), sort_keys=False)
     return (
         f"Logs for the probe:\n{result.log_text()}\n"
         f"Metrics that would have been returned:\n{metrics.render()}\n"
-        f"Module configuration:\n{config}"
+        f"Module configuration:\n{dump_yaml(module)}"
     )

@@ -38,8 +38,7 @@ def quote(value: str) -> str:
     """A logfmt value: bare when safe, otherwise double-quoted with escapes."""
     if value and value.isprintable() and not any(c in value for c in ' "=\\'):
         return value
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    return json.dumps(value, ensure_ascii=False)  # escapes quotes, newlines and controls
 
 
 def _record_fields(record: logging.LogRecord) -> tuple[tuple[str, Any], ...]:
@@ -78,10 +77,10 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str, fmt: str, prober_level: str) -> None:
+    """Format every logger's records (aiohttp's and asyncio's too) in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
-    root = logging.getLogger("sonde_exporter")
+    root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level])
-    root.propagate = False
     logging.getLogger("sonde_exporter.probe").setLevel(LEVELS[prober_level])

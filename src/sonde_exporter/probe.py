@@ -136,7 +136,9 @@ class ProbeContext:
             yield
         finally:
             self.metrics.set(gauge, time.perf_counter() - start, name)
-            self.timeout_reason = Reason.TIMEOUT
+        # Only a phase that ended normally resets the reason: when the deadline cancels the
+        # probe inside it, the handler must still read this phase's timeout_reason.
+        self.timeout_reason = Reason.TIMEOUT
 
 
 TargetT = TypeVar("TargetT")

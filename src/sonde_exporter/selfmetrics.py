@@ -13,6 +13,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Info,
+    disable_created_metrics,
 )
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -20,6 +21,9 @@ from prometheus_client.process_collector import ProcessCollector
 
 from . import __version__
 from .probers.mailbox import COUNTERS as EMAIL_COUNTERS
+
+# No *_created series: they would double /metrics, and blackbox_exporter has none either.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 

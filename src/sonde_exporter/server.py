@@ -5,13 +5,12 @@ from __future__ import annotations
 import html
 import time
 
-import yaml
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 
 from . import __version__
-from .config import ConfigError
-from .handler import handle_probe
+from .config import ConfigError, dump_yaml
+from .handler import CONTENT_TYPE, handle_probe
 from .state import EXPORTER, Exporter
 
 
@@ -35,9 +34,8 @@ def _exporter(request: web.Request) -> Exporter:
 
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(_exporter(request).metrics.registry)
-    response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
-        response.enable_compression()
+    response = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+    response.enable_compression()  # only when the client's Accept-Encoding allows it
     return response
 
 
@@ -53,15 +51,14 @@ async def reload(request: web.Request) -> web.Response:
     if request.method != "POST":
         return web.Response(status=405, text="This endpoint requires a POST request.\n")
     try:
-        _exporter(request).reload()
+        await _exporter(request).reload()
     except ConfigError as exc:
         return web.Response(status=400, text=f"failed to reload config: {exc}\n")
     return web.Response(text="OK\n")
 
 
 async def config(request: web.Request) -> web.Response:
-    data = _exporter(request).config.model_dump(mode="json")
-    return web.Response(text=yaml.safe_dump(data, sort_keys=False), content_type="text/plain")
+    return web.Response(text=dump_yaml(_exporter(request).config), content_type="text/plain")
 
 
 async def logs(request: web.Request) -> web.Response:
@@ -73,7 +70,7 @@ async def logs(request: web.Request) -> web.Response:
     if module is not None and target is None:
         return web.Response(status=400, text="module goes with target\n")
     if probe_id is not None:
-        if not (probe_id.isascii() and probe_id.isdigit()):
+        if not (probe_id.isascii() and probe_id.isdigit() and len(probe_id) <= 18):
             return web.Response(status=400, text="id must be a number\n")
         result = history.by_id(int(probe_id))
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -26,6 +28,8 @@ class Exporter:
         self.history = History(history_limit)
         self.metrics = SelfMetrics()
         self.metrics.config_loaded(True, time.time())
+        self._reload_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Future[None]] = set()
 
     @classmethod
     def from_file(
@@ -33,21 +37,40 @@ class Exporter:
     ) -> Exporter:
         return cls(config_file, load_config(config_file), timeout_offset, history_limit)
 
-    def reload(self) -> None:
-        """Swap in the file's config; on error keep the old one and raise ConfigError."""
-        try:
-            config = load_config(self.config_file)
-        except ConfigError as exc:
-            self.metrics.config_loaded(False, time.time())
-            logger.error(
-                "Error reloading config", extra=fields(file=self.config_file, err=str(exc))
+    async def reload(self) -> None:
+        """Swap in the file's config; on error keep the old one and raise ConfigError.
+
+        The file is read and validated in a thread, so probes in flight are not stalled by
+        it; reloads run one at a time, so the last one requested is the one that stays.
+        Probes keep the module they started with: the swap is one assignment.
+        """
+        async with self._reload_lock:
+            try:
+                config = await asyncio.to_thread(load_config, self.config_file)
+            except ConfigError as exc:
+                self.metrics.config_loaded(False, time.time())
+                logger.error(
+                    "Error reloading config", extra=fields(file=self.config_file, err=str(exc))
+                )
+                raise
+            self.config = config
+            self.metrics.config_loaded(True, time.time())
+            logger.info(
+                "Loaded config file",
+                extra=fields(file=self.config_file, modules=len(config.modules)),
             )
-            raise
-        self.config = config
-        self.metrics.config_loaded(True, time.time())
-        logger.info(
-            "Loaded config file", extra=fields(file=self.config_file, modules=len(config.modules))
-        )
+
+    def reload_soon(self) -> None:
+        """Start a reload from a signal handler; errors are logged and the old config stays."""
+        task = asyncio.ensure_future(self.reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._reload_done)
+
+    def _reload_done(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            with contextlib.suppress(ConfigError):
+                task.result()
 
 
 EXPORTER = web.AppKey("exporter", Exporter)

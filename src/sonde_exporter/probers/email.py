@@ -69,6 +69,11 @@ BODY = (
 
 async def probe_email(target: EmailTarget, module: EmailModule, ctx: ProbeContext) -> None:
     ctx.metrics.set(EMAIL_SENT, 0)
+    # Fail before any network traffic: no mail is sent that could never be picked up.
+    for server, reason in ((module.smtp, Reason.SMTP_AUTH), (module.receive, Reason.RECEIVE_AUTH)):
+        missing = server.missing_password()
+        if missing is not None:
+            raise ProbeFailure(reason, missing)
     token = secrets.token_hex(16)
     url = module.smtp.parsed_url
     host = target.host or url.host

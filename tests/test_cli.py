@@ -1,0 +1,310 @@
+"""The real process: `python -m sonde_exporter` with blackbox_exporter's flags, its logs,
+start-up errors, and reloading on SIGHUP. Every wait polls observable state with a deadline."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from conftest import parse_metrics
+
+from sonde_exporter import __version__
+from sonde_exporter.cli import parse_args
+
+ROOT = Path(__file__).parent.parent
+CONFIGS = Path(__file__).parent / "configs"
+EXPORTER = [sys.executable, "-m", "sonde_exporter"]
+
+CONFIG = """\
+modules:
+  tcp:
+    prober: tcp
+    timeout: 2s
+"""
+NEW_CONFIG = """\
+modules:
+  tcp:
+    prober: tcp
+    timeout: 2s
+  tcp_new:
+    prober: tcp
+    timeout: 3s
+"""
+BROKEN_CONFIG = """\
+modules:
+  tcp:
+    prober: tcp
+    timeout: 2s
+    tpc: {}
+"""
+
+T = TypeVar("T")
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*EXPORTER, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def wait_for(condition: Callable[[], T | None], what: str, timeout: float = 15) -> T:
+    """Poll until condition() returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class ExporterProcess:
+    """A running exporter on an ephemeral loopback port; its log lines are collected."""
+
+    def __init__(self, config_file: Path, *flags: str) -> None:
+        self.config_file = config_file
+        self.proc = subprocess.Popen(
+            [
+                *EXPORTER,
+                "--config.file",
+                str(config_file),
+                "--web.listen-address",
+                "127.0.0.1:0",
+                *flags,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._new: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        listening = self.wait_for_log("Listening on address")
+        self.port = int(re.search(r":(\d+)\b", listening.split("address", 1)[1]).group(1))
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+            self._new.put(line)
+
+    def wait_for_log(self, text: str, timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        for line in self.lines:
+            if text in line:
+                return line
+        while time.monotonic() < deadline:
+            try:
+                line = self._new.get(timeout=0.1)
+            except queue.Empty:
+                if self.proc.poll() is not None and self._new.empty():
+                    break
+                continue
+            if text in line:
+                return line
+        raise AssertionError(f"no log line with {text!r}; log so far:\n" + "\n".join(self.lines))
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def metric(self, name: str) -> float:
+        return parse_metrics(self.get("/metrics")[1])[name]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def exporter_process(tmp_path: Path) -> Iterator[Callable[..., ExporterProcess]]:
+    started: list[ExporterProcess] = []
+
+    def start(config_text: str = CONFIG, *flags: str) -> ExporterProcess:
+        config_file = tmp_path / "config.yml"
+        config_file.write_text(config_text)
+        started.append(ExporterProcess(config_file, *flags))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def test_config_check_accepts_the_shipped_config() -> None:
+    result = run("--config.check")  # default --config.file is config.yml, here the shipped one
+    assert (result.returncode, result.stdout, result.stderr) == (0, "OK\n", "")
+
+
+def test_config_check_resolves_files_next_to_the_config(tmp_path: Path) -> None:
+    result = run("--config.check", "--config.file", str(CONFIGS / "good.yml"), cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, "OK\n")
+
+
+def test_config_check_prints_every_error_and_fails() -> None:
+    path = CONFIGS / "two_errors.yml"
+    result = run("--config.check", "--config.file", str(path))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"{path}:4: modules.a.timeout: invalid duration 'soon': "
+        "use a number with a unit, such as 5s, 1m30s or 250ms",
+        f"{path}:8: modules.b.tcp.tls: expected a valid boolean, unable to interpret input",
+    ]
+
+
+def test_config_check_of_a_missing_file_fails(tmp_path: Path) -> None:
+    result = run("--config.check", "--config.file", str(tmp_path / "nope.yml"))
+    assert result.returncode == 1
+    assert "nope.yml: cannot read config file" in result.stderr
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert (result.returncode, result.stdout) == (0, f"sonde-exporter {__version__}\n")
+
+
+def test_console_script_is_installed() -> None:
+    script = shutil.which("sonde-exporter", path=os.path.dirname(sys.executable))
+    assert script, "pip install -e . should install the sonde-exporter command"
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
+    assert result.stdout == f"sonde-exporter {__version__}\n"
+
+
+def test_bad_flag_exits_2_with_usage() -> None:
+    result = run("--no-such-flag")
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: sonde-exporter")
+    assert "unrecognized arguments: --no-such-flag" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--log.format", "xml"], "argument --log.format: invalid choice: 'xml'"),
+        (["--log.level", "loud"], "argument --log.level: invalid choice: 'loud'"),
+        (["--timeout-offset", "soon"], "argument --timeout-offset: invalid float value"),
+        (["--timeout-offset", "-1"], "--timeout-offset must not be negative"),
+        (["--history.limit", "-5"], "--history.limit must not be negative"),
+        (["--web.listen-address", "nowhere"], "expected host:port or :port"),
+        (["--web.listen-address", "127.0.0.1:70000"], "expected host:port or :port"),
+    ],
+)
+def test_bad_flag_values_are_rejected(capsys, flags: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(flags)  # in-process: the same parser as the process above, faster
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_flag_defaults() -> None:
+    args = parse_args([])
+    assert args.config_file == "config.yml"
+    assert args.listen == [(None, 10115)]
+    assert (args.timeout_offset, args.history_limit) == (0.5, 100)
+    assert (args.log_level, args.log_format, args.log_prober) == ("info", "logfmt", "error")
+    assert parse_args(["--web.listen-address", "[::1]:9"]).listen == [("::1", 9)]
+
+
+def test_start_with_a_bad_config_exits_1(tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text(BROKEN_CONFIG)
+    result = run("--config.file", str(path), "--web.listen-address", "127.0.0.1:0")
+    assert result.returncode == 1
+    assert 'msg="Error loading config"' in result.stderr
+    assert f"{path}:5: modules.tcp.tpc: unknown field" in result.stderr
+
+
+def test_start_on_a_busy_port_exits_1(tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text(CONFIG)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("--config.file", str(path), "--web.listen-address", f"127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert 'msg="Cannot listen"' in result.stderr
+
+
+def test_json_logs_are_one_object_per_line(exporter_process, closed_port) -> None:
+    exporter = exporter_process(CONFIG, "--log.format", "json")
+    status, _ = exporter.get(f"/probe?module=tcp&target=127.0.0.1:{closed_port}")
+    assert status == 200
+    failed = json.loads(exporter.wait_for_log('"Probe failed"'))
+    assert exporter.stop() == 0
+    records = [json.loads(line) for line in exporter.lines]
+    assert {"Listening on address", "Started sonde-exporter", "Shutting down"} <= {
+        r["msg"] for r in records
+    }
+    assert failed["level"] == "error"
+    assert failed["module"] == "tcp" and failed["target"] == f"127.0.0.1:{closed_port}"
+    assert failed["reason"] == "connect_refused"
+    assert all({"ts", "level", "logger", "msg"} <= r.keys() for r in records)
+
+
+def test_logfmt_is_the_default(exporter_process, closed_port) -> None:
+    exporter = exporter_process(CONFIG, "--log.prober", "debug")
+    exporter.get(f"/probe?module=tcp&target=127.0.0.1:{closed_port}")
+    line = exporter.wait_for_log('msg="Beginning probe"')
+    assert re.match(r"ts=\S+Z level=info logger=sonde_exporter.probe ", line)
+    assert f"target=127.0.0.1:{closed_port}" in line
+    assert exporter.stop() == 0
+    assert all(re.match(r"ts=\S+ level=(debug|info|warn|error) ", x) for x in exporter.lines)
+
+
+def test_sighup_reloads_a_good_config(exporter_process) -> None:
+    exporter = exporter_process(CONFIG)
+    assert "tcp_new" not in exporter.get("/config")[1]
+    exporter.config_file.write_text(NEW_CONFIG)
+    exporter.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "tcp_new" in exporter.get("/config")[1], "the new config")
+    assert exporter.metric("sonde_config_last_reload_successful") == 1
+    exporter.wait_for_log('msg="Loaded config file"')
+
+
+def test_sighup_with_a_bad_config_keeps_the_old_one(exporter_process, closed_port) -> None:
+    exporter = exporter_process(CONFIG)
+    started_at = exporter.metric("sonde_config_last_reload_success_timestamp_seconds")
+    exporter.config_file.write_text(BROKEN_CONFIG)
+    exporter.proc.send_signal(signal.SIGHUP)
+    wait_for(
+        lambda: exporter.metric("sonde_config_last_reload_successful") == 0, "the failed reload"
+    )
+    error = exporter.wait_for_log('msg="Error reloading config"')
+    assert f"{exporter.config_file}:5: modules.tcp.tpc: unknown field" in error
+    assert exporter.metric("sonde_config_last_reload_success_timestamp_seconds") == started_at
+    status, body = exporter.get(f"/probe?module=tcp&target=127.0.0.1:{closed_port}")
+    assert status == 200 and "probe_success 0" in body
+    assert exporter.proc.poll() is None
+
+    exporter.config_file.write_text(NEW_CONFIG)
+    exporter.proc.send_signal(signal.SIGHUP)
+    wait_for(
+        lambda: exporter.metric("sonde_config_last_reload_successful") == 1, "the fixed reload"
+    )
+    assert "tcp_new" in exporter.get("/config")[1]
+    assert exporter.metric("sonde_config_last_reload_success_timestamp_seconds") >= started_at

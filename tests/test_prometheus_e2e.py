@@ -1,0 +1,436 @@
+"""End to end: a real Prometheus scrapes a real sonde-exporter with the shipped files.
+
+Prometheus (Debian package) runs on loopback with grafana/prometheus.yml, its ports and
+targets adjusted, a 1s scrape and rule evaluation interval, and grafana/rules/. It scrapes
+sonde-exporter, started as a process, probing loopback targets: a listening TCP port, a
+refused one and a TLS listener. The tests then ask Prometheus' HTTP API what a user's
+Prometheus would know: every job up, the probe results, healthy rules, the alert for the
+refused port (pending: the shipped `for:` is minutes, the alert is pending from the first
+evaluation), and data behind every dashboard query.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import trustme
+import yaml
+from grafana_files import (
+    ALL,
+    GRAFANA,
+    ROOT,
+    SCRAPE_CONFIG,
+    crosses,
+    grafana_query,
+    grafana_rules,
+    grafana_threshold,
+    load_dashboard,
+    panel_queries,
+    parse_label_values,
+    prometheus_alerts,
+    query_variables,
+    run_promtool,
+    scrape_config,
+    substitute,
+    tool,
+)
+from processes import LoopbackServer, Process, refusing_port
+
+EXPORTER_ADDRESS = "localhost:10115"  # as written in grafana/prometheus.yml
+EXPORTER_JOB = "sonde-exporter"
+T = TypeVar("T")
+WAIT = 60.0  # upper bound for each wait; on this machine each takes a few seconds
+
+# Dashboard queries that are empty while everything works, so an empty answer is right here.
+EMPTY_ON_SUCCESS = {
+    # up == 0 of probe jobs: only when Prometheus cannot scrape a probe at all.
+    "Probe scrapes failing [A]",
+}
+
+
+@dataclass
+class Stack:
+    prometheus: str  # base URL
+    exporter: str  # host:port, the instance label of every job
+    targets: dict[str, str]  # role -> target
+    jobs: dict[str, list[str]]  # probe job -> its targets
+
+    def api(self, path: str, **params: str) -> Any:
+        url = f"{self.prometheus}/api/v1/{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                body = json.load(response)
+        except urllib.error.HTTPError as exc:  # Prometheus explains a 400 in the body
+            raise AssertionError(
+                f"{url}: {exc.code} {exc.read().decode(errors='replace')}"
+            ) from None
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        data = self.api("query", query=expr)
+        assert data["resultType"] == "vector", data
+        result: list[dict[str, Any]] = data["result"]
+        return result
+
+    def alerts(self) -> list[dict[str, Any]]:
+        alerts: list[dict[str, Any]] = self.api("alerts")["alerts"]
+        return alerts
+
+
+def wait_for(what: str, check: Any, timeout: float = WAIT) -> Any:
+    """Poll `check()` until it returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.25)
+
+
+def eventually(observe: Callable[[], T], expected: T, timeout: float = WAIT) -> None:
+    """Poll until `observe()` equals `expected`, then return; else fail showing the last look.
+
+    Prometheus' view changes with every 1s scrape. One scrape slowed past its timeout by a
+    loaded machine must not fail a test; a state that never comes does.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        observed = observe()
+        if observed == expected:
+            return
+        if time.monotonic() > deadline:
+            assert observed == expected, f"still not so after {timeout:g}s"
+        time.sleep(0.25)
+
+
+def exporter_config(path: Path, ca_file: Path) -> Path:
+    """The shipped config.yml, with the test CA trusted by the tcp_tls module."""
+    config = yaml.safe_load((ROOT / "config.yml").read_text())
+    config["modules"]["tcp_tls"]["tcp"]["tls_config"]["ca_file"] = str(ca_file)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def prometheus_config(path: Path, exporter: str, jobs: dict[str, list[str]]) -> Path:
+    """grafana/prometheus.yml with the test's exporter address, targets and 1s intervals."""
+    text = SCRAPE_CONFIG.read_text()
+    assert EXPORTER_ADDRESS in text
+    config = yaml.safe_load(text.replace(EXPORTER_ADDRESS, exporter))
+    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(GRAFANA / pattern) for pattern in config["rule_files"]]
+    probe_jobs = {
+        j["job_name"] for j in config["scrape_configs"] if j.get("metrics_path") == "/probe"
+    }
+    # Never let the example targets through: the test probes loopback only.
+    assert probe_jobs == set(jobs), "give every probe job of grafana/prometheus.yml test targets"
+    for job in config["scrape_configs"]:
+        job.pop("scrape_interval", None)
+        job.pop("scrape_timeout", None)
+        if job["job_name"] in jobs:
+            job["static_configs"] = [{"targets": jobs[job["job_name"]]}]
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = run_promtool("check", "config", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("prometheus-e2e")
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp / "ca.pem"))
+    server_tls = ca.issue_cert("127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.configure_cert(context)
+
+    open_server = LoopbackServer()
+    tls_server = LoopbackServer(tls=context)
+    refused = refusing_port()
+    targets = {
+        "open": f"127.0.0.1:{open_server.port}",
+        "closed": f"127.0.0.1:{refused.getsockname()[1]}",
+        "tls": f"127.0.0.1:{tls_server.port}",
+    }
+    # One entry per probe job of grafana/prometheus.yml (prometheus_config() enforces it).
+    # Next: sonde-icmp -> ["127.0.0.1"]; the email job -> the loopback mail stack.
+    jobs = {
+        "sonde-tcp": [targets["open"], targets["closed"]],
+        "sonde-tcp-tls": [targets["tls"]],
+    }
+    processes: list[Process] = []
+    try:
+        exporter = Process(
+            "sonde-exporter",
+            [
+                sys.executable, "-m", "sonde_exporter",
+                "--config.file", str(exporter_config(tmp / "sonde.yml", tmp / "ca.pem")),
+                "--web.listen-address", "127.0.0.1:0",
+            ],
+            tmp,
+        )  # fmt: skip
+        processes.append(exporter)
+        address = f"127.0.0.1:{exporter.wait_listening()}"
+        prometheus = Process(
+            "prometheus",
+            [
+                tool("prometheus"),
+                f"--config.file={prometheus_config(tmp / 'prometheus.yml', address, jobs)}",
+                f"--storage.tsdb.path={tmp / 'data'}",
+                "--web.listen-address=127.0.0.1:0",
+                "--log.level=warn",
+            ],
+            tmp,
+        )
+        processes.append(prometheus)
+        stack = Stack(f"http://127.0.0.1:{prometheus.wait_listening()}", address, targets, jobs)
+        _wait_until_evaluated(stack)
+        yield stack
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        open_server.close()
+        tls_server.close()
+        refused.close()
+    for process in processes:  # no process outlives the test
+        assert process.proc.poll() is not None
+
+
+def _wait_until_evaluated(stack: Stack) -> None:
+    """At least two scrapes of every target, then a rule evaluation of every group after that."""
+    expected = {(job, t) for job, ts in stack.jobs.items() for t in ts}
+    expected.add((EXPORTER_JOB, stack.exporter))
+
+    def scraped_twice() -> bool:
+        try:
+            result = stack.query("count_over_time(up[5m]) >= 2")
+        except OSError:  # Prometheus still starting
+            return False
+        seen = {
+            (r["metric"]["job"], r["metric"].get("target", r["metric"]["instance"])) for r in result
+        }
+        return expected <= seen
+
+    wait_for("two scrapes of every target", scraped_twice)
+    scraped = time.time()
+
+    def evaluated_since() -> bool:
+        groups = stack.api("rules")["groups"]
+        return bool(groups) and all(_timestamp(g["lastEvaluation"]) > scraped for g in groups)
+
+    wait_for("a rule evaluation after the second scrape", evaluated_since)
+
+
+def _timestamp(rfc3339: str) -> float:
+    # Go writes up to nanoseconds; Python's fromisoformat takes microseconds.
+    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", rfc3339).replace("Z", "+00:00")
+    return datetime.fromisoformat(trimmed).timestamp()
+
+
+def _by_target(results: list[dict[str, Any]]) -> dict[str, float]:
+    return {r["metric"]["target"]: float(r["value"][1]) for r in results}
+
+
+def test_every_job_is_up(stack: Stack):
+    def jobs_up() -> dict[str, set[tuple[str, float]]]:
+        out: dict[str, set[tuple[str, float]]] = {}
+        for r in stack.query("up"):
+            out.setdefault(r["metric"]["job"], set()).add(
+                (r["metric"]["instance"], float(r["value"][1]))
+            )
+        return out
+
+    # Every job up, and the exporter's address is the instance of every job (panels join on it).
+    eventually(jobs_up, {job: {(stack.exporter, 1.0)} for job in [EXPORTER_JOB, *stack.jobs]})
+
+
+def test_probe_results(stack: Stack):
+    t = stack.targets
+
+    def results() -> dict[str, tuple[str, float]]:
+        return {
+            r["metric"]["target"]: (r["metric"]["module"], float(r["value"][1]))
+            for r in stack.query("probe_success")
+        }
+
+    eventually(results, {t["open"]: ("tcp", 1), t["closed"]: ("tcp", 0), t["tls"]: ("tcp_tls", 1)})
+
+
+def test_closed_port_fails_with_connect_refused(stack: Stack):
+    def reasons() -> list[tuple[str, str]]:
+        return [
+            (r["metric"]["target"], r["metric"]["reason"])
+            for r in stack.query("probe_failure_reason == 1")
+        ]
+
+    eventually(reasons, [(stack.targets["closed"], "connect_refused")])
+
+
+def test_tls_target_reports_its_certificate(stack: Stack):
+    expiry = "(probe_ssl_earliest_cert_expiry - time()) / 86400"
+    eventually(lambda: _by_target(stack.query(expiry)).keys(), {stack.targets["tls"]})
+    days = _by_target(stack.query(f"last_over_time(({expiry})[1m:1s])"))
+    assert days[stack.targets["tls"]] > 14  # trustme's certificates are long-lived
+
+
+def test_rules_are_loaded_and_healthy(stack: Stack):
+    groups = stack.api("rules")["groups"]
+    files = {Path(g["file"]).name for g in groups}
+    assert files == {p.name for p in (GRAFANA / "rules").glob("*.rules.yml")}
+    rules = [r for g in groups for r in g["rules"]]
+    assert {r["name"] for r in rules if r["type"] == "alerting"} == set(prometheus_alerts())
+    unhealthy = [(r["name"], r["health"], r.get("lastError")) for r in rules if r["health"] != "ok"]
+    assert unhealthy == []
+
+
+def test_probe_failing_alert_for_the_closed_port_only(stack: Stack):
+    def failing_alert() -> dict[str, Any] | None:
+        for alert in stack.alerts():
+            if alert["labels"]["alertname"] == "SondeProbeFailing":
+                return alert
+        return None
+
+    alert = wait_for("SondeProbeFailing to be pending", failing_alert)
+    assert alert["labels"]["target"] == stack.targets["closed"]
+    assert alert["state"] in {"pending", "firing"}
+    assert alert["labels"]["severity"] == "critical"
+    # The description looked the failure reason up in Prometheus.
+    assert "Failure reason: connect_refused." in alert["annotations"]["description"]
+
+    # No alert of any kind for the healthy targets or the exporter. The rules have been
+    # evaluated since every target was scraped twice, so a wrong alert would be pending, and
+    # stay so; only a real, momentary scrape failure comes and goes.
+    def others() -> list[dict[str, str]]:
+        closed = stack.targets["closed"]
+        return [a["labels"] for a in stack.alerts() if a["labels"].get("target") != closed]
+
+    eventually(others, [])
+
+
+def test_variable_queries_list_the_targets(stack: Stack):
+    dashboard = load_dashboard()
+    variables = query_variables(dashboard)
+
+    def values() -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for name, query in variables.items():
+            selector, label = parse_label_values(query)
+            params = {}
+            if selector:
+                params["match[]"] = substitute(selector, dict.fromkeys(variables, ALL))
+            out[name] = set(stack.api(f"label/{label}/values", **params))
+        return out
+
+    eventually(
+        values,
+        {
+            "job": set(stack.jobs),
+            "module": {"tcp", "tcp_tls"},
+            "instance": {stack.exporter},
+            "target": set(stack.targets.values()),
+        },
+    )
+
+
+@pytest.mark.parametrize("one_exporter", [False, True], ids=["all", "one-exporter"])
+def test_every_dashboard_query_returns_data(stack: Stack, one_exporter: bool):
+    """Each panel query, variables substituted, has data; except those named EMPTY_ON_SUCCESS."""
+    dashboard = load_dashboard()
+    values = dict.fromkeys(query_variables(dashboard), ALL)
+    if one_exporter:  # one exporter picked: the exporter-health row must still match it
+        # Grafana regex-escapes the value and then escapes it for the PromQL string.
+        values["instance"] = re.escape(stack.exporter).replace("\\", "\\\\")
+    queries = panel_queries(dashboard)
+    assert {q.key for q in queries} >= EMPTY_ON_SUCCESS, "EMPTY_ON_SUCCESS names a missing query"
+
+    def wrong() -> dict[str, list[str]]:
+        """Queries without data, and queries expected empty that have some."""
+        empty, unexpected = [], []
+        for query in queries:
+            result = stack.query(substitute(query.expr, values))
+            if query.key in EMPTY_ON_SUCCESS and result:
+                unexpected.append(f"{query.key}: {result}")
+            elif query.key not in EMPTY_ON_SUCCESS and not result:
+                empty.append(query.key)
+        return {"without data": empty, "expected empty": unexpected}
+
+    eventually(wrong, {"without data": [], "expected empty": []})
+
+
+def test_status_table_shows_the_failure_reason(stack: Stack):
+    (status,) = [q for q in panel_queries(load_dashboard()) if q.title == "Status per target"]
+    expr = substitute(status.expr, dict.fromkeys(["job", "module", "instance", "target"], ALL))
+
+    def rows() -> dict[str, tuple[float, str | None]]:
+        return {
+            r["metric"]["target"]: (float(r["value"][1]), r["metric"].get("reason"))
+            for r in stack.query(expr)
+        }
+
+    t = stack.targets
+    eventually(
+        rows, {t["open"]: (1, None), t["closed"]: (0, "connect_refused"), t["tls"]: (1, None)}
+    )
+
+
+def test_grafana_rules_agree_with_prometheus_alerts(stack: Stack):
+    """Each Grafana-managed rule picks out the same series as the Prometheus alert of its name."""
+
+    def compare() -> dict[str, tuple[set[frozenset[tuple[str, str]]], ...]]:
+        active: dict[str, set[frozenset[tuple[str, str]]]] = {}
+        for alert in stack.alerts():
+            labels = dict(alert["labels"])
+            name = labels.pop("alertname")
+            labels.pop("severity")
+            active.setdefault(name, set()).add(frozenset(labels.items()))
+        differ = {}
+        for rule in grafana_rules():
+            op, threshold = grafana_threshold(rule)
+            grafana = set()
+            for series in stack.query(grafana_query(rule)):
+                if crosses(op, float(series["value"][1]), threshold):
+                    labels = {k: v for k, v in series["metric"].items() if k != "__name__"}
+                    grafana.add(frozenset(labels.items()))
+            prometheus = active.get(rule["title"], set())
+            if grafana != prometheus:
+                differ[rule["title"]] = (grafana, prometheus)
+        assert active.get("SondeProbeFailing"), "the comparison must cover a firing case"
+        return differ
+
+    eventually(compare, {})
+
+
+def test_docs_show_the_tested_scrape_config():
+    """The scrape config in the docs is grafana/prometheus.yml itself, verbatim."""
+    marker = "<!-- scrape-config: grafana/prometheus.yml -->"
+    pages = [
+        p
+        for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+        if marker in p.read_text()
+    ]
+    assert pages, "no page shows grafana/prometheus.yml"
+    for page in pages:
+        after = page.read_text().split(marker, 1)[1]
+        block = re.match(r"\s*```yaml\n(.*?)```", after, re.S)
+        assert block, f"{page.name}: the marker must be followed by a ```yaml block"
+        assert block.group(1) == SCRAPE_CONFIG.read_text(), (
+            f"{page.name} differs from {SCRAPE_CONFIG}"
+        )
+    assert scrape_config()["scrape_configs"]
