@@ -487,7 +487,7 @@ async def test_promtool_accepts_probe_and_exporter_metrics(email_client):
     assert "sonde_email_late_mails_total" in outputs[2]
     for text in outputs:
         result = promtool(text)
-        assert result.returncode == 0, result.stdout + result.stderr
+        assert (result.returncode, result.stdout + result.stderr) == (0, ""), text
 
 
 async def test_silent_servers_time_out_with_the_step_that_hangs(email_client, tcp_server):

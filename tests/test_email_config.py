@@ -137,6 +137,13 @@ def test_config_errors_name_the_problem(smtp: str, receive: str, extra: str, mes
     assert message in error_of(email_config(smtp, receive, extra))
 
 
+def test_addresses_must_be_plain_ascii():
+    text = email_config().replace("from: probe@example.com", "from: prüfer@example.com")
+    assert "only ASCII addresses" in error_of(text)
+    text = email_config().replace("to: probe@example.com", "to: Probe <probe@example.com>")
+    assert "is not a mail address" in error_of(text)
+
+
 def test_error_names_file_line_and_field():
     text = email_config().replace("to: probe@example.com", "to: not-an-address")
     assert error_of(text).startswith("c.yml:13: modules.mail.email.to:")

@@ -280,6 +280,8 @@ def _address(value: str) -> str:
     local, at, domain = value.rpartition("@")
     if not at or not local or not domain or any(c.isspace() or c in "<>" for c in value):
         raise ValueError(f"{value!r} is not a mail address (expected local@domain)")
+    if not value.isascii():
+        raise ValueError(f"{value!r}: only ASCII addresses are supported (no SMTPUTF8)")
     return value
 
 
@@ -400,6 +402,7 @@ class ReceiveSettings(MailServer):
     mailbox: str = "INBOX"
     """IMAP folder to watch (printable ASCII); POP3 has only the one mailbox."""
     _url: MailUrl = PrivateAttr()
+    _key: tuple[str, str] = PrivateAttr()
 
     @model_validator(mode="after")
     def _check(self) -> ReceiveSettings:
@@ -417,7 +420,13 @@ class ReceiveSettings(MailServer):
             raise ValueError("mailbox must be a non-empty printable ASCII name")
         if self._url.scheme.startswith("pop3") and "mailbox" in self.model_fields_set:
             raise ValueError("mailbox applies to imap:// and imaps:// only")
+        self._key = (self.model_dump_json(), self.secret or "")
         return self
+
+    @property
+    def mailbox_key(self) -> tuple[str, str]:
+        """Equal for equal receive blocks (password included), across modules and reloads."""
+        return self._key
 
     @property
     def parsed_url(self) -> MailUrl:

@@ -96,7 +96,7 @@ _MAILBOXES: dict[tuple[str, str, float], Mailbox] = {}
 
 def mailbox_for(settings: ReceiveSettings, stale_after: float) -> Mailbox:
     """The mailbox object for these settings; modules with equal receive blocks share one."""
-    key = (settings.model_dump_json(), settings.secret or "", stale_after)
+    key = (*settings.mailbox_key, stale_after)
     mailbox = _MAILBOXES.get(key)
     if mailbox is None:
         if len(_MAILBOXES) >= _MAX_MAILBOXES:
