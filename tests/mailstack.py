@@ -135,12 +135,23 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def start() -> MailStack:
+def start(attempts: int = 3) -> MailStack:
     """Build the directory, start Dovecot then Postfix, wait until every port answers.
 
     Raises RuntimeError with the daemons' logs when anything does not come up, after
-    stopping whatever already started.
+    stopping whatever already started. The ports are free when picked but another process
+    may take one before the daemons bind it; only that case is retried, with new ports.
     """
+    for attempt in range(attempts):
+        try:
+            return _start_once()
+        except RuntimeError as exc:
+            if "Address already in use" not in str(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_once() -> MailStack:
     for tool in ("postfix", "dovecot", "postsuper", "postqueue"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise RuntimeError(f"{tool} is not installed: run .ci/install-system-deps (make test)")
@@ -219,7 +230,7 @@ def _write_dovecot(stack: MailStack) -> None:
         "first_valid_uid = 8",
         "mail_location = maildir:~/Maildir",
         # Lock a POP3 mailbox for the whole session, as many POP3 servers do: probes that
-        # polled a mailbox each on their own would collide ([IN-USE]).
+        # polled a mailbox each on their own would wait for each other, then fail [IN-USE].
         "pop3_lock_session = yes",
         "passdb {",
         "  driver = passwd-file",

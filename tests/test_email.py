@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import poplib
 import re
 import secrets
 import smtplib
 import socket
+import ssl
 import subprocess
+import threading
 import time
 from email.utils import formatdate
 from pathlib import Path
@@ -272,8 +275,29 @@ async def test_late_mail_is_counted_and_deleted(email_client, mail_stack):
     assert probe_files(mail_stack) == []
 
 
-async def test_ten_concurrent_probes_share_one_pop3_poller(email_client, mail_stack):
-    """Dovecot locks a POP3 mailbox per session here: a second session would get [IN-USE]."""
+def pop3_login_waits_for_another_session(stack: MailStack) -> bool:
+    """While one POP3 session is open, a second login blocks (Dovecot: [IN-USE] after ~12 s)."""
+    context = ssl.create_default_context(cafile=str(stack.ca_file))
+
+    def login() -> poplib.POP3_SSL:
+        session = poplib.POP3_SSL("127.0.0.1", stack.ports["pop3s"], context=context, timeout=20)
+        session.user("tester")
+        session.pass_(stack.passwords["tester"])
+        return session
+
+    first = login()
+    second = threading.Thread(target=lambda: login().quit())
+    second.start()
+    second.join(0.5)
+    blocked = second.is_alive()
+    first.quit()  # releases the lock: the second login goes through now
+    second.join(20)
+    return blocked and not second.is_alive()
+
+
+async def test_ten_concurrent_probes_on_one_pop3_mailbox_all_succeed(email_client, mail_stack):
+    """Dovecot locks a POP3 mailbox per session here, as many POP3 servers do."""
+    assert await asyncio.to_thread(pop3_login_waits_for_another_session, mail_stack)
     client = await email_client({"pop3s": {"receive": "pop3s"}})
     results = await asyncio.gather(*(probe(client, module="pop3s", target="") for _ in range(10)))
     for status, body in results:
@@ -281,6 +305,28 @@ async def test_ten_concurrent_probes_share_one_pop3_poller(email_client, mail_st
         assert parse_metrics(body)["probe_success"] == 1, body
     assert probe_files(mail_stack) == []
     assert not any(m.busy for m in mailbox_module._MAILBOXES.values())  # pollers went away
+
+
+async def test_probes_waiting_on_one_mailbox_share_one_poller(email_client, mail_stack):
+    """Postfix holds all ten mails, so all ten probes wait at once: on one poller task."""
+    client = await email_client({"held": {"receive": "pop3", "subject_prefix": HOLD_SUBJECT}})
+    probes = [asyncio.create_task(probe(client, module="held", target="")) for _ in range(10)]
+
+    def waiting() -> int:
+        return sum(len(m.waiters) for m in mailbox_module._MAILBOXES.values())
+
+    for _ in range(500):  # each probe registers once SMTP has accepted (and Postfix held) it
+        if waiting() == 10:
+            break
+        await asyncio.sleep(0.01)
+    assert mail_stack.held() == 10
+    busy = [m for m in mailbox_module._MAILBOXES.values() if m.busy]
+    assert len(busy) == 1 and len(busy[0].waiters) == 10
+    await asyncio.to_thread(mail_stack.release_held)
+    for _, body in await asyncio.gather(*probes):
+        assert parse_metrics(body)["probe_success"] == 1, body
+    assert not busy[0].busy and not busy[0].waiters
+    assert probe_files(mail_stack) == []
 
 
 def send_plain_mail(stack: MailStack, raw: bytes, user: str = "tester") -> None:
