@@ -73,22 +73,16 @@ class MailStack:
     def maildir(self, user: str = "tester") -> Path:
         return self.root / "mail" / user / "Maildir"
 
-    def postfix(self, *args: str) -> str:
+    def postfix(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
         """Run a Postfix admin command (postsuper, postqueue) against this instance."""
         conf = str(self.root / "postfix" / "conf")
-        out = subprocess.run(
-            [args[0], "-c", conf, *args[1:]], capture_output=True, text=True, check=True
+        return subprocess.run(
+            [_tool(tool), "-c", conf, *args], capture_output=True, text=True, check=True
         )
-        return out.stdout
 
     def release_held(self) -> int:
         """Release every held mail and flush the queue; return how many were released."""
-        out = subprocess.run(
-            ["postsuper", "-c", str(self.root / "postfix" / "conf"), "-H", "ALL"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        out = self.postfix("postsuper", "-H", "ALL")
         match = re.search(r"Released from hold: (\d+) message", out.stderr)
         self.postfix("postqueue", "-f")
         return int(match.group(1)) if match else 0
@@ -119,6 +113,14 @@ def _is_ours(pid: int, name: str) -> bool:
     except OSError:
         return False
     return Path(exe).name == ("dovecot" if name == "dovecot" else "master")
+
+
+def _tool(name: str) -> str:
+    """A daemon or admin command: on PATH, or in /usr/sbin (not always on a user's PATH)."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    if path is None:
+        raise RuntimeError(f"{name} is not installed: run .ci/install-system-deps (make test)")
+    return path
 
 
 def _free_ports(count: int) -> list[int]:
@@ -153,8 +155,7 @@ def start(attempts: int = 3) -> MailStack:
 
 def _start_once() -> MailStack:
     for tool in ("postfix", "dovecot", "postsuper", "postqueue"):
-        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
-            raise RuntimeError(f"{tool} is not installed: run .ci/install-system-deps (make test)")
+        _tool(tool)
     root = Path(tempfile.mkdtemp(prefix="sonde-mailstack-"))
     root.chmod(0o755)  # postfix, dovecot and mail must traverse it
     stack = MailStack(
@@ -168,9 +169,9 @@ def _start_once() -> MailStack:
         _write_tls(stack)
         _write_dovecot(stack)
         _write_postfix(stack)
-        _run(["dovecot", "-c", str(root / "dovecot" / "dovecot.conf")], root / "dovecot")
+        _run([_tool("dovecot"), "-c", str(root / "dovecot" / "dovecot.conf")], root / "dovecot")
         stack.pids["dovecot"] = _read_pid(root / "dovecot" / "run" / "master.pid")
-        _run(["postfix", "-c", str(root / "postfix" / "conf"), "start"], root / "postfix")
+        _run([_tool("postfix"), "-c", str(root / "postfix" / "conf"), "start"], root / "postfix")
         stack.pids["postfix"] = _read_pid(root / "postfix" / "spool" / "pid" / "master.pid")
         _wait_for_ports(stack)
     except BaseException:
