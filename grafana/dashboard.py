@@ -6,9 +6,8 @@ edit; tests/test_dashboard.py fails while dashboard.json differs from what this 
 
 Layout: one row per concern, each row a function returning its panels. Panel ids are grouped
 per row (row id + 1, 2, ...), so a prober's row slots in without renumbering the others:
-  100 status, 200 latency, 300 failures, 400 TLS,
-  500 ICMP (loss, jitter, RTT) and 600 email (delivery time, phases) once those probers exist,
-  900 the exporter's own health.
+  100 status, 200 latency, 300 failures, 400 TLS, 500 ICMP (loss, RTT, jitter),
+  600 email (delivery time, phases) once that prober exists, 900 the exporter's own health.
 """
 
 from __future__ import annotations
@@ -173,8 +172,8 @@ def status_row(y: int) -> list[Panel]:
             ],
             (4, y + 1, 14, 8),
             description="Latest result of every probe and, when it failed, the failure reason "
-            "(the documented fixed set: connect_refused, connect_timeout, tls_verify, ...). "
-            "instance is the exporter that ran the probe.",
+            "(the documented fixed set: connect_refused, connect_timeout, tls_verify, "
+            "packet_loss, icmp_permission, ...). instance is the exporter that ran the probe.",
             overrides=[
                 {
                     "matcher": {"id": "byName", "options": "Value"},
@@ -299,7 +298,8 @@ def failures_row(y: int) -> list[Panel]:
                 )
             ],
             (0, y + 1, 24, 8),
-            description="How many targets fail, by failure reason.",
+            description="How many targets fail, by failure reason (TCP, TLS and ICMP alike: "
+            "e.g. connect_refused, tls_verify, timeout, packet_loss, icmp_permission).",
             defaults=bars,
             options=bar_options,
         ),
@@ -349,9 +349,149 @@ def tls_row(y: int) -> list[Panel]:
     ]
 
 
+def icmp_row(y: int) -> list[Panel]:
+    lines, line_options = timeseries_options()
+    per_target = "max by (job, instance, module, target)"
+    columns = [  # the per-target table: (ref, query, column, unit, decimals)
+        ("A", f"{per_target} (probe_icmp_packets_sent{{{PROBE}}})", "Sent", "none", 0),
+        ("B", f"{per_target} (probe_icmp_packets_received{{{PROBE}}})", "Received", "none", 0),
+        ("C", f"{per_target} (probe_icmp_duplicate_replies{{{PROBE}}})", "Duplicates", "none", 0),
+        ("D", f"{per_target} (probe_icmp_packet_loss_ratio{{{PROBE}}})", "Loss", "percentunit", 1),
+        (
+            "E",
+            f'{per_target} (probe_icmp_rtt_seconds{{{PROBE}, stat="avg"}})',
+            "RTT avg",
+            "s",
+            None,
+        ),
+        ("F", f"{per_target} (probe_icmp_jitter_seconds{{{PROBE}}})", "Jitter", "s", None),
+        ("G", f"{per_target} (probe_icmp_reply_hop_limit{{{PROBE}}})", "Hop limit", "none", 0),
+    ]
+    column_overrides: list[Panel] = []
+    for ref, _, name, unit, decimals in columns:
+        properties: list[Panel] = [
+            {"id": "displayName", "value": name},
+            {"id": "unit", "value": unit},
+        ]
+        if decimals is not None:
+            properties.append({"id": "decimals", "value": decimals})
+        if name == "Loss":
+            # Any loss orange, from the SondeIcmpPacketLoss threshold (10%) on red.
+            steps = thresholds(("green", None), ("orange", 0.0001), ("red", 0.1))
+            properties += [
+                {"id": "thresholds", "value": steps["thresholds"]},
+                {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+            ]
+        column_overrides.append(
+            {"matcher": {"id": "byName", "options": f"Value #{ref}"}, "properties": properties}
+        )
+    return [
+        row(500, "ICMP", y),
+        panel(
+            501,
+            "timeseries",
+            "ICMP packet loss",
+            [target(f"probe_icmp_packet_loss_ratio{{{PROBE}}}", legend="{{target}} ({{module}})")],
+            (0, y + 1, 12, 8),
+            description="Share of each probe's echo requests that got no reply (config.yml's "
+            "icmp module sends 3, so steps of 1/3). No point where a probe sent nothing: it "
+            "failed before sending, and the status table says why. The alert "
+            "SondeIcmpPacketLoss fires above 10% over 5 minutes.",
+            unit="percentunit",
+            defaults={"min": 0, "max": 1, **lines},
+            options=line_options,
+        ),
+        panel(
+            502,
+            "timeseries",
+            "ICMP round-trip time",
+            [
+                target(
+                    f'probe_icmp_rtt_seconds{{{PROBE}, stat=~"min|avg|max"}}',
+                    legend="{{target}} {{stat}}",
+                )
+            ],
+            (12, y + 1, 12, 8),
+            description="Minimum, mean and maximum round-trip time over the replies of each "
+            "probe, from the kernel's receive timestamps (not inflated by a busy exporter). "
+            "The alert SondeIcmpRttHigh fires when the mean stays above 200ms.",
+            unit="s",
+            defaults=lines,
+            options=line_options,
+        ),
+        panel(
+            503,
+            "timeseries",
+            "ICMP jitter",
+            [
+                target(f"probe_icmp_jitter_seconds{{{PROBE}}}", legend="{{target}} jitter"),
+                target(
+                    f'probe_icmp_rtt_seconds{{{PROBE}, stat="stddev"}}',
+                    ref="B",
+                    legend="{{target}} stddev",
+                ),
+            ],
+            (0, y + 9, 8, 8),
+            description="Jitter: mean absolute difference between the RTTs of consecutive "
+            "replies of a probe (needs two replies). Standard deviation of the probe's RTTs "
+            "for comparison. The alert SondeIcmpJitterHigh fires when jitter stays above 30ms.",
+            unit="s",
+            defaults=lines,
+            options=line_options,
+        ),
+        panel(
+            504,
+            "timeseries",
+            "ICMP time by phase",
+            [target(f"probe_icmp_duration_seconds{{{PROBE}}}", legend="{{target}} {{phase}}")],
+            (8, y + 9, 8, 8),
+            description="blackbox_exporter's ICMP phases: resolve (name lookup), setup (socket "
+            "and request building) and rtt, which is the mean round trip of the replies, not "
+            "the time the probe spent waiting (that is probe_duration_seconds).",
+            unit="s",
+            defaults=lines,
+            options=line_options,
+        ),
+        panel(
+            505,
+            "timeseries",
+            "ICMP reply hop limit",
+            [target(f"probe_icmp_reply_hop_limit{{{PROBE}}}", legend="{{target}}")],
+            (16, y + 9, 8, 8),
+            description="TTL (IPv4) or hop limit (IPv6) of the last reply: the responder's "
+            "starting value minus the routers on the way back. A step means the return path "
+            "changed.",
+            unit="none",
+            defaults={"decimals": 0, **lines},
+            options=line_options,
+        ),
+        panel(
+            506,
+            "table",
+            "ICMP per target (latest probe)",
+            [target(expr, ref=ref, instant=True) for ref, expr, *_ in columns],
+            (0, y + 17, 24, 8),
+            description="The latest ICMP probe of each target: echo requests sent and answered, "
+            "duplicate replies, loss, mean RTT, jitter and the reply's hop limit. Empty cells: "
+            "the probe failed before sending or got no reply (the status table says why).",
+            overrides=column_overrides,
+            options={"showHeader": True, "sortBy": [{"displayName": "Loss", "desc": True}]},
+            transformations=[{"id": "merge", "options": {}}, hide_columns("Time", "job")],
+        ),
+    ]
+
+
 def exporter_row(y: int) -> list[Panel]:
     lines, line_options = timeseries_options()
     stacked, stacked_options = timeseries_options(stacked=True)
+    socket_modes = {
+        "type": "value",
+        "options": {
+            "datagram": {"color": "green", "index": 0},
+            "raw": {"color": "green", "index": 1},
+            "none": {"text": "none (no permission)", "color": "red", "index": 2},
+        },
+    }
     return [
         row(900, "Exporter health", y),
         panel(
@@ -481,6 +621,52 @@ def exporter_row(y: int) -> list[Panel]:
             defaults=lines,
             options=line_options,
         ),
+        panel(
+            908,
+            "table",
+            "ICMP socket mode",
+            [target(f"sonde_icmp_socket_mode{{{EXPORTER}}} == 1", instant=True)],
+            (0, y + 17, 8, 6),
+            description="The ICMP socket each exporter uses per IP protocol, chosen at start-up: "
+            "datagram (unprivileged: its group is inside net.ipv4.ping_group_range), raw (root "
+            "or CAP_NET_RAW; one shared socket per protocol) or none: ICMP probes then fail with "
+            "icmp_permission, and SondeIcmpPermissionMissing fires once they do.",
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "mode"},
+                    "properties": [
+                        {"id": "mappings", "value": [socket_modes]},
+                        {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                    ],
+                }
+            ],
+            transformations=[hide_columns("Time", "__name__", "Value", "job")],
+        ),
+        panel(
+            909,
+            "timeseries",
+            "ICMP socket drops and unmatched replies",
+            [
+                target(
+                    "sum by (instance, ip_protocol) (rate(sonde_icmp_receive_drops_total"
+                    f"{{{EXPORTER}}}[$__rate_interval]))",
+                    legend="{{instance}} {{ip_protocol}} dropped (buffer full)",
+                ),
+                target(
+                    "sum by (instance, ip_protocol) (rate(sonde_icmp_unmatched_replies_total"
+                    f"{{{EXPORTER}}}[$__rate_interval]))",
+                    ref="B",
+                    legend="{{instance}} {{ip_protocol}} unmatched",
+                ),
+            ],
+            (8, y + 17, 16, 6),
+            description="Packets the kernel dropped because a shared ICMP socket's receive "
+            "buffer was full (they show up as loss; should stay 0), and echo replies that "
+            "matched no running probe: late replies, other programs' pings (raw mode), forgeries.",
+            unit="pps",
+            defaults=lines,
+            options=line_options,
+        ),
     ]
 
 
@@ -535,7 +721,7 @@ def templating() -> list[Panel]:
     ]
 
 
-ROWS = (status_row, latency_row, failures_row, tls_row, exporter_row)
+ROWS = (status_row, latency_row, failures_row, tls_row, icmp_row, exporter_row)
 
 
 def panels() -> list[Panel]:
@@ -580,7 +766,8 @@ def dashboard() -> Panel:
                 }
             ]
         },
-        "description": "Probe results, latency, TLS expiry and exporter health for sonde-exporter",
+        "description": "Probe results, latency, TLS expiry, ICMP loss and jitter, and exporter "
+        "health for sonde-exporter",
         "editable": True,
         "fiscalYearStartMonth": 0,
         "graphTooltip": 1,

@@ -24,6 +24,9 @@ from grafana_files import (
     substitute,
 )
 
+import sonde_exporter.probers.icmp as icmp_prober
+from sonde_exporter.metrics import Gauge
+
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 # Panel types built into both Grafana 10 and 11. Angular panels (graph, singlestat, table-old)
 # were removed in Grafana 11 and must not appear.
@@ -128,6 +131,18 @@ def test_probe_panels_filter_on_every_variable(dashboard):
                 assert f"${name}" in query.expr, f"{query.key} ignores ${name}"
         else:  # the exporter's own metrics: filtered by the exporter instance
             assert "$instance" in query.expr, query.key
+
+
+def test_every_icmp_metric_is_on_the_dashboard(dashboard):
+    """Each metric the ICMP prober exports, and the socket metrics of /metrics, has a panel."""
+    exported = {value.name for value in vars(icmp_prober).values() if isinstance(value, Gauge)} | {
+        "sonde_icmp_socket_mode",
+        "sonde_icmp_receive_drops",
+        "sonde_icmp_unmatched_replies",
+    }
+    shown = " ".join(q.expr for q in panel_queries(dashboard))
+    assert len(exported) == 11
+    assert {name for name in exported if not re.search(rf"\b{name}(_total)?\b", shown)} == set()
 
 
 def test_check_promql_rejects_bad_queries(tmp_path: Path):

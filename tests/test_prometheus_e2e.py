@@ -3,7 +3,8 @@
 Prometheus (Debian package) runs on loopback with grafana/prometheus.yml, its ports and
 targets adjusted, a 1s scrape and rule evaluation interval, and grafana/rules/. It scrapes
 sonde-exporter, started as a process, probing loopback targets: a listening TCP port, a
-refused one and a TLS listener. The tests then ask Prometheus' HTTP API what a user's
+refused one, a TLS listener and ICMP echo to 127.0.0.1 (the exporter needs ICMP sockets: as
+root, CI's user, it gets the shared raw socket). The tests then ask Prometheus' HTTP API what a user's
 Prometheus would know: every job up, the probe results, healthy rules, the alert for the
 refused port (pending: the shipped `for:` is minutes, the alert is pending from the first
 evaluation), and data behind every dashboard query.
@@ -168,12 +169,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "open": f"127.0.0.1:{open_server.port}",
         "closed": f"127.0.0.1:{refused.getsockname()[1]}",
         "tls": f"127.0.0.1:{tls_server.port}",
+        "icmp": "127.0.0.1",
     }
     # One entry per probe job of grafana/prometheus.yml (prometheus_config() enforces it).
-    # Next: sonde-icmp -> ["127.0.0.1"]; the email job -> the loopback mail stack.
+    # Next: the email job -> the loopback mail stack.
     jobs = {
         "sonde-tcp": [targets["open"], targets["closed"]],
         "sonde-tcp-tls": [targets["tls"]],
+        "sonde-icmp": [targets["icmp"]],
     }
     processes: list[Process] = []
     try:
@@ -188,6 +191,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )  # fmt: skip
         processes.append(exporter)
         address = f"127.0.0.1:{exporter.wait_listening()}"
+        _assert_icmp_usable(address)
         prometheus = Process(
             "prometheus",
             [
@@ -211,6 +215,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         refused.close()
     for process in processes:  # no process outlives the test
         assert process.proc.poll() is not None
+
+
+def _assert_icmp_usable(exporter: str) -> None:
+    """Fail at once, saying why, when the exporter may open no ICMP socket for IPv4."""
+    with urllib.request.urlopen(f"http://{exporter}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    modes = re.findall(r'^sonde_icmp_socket_mode\{ip_protocol="ip4",mode="(\w+)"\} 1', text, re.M)
+    assert modes in (["raw"], ["datagram"]), (
+        f"the exporter cannot send ICMP (socket mode {modes}): run the tests as root (CI does) "
+        "or with this user's group inside net.ipv4.ping_group_range"
+    )
 
 
 def _wait_until_evaluated(stack: Stack) -> None:
@@ -270,7 +285,15 @@ def test_probe_results(stack: Stack):
             for r in stack.query("probe_success")
         }
 
-    eventually(results, {t["open"]: ("tcp", 1), t["closed"]: ("tcp", 0), t["tls"]: ("tcp_tls", 1)})
+    eventually(
+        results,
+        {
+            t["open"]: ("tcp", 1),
+            t["closed"]: ("tcp", 0),
+            t["tls"]: ("tcp_tls", 1),
+            t["icmp"]: ("icmp", 1),
+        },
+    )
 
 
 def test_closed_port_fails_with_connect_refused(stack: Stack):
@@ -288,6 +311,30 @@ def test_tls_target_reports_its_certificate(stack: Stack):
     eventually(lambda: _by_target(stack.query(expiry)).keys(), {stack.targets["tls"]})
     days = _by_target(stack.query(f"last_over_time(({expiry})[1m:1s])"))
     assert days[stack.targets["tls"]] > 14  # trustme's certificates are long-lived
+
+
+def test_icmp_target_reports_packets_loss_and_rtt(stack: Stack):
+    selector = f'{{target="{stack.targets["icmp"]}"}}'
+
+    counts = ("packets_sent", "packets_received", "packet_loss_ratio", "duplicate_replies")
+
+    def packets() -> dict[str, float]:
+        return {
+            name: float(r["value"][1])
+            for name in counts
+            for r in stack.query(f"probe_icmp_{name}{selector}")
+        }
+
+    # The icmp module of config.yml: 3 echo requests, all answered on loopback.
+    eventually(packets, dict(zip(counts, (3.0, 3.0, 0.0, 0.0), strict=True)))
+    rtt = {
+        r["metric"]["stat"]: float(r["value"][1])
+        for r in stack.query(f"probe_icmp_rtt_seconds{selector}")
+    }
+    assert set(rtt) == {"min", "avg", "max", "stddev"}
+    assert 0 < rtt["min"] <= rtt["avg"] <= rtt["max"] < 0.5  # below the 0.5s probe budget
+    (hop,) = stack.query(f"probe_icmp_reply_hop_limit{selector}")
+    assert float(hop["value"][1]) == 64  # Linux's default TTL, not decremented on loopback
 
 
 def test_rules_are_loaded_and_healthy(stack: Stack):
@@ -342,7 +389,7 @@ def test_variable_queries_list_the_targets(stack: Stack):
         values,
         {
             "job": set(stack.jobs),
-            "module": {"tcp", "tcp_tls"},
+            "module": {"tcp", "tcp_tls", "icmp"},
             "instance": {stack.exporter},
             "target": set(stack.targets.values()),
         },
@@ -386,8 +433,32 @@ def test_status_table_shows_the_failure_reason(stack: Stack):
 
     t = stack.targets
     eventually(
-        rows, {t["open"]: (1, None), t["closed"]: (0, "connect_refused"), t["tls"]: (1, None)}
+        rows,
+        {
+            t["open"]: (1, None),
+            t["closed"]: (0, "connect_refused"),
+            t["tls"]: (1, None),
+            t["icmp"]: (1, None),
+        },
     )
+
+
+def test_icmp_table_queries_merge_into_one_row_per_target(stack: Stack):
+    """Grafana's merge transformation joins the table's queries on equal labels: each query
+    must return exactly the same label sets, one per ICMP target."""
+    queries = [q for q in panel_queries(load_dashboard()) if q.panel_id == 506]
+    assert len(queries) == 7
+    values = dict.fromkeys(["job", "module", "instance", "target"], ALL)
+    row = {"job": "sonde-icmp", "instance": stack.exporter, "module": "icmp"}
+    one_row = {frozenset({**row, "target": stack.targets["icmp"]}.items())}
+
+    def label_sets() -> dict[str, set[frozenset[tuple[str, str]]]]:
+        return {
+            q.ref: {frozenset(r["metric"].items()) for r in stack.query(substitute(q.expr, values))}
+            for q in queries
+        }
+
+    eventually(label_sets, {q.ref: one_row for q in queries})
 
 
 def test_grafana_rules_agree_with_prometheus_alerts(stack: Stack):

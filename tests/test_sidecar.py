@@ -1,8 +1,10 @@
 """sonde-exporter run the way docs/sidecar.md runs it, and the sidecar files themselves.
 
-The runtime test needs root (CI runs as root): it creates a network namespace standing in for
-the pod, with an application listening on its loopback, and starts the exporter inside it as
-`nobody`, with no capabilities at all (so no CAP_NET_RAW) and no way to gain any.
+The runtime tests need root (CI runs as root): each creates a network namespace standing in
+for the pod, with an application listening on its loopback, and starts the exporter inside it
+as `nobody`, with no capabilities at all (so no CAP_NET_RAW) and no way to gain any. ICMP then
+depends on the namespace's net.ipv4.ping_group_range alone, which only the test that grants it
+changes, inside its own namespace.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ DOCS = ROOT / "docs" / "sidecar.md"
 DOCKERFILE = ROOT / "docs" / "sidecar" / "Dockerfile"
 NOBODY = 65534
 CAP_NET_RAW = 13
+PING_GROUP_RANGE = "net/ipv4/ping_group_range"
 
 # The pod: a new network namespace whose loopback carries the application (any TCP listener
 # that accepts). It lives until the test closes the holder's stdin.
@@ -76,6 +81,39 @@ class Pod:
         )
         status, body = json.loads(out.stdout)
         return int(status), str(body)
+
+    def read_sysctl(self, name: str) -> str:
+        """A sysctl as this namespace sees it (net.* sysctls are per network namespace)."""
+        out = subprocess.run(
+            self.run("cat", f"/proc/sys/{name}"),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return " ".join(out.stdout.split())
+
+    def write_sysctl(self, name: str, value: str) -> None:
+        write = "import sys; open(sys.argv[1], 'w').write(sys.argv[2])"
+        subprocess.run(
+            self.run(sys.executable, "-c", write, f"/proc/sys/{name}", value),
+            timeout=30,
+            check=True,
+        )
+
+
+@dataclass
+class Sidecar:
+    url: str  # http://127.0.0.1:port inside the pod
+    process: Process
+
+    def probe(self, pod: Pod, **params: str) -> tuple[int, str]:
+        return pod.get(f"{self.url}/probe?{urllib.parse.urlencode(params)}")
+
+    def metrics(self, pod: Pod) -> dict[str, float]:
+        status, body = pod.get(f"{self.url}/metrics")
+        assert status == 200
+        return parse_metrics(body)
 
 
 def yaml_blocks(markdown: Path) -> list[Any]:
@@ -194,11 +232,14 @@ def proc_status(pid: int) -> dict[str, str]:
     return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
 
 
-def test_exporter_as_a_sidecar_probes_the_pods_loopback(pod: Pod, world_readable_dir: Path):
-    config = world_readable_dir / "config.yml"
+@contextmanager
+def sidecar(pod: Pod, workdir: Path) -> Iterator[Sidecar]:
+    """The exporter run as docs/sidecar.md runs it: the documented config, inside the pod, as
+    nobody without any capability; it must exit cleanly when stopped."""
+    config = workdir / "config.yml"
     config.write_text(manifest("ConfigMap")["data"]["config.yml"])  # the documented config
     config.chmod(0o644)
-    python, env = python_for_nobody(world_readable_dir)
+    python, env = python_for_nobody(workdir)
     exporter = Process(
         "sidecar",
         pod.run(
@@ -209,34 +250,97 @@ def test_exporter_as_a_sidecar_probes_the_pods_loopback(pod: Pod, world_readable
             f"--config.file={config}",
             "--web.listen-address=127.0.0.1:0",
         ),
-        world_readable_dir,
+        workdir,
         env=env,
     )
     try:
         port = exporter.wait_listening()
         status = proc_status(exporter.pid)
         assert status["Uid"].split() == [str(NOBODY)] * 4
+        assert status["Gid"].split() == [str(NOBODY)] * 4
         assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0
         assert not int(status["CapBnd"], 16) & (1 << CAP_NET_RAW)
         assert status["NoNewPrivs"] == "1"
         assert os.readlink(f"/proc/{exporter.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        yield Sidecar(f"http://127.0.0.1:{port}", exporter)
+    finally:
+        exit_status = exporter.stop()
+    assert exit_status == 0, exporter.log()
 
-        base = f"http://127.0.0.1:{port}"
-        assert pod.get(f"{base}/-/healthy")[0] == 200
-        assert pod.get(f"{base}/-/ready")[0] == 200
 
-        status_code, body = pod.get(f"{base}/probe?module=tcp&target=localhost:{pod.app_port}")
+def debug_failure(body: str) -> str:
+    """The "Probe failed" line of a ?debug=true answer (logfmt: quotes inside are escaped)."""
+    (line,) = [line for line in body.splitlines() if 'msg="Probe failed"' in line]
+    return line
+
+
+def test_exporter_as_a_sidecar_probes_the_pods_loopback(pod: Pod, world_readable_dir: Path):
+    with sidecar(pod, world_readable_dir) as exporter:
+        assert pod.get(f"{exporter.url}/-/healthy")[0] == 200
+        assert pod.get(f"{exporter.url}/-/ready")[0] == 200
+
+        status_code, body = exporter.probe(pod, module="tcp", target=f"localhost:{pod.app_port}")
         assert status_code == 200
         assert parse_metrics(body)["probe_success"] == 1
 
         # Nothing listens on port 1 in the pod: refused, and said so.
-        status_code, body = pod.get(f"{base}/probe?module=tcp&target=localhost:1")
+        status_code, body = exporter.probe(pod, module="tcp", target="localhost:1")
         metrics = parse_metrics(body)
         assert status_code == 200 and metrics["probe_success"] == 0
         assert metrics['probe_failure_reason{reason="connect_refused"}'] == 1
-    finally:
-        exit_status = exporter.stop()
-    assert exit_status == 0, exporter.log()
+
+
+def test_icmp_without_ping_group_range_fails_with_icmp_permission(
+    pod: Pod, world_readable_dir: Path
+):
+    # A new network namespace starts with the kernel's default: no group may use ICMP sockets.
+    assert pod.read_sysctl(PING_GROUP_RANGE) == "1 0"
+    with sidecar(pod, world_readable_dir) as exporter:
+        status_code, body = exporter.probe(pod, module="icmp", target="127.0.0.1", debug="true")
+        assert status_code == 200
+        failed = debug_failure(body)
+        assert "reason=icmp_permission" in failed
+        # The debug output says what to grant, for this user and this namespace's value.
+        assert f'ping_group_range=\\"{NOBODY} {NOBODY}\\"' in failed
+        assert '(now \\"1 0\\"' in failed
+        assert "CAP_NET_RAW" in failed
+
+        status_code, body = exporter.probe(pod, module="icmp", target="localhost")
+        metrics = parse_metrics(body)
+        assert status_code == 200 and metrics["probe_success"] == 0
+        assert metrics['probe_failure_reason{reason="icmp_permission"}'] == 1
+        assert metrics["probe_icmp_packets_sent"] == 0
+        assert "probe_icmp_packet_loss_ratio" not in metrics  # nothing sent: no "0 % loss"
+
+        mode = exporter.metrics(pod)
+        assert mode['sonde_icmp_socket_mode{ip_protocol="ip4",mode="none"}'] == 1
+        assert mode['sonde_icmp_socket_mode{ip_protocol="ip6",mode="none"}'] == 1
+        # The rest of the exporter carries on.
+        assert pod.get(f"{exporter.url}/-/healthy")[0] == 200
+        _, body = exporter.probe(pod, module="tcp", target=f"localhost:{pod.app_port}")
+        assert parse_metrics(body)["probe_success"] == 1
+    assert 'msg="ICMP probes cannot run"' in exporter.process.log()  # said once at start-up
+
+
+def test_icmp_works_when_the_pods_ping_group_range_includes_its_group(
+    pod: Pod, world_readable_dir: Path
+):
+    host = Path("/proc/sys/net/ipv4/ping_group_range").read_text()
+    pod.write_sysctl(PING_GROUP_RANGE, f"{NOBODY} {NOBODY}")  # only nobody's group
+    assert pod.read_sysctl(PING_GROUP_RANGE) == f"{NOBODY} {NOBODY}"
+    assert Path("/proc/sys/net/ipv4/ping_group_range").read_text() == host  # host untouched
+
+    with sidecar(pod, world_readable_dir) as exporter:  # still no capability at all
+        mode = exporter.metrics(pod)
+        assert mode['sonde_icmp_socket_mode{ip_protocol="ip4",mode="datagram"}'] == 1
+        assert mode['sonde_icmp_socket_mode{ip_protocol="ip6",mode="datagram"}'] == 1
+        for target in ("127.0.0.1", "::1"):
+            status_code, body = exporter.probe(pod, module="icmp", target=target)
+            metrics = parse_metrics(body)
+            assert status_code == 200 and metrics["probe_success"] == 1, body
+            assert metrics["probe_icmp_packets_sent"] == metrics["probe_icmp_packets_received"]
+            assert metrics["probe_icmp_packets_received"] == 3
+            assert metrics["probe_icmp_packet_loss_ratio"] == 0
 
 
 # The documented files, checked without a container engine or a cluster.

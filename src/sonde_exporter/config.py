@@ -195,6 +195,9 @@ class QueryStep(Strict):
             raise ValueError("expect and expect_bytes cannot be used in the same step")
         if self.expect_bytes == "":
             raise ValueError("expect_bytes must not be empty")
+        names = [label.name for label in self.labels]
+        if len(set(names)) != len(names):
+            raise ValueError("labels: a label name may appear only once")
         return self
 
     @property
@@ -206,13 +209,12 @@ class QueryStep(Strict):
         return None if self.send is None else _latin1(self.send)
 
 
-class TcpModule(Strict):
+class AddressChoice(Strict):
+    """How a network prober picks the address to probe from and to (see resolve.py)."""
+
     preferred_ip_protocol: IpProtocol = "ip4"
     ip_protocol_fallback: bool = True
     source_ip_address: str | None = None
-    query_response: tuple[QueryStep, ...] = ()
-    tls: bool = False
-    tls_config: TlsConfig = Field(default_factory=dict, validate_default=True)
 
     @field_validator("source_ip_address")
     @classmethod
@@ -220,6 +222,45 @@ class TcpModule(Strict):
         if value is not None:
             _check_ip(value)
         return value
+
+
+class TcpModule(AddressChoice):
+    query_response: tuple[QueryStep, ...] = ()
+    tls: bool = False
+    tls_config: TlsConfig = Field(default_factory=dict, validate_default=True)
+
+    @model_validator(mode="after")
+    def _one_expect_info(self) -> TcpModule:
+        label_sets = {tuple(label.name for label in s.labels) for s in self.query_response}
+        if len(label_sets - {()}) > 1:
+            raise ValueError(
+                "query_response: steps with labels must all use the same label names "
+                "(they are series of one metric, probe_expect_info)"
+            )
+        return self
+
+
+class IcmpModule(AddressChoice):
+    """The `icmp:` block: how many echo requests, how far apart, and when the probe succeeds."""
+
+    count: int = Field(default=3, ge=1, le=100)
+    interval: Duration = 0.1
+    payload_size: int = Field(default=56, ge=0, le=65507)
+    ttl: int | None = Field(default=None, ge=1, le=255)
+    dont_fragment: bool = False
+    max_packet_loss_ratio: float | None = Field(default=None, ge=0, le=1)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_range(cls, value: float) -> float:
+        if not 0 <= value <= 60:
+            raise ValueError("interval must be from 0s to 1m")
+        return value
+
+    @property
+    def send_span(self) -> float:
+        """Seconds from the first echo request to the last."""
+        return (self.count - 1) * self.interval
 
 
 def _check_ip(value: str) -> None:
@@ -470,10 +511,10 @@ class EmailModule(Strict):
         return {("from" if key == "mail_from" else key): value for key, value in data.items()}
 
 
-ProberName = Literal["tcp", "email"]
+ProberName = Literal["tcp", "icmp", "email"]
 """Every prober name; kept equal to the keys of probers.PROBERS (a test checks it)."""
 
-_PROBER_BLOCKS = ("tcp", "email")
+_PROBER_BLOCKS = ("tcp", "icmp", "email")
 
 
 class Module(Strict):
@@ -482,6 +523,7 @@ class Module(Strict):
     prober: ProberName
     timeout: Duration = 0.0
     tcp: TcpModule | None = None
+    icmp: IcmpModule | None = None
     email: EmailModule | None = None
 
     @model_validator(mode="before")
@@ -503,6 +545,15 @@ class Module(Strict):
                 f"a module with prober {prober!r} cannot have a {info.field_name!r} block"
             )
         return value
+
+    @model_validator(mode="after")
+    def _icmp_fits_timeout(self) -> Module:
+        if self.icmp is not None and self.timeout > 0 and self.icmp.send_span >= self.timeout:
+            raise ValueError(
+                f"icmp: sending {self.icmp.count} echo requests {self.icmp.interval:g}s apart "
+                f"takes {self.icmp.send_span:g}s, which does not fit the {self.timeout:g}s timeout"
+            )
+        return self
 
     @property
     def settings(self) -> BaseModel:

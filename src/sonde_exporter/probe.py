@@ -34,6 +34,8 @@ class Reason(StrEnum):
     TIMEOUT = "timeout"
     IO_ERROR = "io_error"
     INTERNAL = "internal_error"
+    ICMP_PERMISSION = "icmp_permission"
+    PACKET_LOSS = "packet_loss"
     # email: which side failed, and how
     SMTP_CONNECT = "smtp_connect"
     SMTP_TLS = "smtp_tls"
@@ -129,15 +131,17 @@ class ProbeContext:
     def phase(
         self, gauge: Gauge, name: str, timeout_reason: Reason = Reason.TIMEOUT
     ) -> Iterator[None]:
-        """Time one phase into `gauge{phase=name}`; a timeout inside it is `timeout_reason`."""
+        """Time one phase into `gauge{phase=name}`; a timeout inside it is `timeout_reason`.
+
+        The reason stays set when the phase ends by an exception: the handler reads it after
+        the deadline's cancellation has unwound the phase.
+        """
         self.timeout_reason = timeout_reason
         start = time.perf_counter()
         try:
             yield
         finally:
             self.metrics.set(gauge, time.perf_counter() - start, name)
-        # Only a phase that ended normally resets the reason: when the deadline cancels the
-        # probe inside it, the handler must still read this phase's timeout_reason.
         self.timeout_reason = Reason.TIMEOUT
 
 

@@ -31,6 +31,8 @@ class Address:
 async def resolve(host: str, preferred: str, fallback: bool, ctx: ProbeContext) -> Address:
     """Pick the address to probe; set the dns lookup time, ip protocol and address hash."""
     want = _FAMILY[preferred]
+    ctx.metrics.set(IP_PROTOCOL, 0)  # as blackbox: present, and 0 until an address is chosen
+    ctx.metrics.set(IP_ADDR_HASH, 0)
     start = time.perf_counter()
     try:
         address = _literal(host, want, fallback) or await _lookup(host, want, fallback)

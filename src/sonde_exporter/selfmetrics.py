@@ -20,6 +20,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from . import __version__
+from .icmp_socket import IcmpSocketCollector
 from .probers.mailbox import COUNTERS as EMAIL_COUNTERS
 
 # No *_created series: they would double /metrics, and blackbox_exporter has none either.
@@ -64,6 +65,7 @@ class SelfMetrics:
             "Timestamp of the last successful configuration reload",
             registry=r,
         )
+        r.register(IcmpSocketCollector())
         for counter in EMAIL_COUNTERS:  # late and stale probe mails, shared by all modules
             r.register(counter)
         Info("sonde_exporter_build", "Version of sonde-exporter", registry=r).info(

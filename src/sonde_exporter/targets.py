@@ -78,6 +78,56 @@ def parse_host_port(target: str) -> HostPort:
     return HostPort(host, int(port_text))
 
 
+def parse_host(target: str) -> str:
+    """A bare host, as the ICMP prober takes it: hostname, IPv4, or IPv6 with or without
+    brackets. A scheme, path, port or whitespace is an error."""
+    if "://" in target:
+        raise TargetError(f"target {target!r} has a URL scheme; expected a hostname or IP address")
+    if "/" in target:
+        raise TargetError(f"target {target!r} has a path; expected a hostname or IP address")
+    if any(c.isspace() for c in target):
+        raise TargetError(f"target {target!r} contains whitespace")
+    if target.startswith("["):
+        close = target.find("]")
+        if close < 0:
+            raise TargetError(f"target {target!r} has an unclosed '['")
+        host, rest = target[1:close], target[close + 1 :]
+        if rest.startswith(":"):
+            raise TargetError(f"target {target!r} has a port; ICMP targets take no port")
+        if rest:
+            raise TargetError(f"target {target!r} has text after ']'")
+        if not _is_ipv6(host):
+            raise TargetError(f"{host!r} in brackets is not an IPv6 address")
+        return host
+    if ":" in target:
+        if _is_ipv6(target):
+            return target
+        if target.count(":") == 1:
+            raise TargetError(f"target {target!r} has a port; ICMP targets take no port")
+        raise TargetError(f"target {target!r} is not a valid IPv6 address")
+    host = check_host(target)
+    labels = host.rstrip(".").split(".")
+    if any(len(label) > 63 for label in labels):
+        raise TargetError(f"target {target!r} has a name label longer than 63 characters")
+    if labels[-1].isdigit() and not _is_ipv4(host):
+        raise TargetError(f"target {target!r} is not a valid IPv4 address or hostname")
+    return host
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 6
+    except ValueError:
+        return False
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 4
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class EmailTarget:
     """The SMTP server an email probe sends to; None fields come from the module's smtp.url."""

@@ -52,9 +52,15 @@ def build_client_context(
     min_version: str | None,
     max_version: str | None,
 ) -> ssl.SSLContext:
-    """A client context; ValueError names the field whose file or value is unusable."""
-    context = ssl.create_default_context()
-    if ca_file is not None:
+    """A client context; ValueError names the field whose file or value is unusable.
+
+    As in Go's prometheus/common, a ca_file replaces the system's CAs instead of adding to them.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies chain and hostname
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # Go: any trusted cert anchors a chain
+    if ca_file is None:
+        context.load_default_certs()
+    else:
         try:
             context.load_verify_locations(cafile=ca_file)
         except (OSError, ssl.SSLError) as exc:
@@ -83,7 +89,7 @@ def _reason(exc: Exception) -> str:
 
 
 def record_tls_metrics(metrics: ProbeMetrics, ssl_object: Any) -> None:
-    """Set blackbox_exporter's TLS metrics from a completed handshake."""
+    """Set blackbox_exporter's TLS metrics from a completed handshake, with Go's label text."""
     version = ssl_object.version()
     if version:
         metrics.set(TLS_VERSION_INFO, 1, _VERSION_NAMES.get(version, version))
@@ -94,21 +100,22 @@ def record_tls_metrics(metrics: ProbeMetrics, ssl_object: Any) -> None:
     if not sent:
         leaf_der = ssl_object.getpeercert(binary_form=True)
         sent = [x509.load_der_x509_certificate(leaf_der)] if leaf_der else []
-    if sent:
-        metrics.set(SSL_EARLIEST_CERT_EXPIRY, min(_not_after(c) for c in sent))
+    if not sent:
+        return
+    metrics.set(SSL_EARLIEST_CERT_EXPIRY, min(_not_after(c) for c in sent))
     if verified and ssl_object.context.verify_mode != ssl.CERT_NONE:
         metrics.set(SSL_LAST_CHAIN_EXPIRY, min(_not_after(c) for c in verified))
-    if sent:
-        leaf = sent[0]
-        metrics.set(
-            SSL_LAST_CHAIN_INFO,
-            1,
-            hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest(),
-            leaf.subject.rfc4514_string(),
-            leaf.issuer.rfc4514_string(),
-            _alt_names(leaf),
-            format(leaf.serial_number, "x"),
-        )
+    leaf = sent[0]
+    serial = abs(leaf.serial_number)
+    metrics.set(
+        SSL_LAST_CHAIN_INFO,
+        1,
+        hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest(),
+        go_name(leaf.subject),
+        go_name(leaf.issuer),
+        ",".join(_dns_names(leaf)),
+        serial.to_bytes((serial.bit_length() + 7) // 8, "big").hex(),  # Go: %x of the bytes
+    )
 
 
 def _chain(raw: Any, method: str) -> list[x509.Certificate]:
@@ -133,9 +140,75 @@ def _not_after(cert: x509.Certificate) -> float:
     return cert.not_valid_after_utc.timestamp()
 
 
-def _alt_names(cert: x509.Certificate) -> str:
+def _dns_names(cert: x509.Certificate) -> list[str]:
     try:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return ""
-    return ",".join(str(name.value) for name in names)
+        return []
+    return names.get_values_for_type(x509.DNSName)
+
+
+# Go's pkix.Name keeps these attributes in named fields and prints them in this order
+# (reversed), whatever their order in the certificate; other attributes come last, as hex.
+_GO_NAMED = {
+    "2.5.4.6": "C",
+    "2.5.4.8": "ST",
+    "2.5.4.7": "L",
+    "2.5.4.9": "STREET",
+    "2.5.4.17": "POSTALCODE",
+    "2.5.4.10": "O",
+    "2.5.4.11": "OU",
+    "2.5.4.3": "CN",
+    "2.5.4.5": "SERIALNUMBER",
+}
+_GO_SINGLE = {"CN", "SERIALNUMBER"}
+"""Go keeps only the last value of these."""
+_ASN1_PRINTABLE = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?"
+)
+
+
+def go_name(name: x509.Name) -> str:
+    """A distinguished name as Go's pkix.Name.String() prints it (blackbox's label values)."""
+    named: dict[str, list[str]] = {}
+    others: list[str] = []
+    for rdn in name.rdns:
+        for attribute in rdn:
+            oid = attribute.oid.dotted_string
+            value = attribute.value
+            short = _GO_NAMED.get(oid)
+            if short is None:
+                others.append(f"{oid}=#{_go_der(value).hex()}")
+            elif isinstance(value, str):
+                named[short] = [value] if short in _GO_SINGLE else [*named.get(short, []), value]
+    rdns = others + [
+        "+".join(f"{short}={_go_escape(v)}" for v in named[short])
+        for short in _GO_NAMED.values()
+        if short in named
+    ]
+    return ",".join(reversed(rdns))
+
+
+def _go_escape(value: str) -> str:
+    out = []
+    last = len(value) - 1
+    for i, c in enumerate(value):
+        if c in ',+"\\<>;' or (c == " " and i in (0, last)) or (c == "#" and i == 0):
+            out.append("\\")
+        out.append(c)
+    return "".join(out)
+
+
+def _go_der(value: str | bytes) -> bytes:
+    """The DER Go's asn1.Marshal gives an attribute value it read back into a Go value."""
+    if isinstance(value, bytes):  # a BIT STRING
+        tag, body = 0x03, b"\x00" + value
+    elif all(c in _ASN1_PRINTABLE for c in value):
+        tag, body = 0x13, value.encode()  # PrintableString
+    else:
+        tag, body = 0x0C, value.encode()  # UTF8String
+    size = len(body)
+    if size < 0x80:
+        return bytes([tag, size]) + body
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + body

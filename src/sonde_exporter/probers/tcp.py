@@ -7,6 +7,7 @@ measure of the handshake (TCP_INFO), which event-loop delay cannot inflate.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import socket
 import ssl
@@ -34,24 +35,25 @@ FAILED_DUE_TO_REGEX = Gauge("probe_failed_due_to_regex", "Indicates if probe fai
 FAILED_DUE_TO_BYTES = Gauge(
     "probe_failed_due_to_bytes", "Indicates if probe failed due to expect_bytes"
 )
-EXPECT_INFO_HELP = "Explicit content matched"
 
 # struct tcp_info: tcpi_rtt (microseconds) sits at byte offset 68 on Linux.
 _TCP_INFO = getattr(socket, "TCP_INFO", None)
 _RTT_OFFSET = 68
 _MAX_LINE = 64 * 1024
+_LOGGED_LINE = 256
 _TEMPLATE = re.compile(rb"\$(\$|\{(\w+)\}|(\w+))")
+_SSL_NOISE = re.compile(r"^\[[^]]*\] | \(_ssl\.c:\d+\)$")
 
 _T = TypeVar("_T")
 
 
 async def probe_tcp(target: HostPort, module: TcpModule, ctx: ProbeContext) -> None:
-    with ctx.phase(TCP_PHASE, "resolve"):
+    ctx.metrics.set(FAILED_DUE_TO_REGEX, 0)
+    ctx.metrics.set(FAILED_DUE_TO_BYTES, 0)
+    with ctx.phase(TCP_PHASE, "resolve", Reason.DNS):
         address = await resolve(
             target.host, module.preferred_ip_protocol, module.ip_protocol_fallback, ctx
         )
-    ctx.metrics.set(FAILED_DUE_TO_REGEX, 0)
-    ctx.metrics.set(FAILED_DUE_TO_BYTES, 0)
     loop = asyncio.get_running_loop()
     sock = socket.socket(address.family, socket.SOCK_STREAM)
     try:
@@ -67,7 +69,8 @@ async def probe_tcp(target: HostPort, module: TcpModule, ctx: ProbeContext) -> N
             return
         server_name = module.tls_config.server_name or ctx.hostname or target.host
         if module.tls:
-            with ctx.phase(TCP_PHASE, "tls"):
+            ctx.log.debug("Starting TLS", server_name=server_name)
+            with ctx.phase(TCP_PHASE, "tls", Reason.TLS_HANDSHAKE):
                 reader, writer = await _handshake(
                     asyncio.open_connection(
                         sock=sock,
@@ -76,14 +79,16 @@ async def probe_tcp(target: HostPort, module: TcpModule, ctx: ProbeContext) -> N
                         limit=_MAX_LINE,
                     )
                 )
-            record_tls_metrics(ctx.metrics, writer.get_extra_info("ssl_object"))
         else:
             reader, writer = await asyncio.open_connection(sock=sock, limit=_MAX_LINE)
         try:
-            with ctx.phase(TCP_PHASE, "query"):
-                await _dialogue(module, server_name, reader, writer, ctx)
+            if module.tls:
+                _tls_done(writer, ctx)
+            if module.query_response:
+                with ctx.phase(TCP_PHASE, "query"):
+                    await _dialogue(module, server_name, reader, writer, ctx)
         finally:
-            writer.transport.abort()
+            writer.transport.abort()  # not close(): a graceful TLS close could outlive the probe
     finally:
         sock.close()  # a no-op when the stream transport already closed it
 
@@ -106,8 +111,10 @@ async def _connect(
         raise ProbeFailure(
             Reason.CONNECT_REFUSED, f"connection to {ip} port {port} refused"
         ) from None
-    except TimeoutError:
-        raise
+    except TimeoutError:  # the kernel gave up retrying the SYN (ETIMEDOUT)
+        raise ProbeFailure(
+            Reason.CONNECT_TIMEOUT, f"connection to {ip} port {port} timed out"
+        ) from None
     except OSError as exc:
         raise ProbeFailure(
             Reason.CONNECT_ERROR, f"cannot connect to {ip} port {port}: {exc.strerror or exc}"
@@ -134,12 +141,24 @@ async def _handshake(opening: Awaitable[_T]) -> _T:
         raise ProbeFailure(
             Reason.TLS_VERIFY, f"certificate verification failed: {exc.verify_message}"
         ) from None
-    except ssl.SSLError as exc:
+    except OSError as exc:  # ssl.SSLError, or the connection reset or closed mid-handshake
         raise ProbeFailure(
-            Reason.TLS_HANDSHAKE, f"TLS handshake failed: {exc.reason or exc}"
+            Reason.TLS_HANDSHAKE, f"TLS handshake failed: {_describe(exc)}"
         ) from None
-    except (ConnectionError, OSError) as exc:
-        raise ProbeFailure(Reason.TLS_HANDSHAKE, f"TLS handshake failed: {exc}") from None
+
+
+def _tls_done(writer: asyncio.StreamWriter, ctx: ProbeContext) -> None:
+    ssl_object = writer.get_extra_info("ssl_object")
+    record_tls_metrics(ctx.metrics, ssl_object)
+    ctx.log.debug("TLS handshake succeeded", version=ssl_object.version())
+
+
+def _describe(exc: OSError) -> str:
+    """OpenSSL's own words ("tlsv13 alert certificate required"), or the OS error text."""
+    if isinstance(exc, ssl.SSLError):
+        text = _SSL_NOISE.sub("", str(exc.args[-1]) if exc.args else "")
+        return text or str(exc.reason or type(exc).__name__)
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 async def _dialogue(
@@ -152,9 +171,13 @@ async def _dialogue(
     for index, step in enumerate(module.query_response):
         try:
             await _run_step(index, step, module, server_name, reader, writer, ctx)
+        except ssl.SSLError as exc:  # e.g. a TLS 1.3 server rejecting the client certificate
+            raise ProbeFailure(
+                Reason.TLS_HANDSHAKE, f"query_response step {index}: TLS error: {_describe(exc)}"
+            ) from None
         except OSError as exc:
             raise ProbeFailure(
-                Reason.IO_ERROR, f"query_response step {index}: connection error: {exc}"
+                Reason.IO_ERROR, f"query_response step {index}: connection error: {_describe(exc)}"
             ) from None
 
 
@@ -170,7 +193,7 @@ async def _run_step(
     match: re.Match[bytes] | None = None
     if step.expect is not None:
         ctx.log.debug("Expecting", step=index, regexp=step.expect.pattern.decode())
-        match = await _expect_line(reader, step.expect)
+        match = await _expect_line(reader, step.expect, ctx)
         if match is None:
             ctx.metrics.set(FAILED_DUE_TO_REGEX, 1)
             raise ProbeFailure(
@@ -195,7 +218,7 @@ async def _run_step(
         values = tuple(
             _expand(label.value.encode(), match).decode(errors="replace") for label in step.labels
         )
-        ctx.metrics.set(Gauge("probe_expect_info", EXPECT_INFO_HELP, names), 1, *values)
+        ctx.metrics.set(_expect_info(names), 1, *values)
     send = step.send_raw
     if send is not None:
         ctx.log.debug("Sending line", step=index)
@@ -203,15 +226,15 @@ async def _run_step(
         await writer.drain()
     if step.starttls:
         ctx.log.debug("Starting TLS", step=index, server_name=server_name)
-        with ctx.phase(TCP_PHASE, "tls"):
+        with ctx.phase(TCP_PHASE, "tls", Reason.TLS_HANDSHAKE):
             await _handshake(
                 writer.start_tls(module.tls_config.context, server_hostname=server_name)
             )
-        record_tls_metrics(ctx.metrics, writer.get_extra_info("ssl_object"))
+        _tls_done(writer, ctx)
 
 
 async def _expect_line(
-    reader: asyncio.StreamReader, pattern: re.Pattern[bytes]
+    reader: asyncio.StreamReader, pattern: re.Pattern[bytes], ctx: ProbeContext
 ) -> re.Match[bytes] | None:
     """Read lines until one matches; None when the peer closes first."""
     while True:
@@ -223,9 +246,16 @@ async def _expect_line(
             ) from None
         if not line:
             return None
-        match = pattern.search(line.rstrip(b"\n").rstrip(b"\r"))
+        line = line.removesuffix(b"\n").removesuffix(b"\r")
+        ctx.log.debug("Read line", line=line[:_LOGGED_LINE].decode(errors="replace"))
+        match = pattern.search(line)
         if match is not None:
             return match
+
+
+@functools.cache
+def _expect_info(label_names: tuple[str, ...]) -> Gauge:
+    return Gauge("probe_expect_info", "Explicit content matched", label_names)
 
 
 def _expand(template: bytes, match: re.Match[bytes] | None) -> bytes:
