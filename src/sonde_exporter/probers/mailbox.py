@@ -30,7 +30,7 @@ from .mailproto import MailInfo, new_session, now
 
 LATE_MAILS = Counter(
     "sonde_email_late_mails",
-    "Probe mails found in a mailbox after their probe had given up",
+    "Probe mails found in a mailbox after their probe had ended without finding them",
     registry=None,
 )
 STALE_MAILS = Counter(
