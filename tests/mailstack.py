@@ -92,10 +92,17 @@ class MailStack:
         return sum(1 for p in hold.rglob("*") if p.is_file())
 
     def stop(self) -> None:
-        """SIGTERM both masters (each reaps its children) and wait for them to exit."""
+        """SIGTERM both masters (each reaps its children) and wait for them to exit.
+
+        A master whose start was reported as failed may still run: its pid file counts too.
+        """
+        for name, parts in _PID_FILES.items():
+            if name not in self.pids:
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    self.pids[name] = int(self.root.joinpath(*parts).read_text().split()[0])
         alive = []
         for name, pid in self.pids.items():
-            if _is_ours(pid, name):
+            if self._is_ours(pid, name):
                 os.kill(pid, signal.SIGTERM)
                 alive.append(pid)
         deadline = time.monotonic() + 10
@@ -105,14 +112,23 @@ class MailStack:
         self.pids.clear()
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def _is_ours(self, pid: int, name: str) -> bool:
+        """A pid file can outlive its process: signal only this stack's live master."""
+        try:
+            exe = Path(os.readlink(f"/proc/{pid}/exe")).name
+            if name == "dovecot":  # dovecot -c ROOT/dovecot/dovecot.conf
+                started = Path(f"/proc/{pid}/cmdline").read_bytes()
+                return exe == "dovecot" and str(self.root).encode() in started
+            environ = Path(f"/proc/{pid}/environ").read_bytes()  # MAIL_CONFIG=ROOT/postfix/conf
+            return exe == "master" and str(self.root).encode() in environ
+        except OSError:
+            return False
 
-def _is_ours(pid: int, name: str) -> bool:
-    """A pid file can outlive its process: only signal a live master of the right program."""
-    try:
-        exe = os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        return False
-    return Path(exe).name == ("dovecot" if name == "dovecot" else "master")
+
+_PID_FILES = {
+    "dovecot": ("dovecot", "run", "master.pid"),
+    "postfix": ("postfix", "spool", "pid", "master.pid"),
+}
 
 
 def _tool(name: str) -> str:
