@@ -126,3 +126,60 @@ def _is_ipv4(text: str) -> bool:
         return ipaddress.ip_address(text).version == 4
     except ValueError:
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class EmailTarget:
+    """The SMTP server an email probe sends to; None fields come from the module's smtp.url."""
+
+    host: str | None = None
+    port: int | None = None
+    implicit_tls: bool | None = None
+    """True for smtps://, False for smtp://, None to keep the module's scheme."""
+
+
+_SMTP_DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
+
+
+def parse_email_target(target: str) -> EmailTarget:
+    """Empty (the module's URL), `host`, `host:port`, `[ipv6]:port`, or `smtp(s)://host[:port]`."""
+    if not target:
+        return EmailTarget()
+    if "://" in target:
+        scheme, _, rest = target.partition("://")
+        if scheme not in _SMTP_DEFAULT_PORTS:
+            raise TargetError(f"target {target!r}: the scheme must be smtp:// or smtps://")
+        if "@" in rest:
+            raise TargetError("credentials do not belong in the target; set them in the module")
+        rest = rest.removesuffix("/")
+        if any(c in rest for c in "/?#"):
+            raise TargetError(f"target {target!r} must be {scheme}://host[:port] with no path")
+        parsed = _host_maybe_port(rest)
+        return EmailTarget(
+            parsed.host, parsed.port or _SMTP_DEFAULT_PORTS[scheme], scheme == "smtps"
+        )
+    parsed = _host_maybe_port(target)
+    return EmailTarget(parsed.host, parsed.port or None)
+
+
+def _host_maybe_port(text: str) -> HostPort:
+    """`host:port` as parse_host_port, or a bare host (port 0: keep the module's port)."""
+    try:
+        ipaddress.ip_address(text)
+        return HostPort(text, 0)
+    except ValueError:
+        pass
+    if text.startswith("[") and text.endswith("]"):
+        return HostPort(_bracketed_v6(text[1:-1]), 0)
+    if ":" not in text:
+        return HostPort(check_host(text), 0)
+    return parse_host_port(text)
+
+
+def _bracketed_v6(host: str) -> str:
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return host
+    except ValueError:
+        pass
+    raise TargetError(f"{host!r} in brackets is not an IPv6 address")
