@@ -30,8 +30,9 @@ import pytest
 import trustme
 
 DOMAIN = "example.test"
-USERS = ("tester", "other")
-"""Two mailboxes: the probes' own, and another one for "sent but never arrives"."""
+USERS = ("tester", "other", "prometheus")
+"""Mailboxes: the probes' own, another one for "sent but never arrives", and one for the
+end-to-end Prometheus test (a probe in flight when that test stops leaves its mail behind)."""
 
 AUTHRES_SUBJECT = "authres-"
 """Mails whose subject starts with this get an Authentication-Results header from Postfix."""
