@@ -7,7 +7,7 @@ edit; tests/test_dashboard.py fails while dashboard.json differs from what this 
 Layout: one row per concern, each row a function returning its panels. Panel ids are grouped
 per row (row id + 1, 2, ...), so a prober's row slots in without renumbering the others:
   100 status, 200 latency, 300 failures, 400 TLS, 500 ICMP (loss, RTT, jitter),
-  600 email (delivery time, phases) once that prober exists, 900 the exporter's own health.
+  600 email (delivery time, phases, sent vs delivered, verdicts), 900 the exporter's own health.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ PROBE = 'job=~"$job", module=~"$module", instance=~"$instance", target=~"$target
 EXPORTER = 'instance=~"$instance"'
 # Only the process metrics of sonde-exporter, whatever job scrapes them.
 IS_SONDE = "and on(job, instance) sonde_exporter_build_info"
+# One series per probe, for the per-target tables' merge of several queries into one row.
+PER_TARGET = "max by (job, instance, module, target)"
+# Keeps series of email probes only: probe_email_send_success is in every email probe's output.
+IS_EMAIL = f"and on(job, instance, module, target) probe_email_send_success{{{PROBE}}}"
 
 
 def target(expr: str, ref: str = "A", legend: str = "", *, instant: bool = False) -> Panel:
@@ -173,7 +177,8 @@ def status_row(y: int) -> list[Panel]:
             (4, y + 1, 14, 8),
             description="Latest result of every probe and, when it failed, the failure reason "
             "(the documented fixed set: connect_refused, connect_timeout, tls_verify, "
-            "packet_loss, icmp_permission, ...). instance is the exporter that ran the probe.",
+            "packet_loss, icmp_permission, smtp_auth, not_delivered, ...). instance is the "
+            "exporter that ran the probe.",
             overrides=[
                 {
                     "matcher": {"id": "byName", "options": "Value"},
@@ -298,8 +303,9 @@ def failures_row(y: int) -> list[Panel]:
                 )
             ],
             (0, y + 1, 24, 8),
-            description="How many targets fail, by failure reason (TCP, TLS and ICMP alike: "
-            "e.g. connect_refused, tls_verify, timeout, packet_loss, icmp_permission).",
+            description="How many targets fail, by failure reason (TCP, TLS, ICMP and email "
+            "alike: e.g. connect_refused, tls_verify, timeout, packet_loss, icmp_permission, "
+            "smtp_rejected, receive_auth, not_delivered).",
             defaults=bars,
             options=bar_options,
         ),
@@ -349,25 +355,9 @@ def tls_row(y: int) -> list[Panel]:
     ]
 
 
-def icmp_row(y: int) -> list[Panel]:
-    lines, line_options = timeseries_options()
-    per_target = "max by (job, instance, module, target)"
-    columns = [  # the per-target table: (ref, query, column, unit, decimals)
-        ("A", f"{per_target} (probe_icmp_packets_sent{{{PROBE}}})", "Sent", "none", 0),
-        ("B", f"{per_target} (probe_icmp_packets_received{{{PROBE}}})", "Received", "none", 0),
-        ("C", f"{per_target} (probe_icmp_duplicate_replies{{{PROBE}}})", "Duplicates", "none", 0),
-        ("D", f"{per_target} (probe_icmp_packet_loss_ratio{{{PROBE}}})", "Loss", "percentunit", 1),
-        (
-            "E",
-            f'{per_target} (probe_icmp_rtt_seconds{{{PROBE}, stat="avg"}})',
-            "RTT avg",
-            "s",
-            None,
-        ),
-        ("F", f"{per_target} (probe_icmp_jitter_seconds{{{PROBE}}})", "Jitter", "s", None),
-        ("G", f"{per_target} (probe_icmp_reply_hop_limit{{{PROBE}}})", "Hop limit", "none", 0),
-    ]
-    column_overrides: list[Panel] = []
+def column_overrides(columns: list[tuple[str, str, str, str, int | None]]) -> list[Panel]:
+    """Name, unit and decimals of a merged table's value columns ("Value #A", ...)."""
+    out: list[Panel] = []
     for ref, _, name, unit, decimals in columns:
         properties: list[Panel] = [
             {"id": "displayName", "value": name},
@@ -375,16 +365,37 @@ def icmp_row(y: int) -> list[Panel]:
         ]
         if decimals is not None:
             properties.append({"id": "decimals", "value": decimals})
-        if name == "Loss":
-            # Any loss orange, from the SondeIcmpPacketLoss threshold (10%) on red.
-            steps = thresholds(("green", None), ("orange", 0.0001), ("red", 0.1))
-            properties += [
-                {"id": "thresholds", "value": steps["thresholds"]},
-                {"id": "custom.cellOptions", "value": {"type": "color-background"}},
-            ]
-        column_overrides.append(
+        out.append(
             {"matcher": {"id": "byName", "options": f"Value #{ref}"}, "properties": properties}
         )
+    return out
+
+
+def icmp_row(y: int) -> list[Panel]:
+    lines, line_options = timeseries_options()
+    columns = [  # the per-target table: (ref, query, column, unit, decimals)
+        ("A", f"{PER_TARGET} (probe_icmp_packets_sent{{{PROBE}}})", "Sent", "none", 0),
+        ("B", f"{PER_TARGET} (probe_icmp_packets_received{{{PROBE}}})", "Received", "none", 0),
+        ("C", f"{PER_TARGET} (probe_icmp_duplicate_replies{{{PROBE}}})", "Duplicates", "none", 0),
+        ("D", f"{PER_TARGET} (probe_icmp_packet_loss_ratio{{{PROBE}}})", "Loss", "percentunit", 1),
+        (
+            "E",
+            f'{PER_TARGET} (probe_icmp_rtt_seconds{{{PROBE}, stat="avg"}})',
+            "RTT avg",
+            "s",
+            None,
+        ),
+        ("F", f"{PER_TARGET} (probe_icmp_jitter_seconds{{{PROBE}}})", "Jitter", "s", None),
+        ("G", f"{PER_TARGET} (probe_icmp_reply_hop_limit{{{PROBE}}})", "Hop limit", "none", 0),
+    ]
+    icmp_columns = column_overrides(columns)
+    # Any loss orange, from the SondeIcmpPacketLoss threshold (10%) on red.
+    steps = thresholds(("green", None), ("orange", 0.0001), ("red", 0.1))
+    (loss,) = [c for c in icmp_columns if c["matcher"]["options"] == "Value #D"]
+    loss["properties"] += [
+        {"id": "thresholds", "value": steps["thresholds"]},
+        {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+    ]
     return [
         row(500, "ICMP", y),
         panel(
@@ -474,8 +485,199 @@ def icmp_row(y: int) -> list[Panel]:
             description="The latest ICMP probe of each target: echo requests sent and answered, "
             "duplicate replies, loss, mean RTT, jitter and the reply's hop limit. Empty cells: "
             "the probe failed before sending or got no reply (the status table says why).",
-            overrides=column_overrides,
+            overrides=icmp_columns,
             options={"showHeader": True, "sortBy": [{"displayName": "Loss", "desc": True}]},
+            transformations=[{"id": "merge", "options": {}}, hide_columns("Time", "job")],
+        ),
+    ]
+
+
+def email_row(y: int) -> list[Panel]:
+    lines, line_options = timeseries_options()
+    stacked, stacked_options = timeseries_options(stacked=True)
+    yes_no = {
+        "type": "value",
+        "options": {
+            "1": {"text": "yes", "color": "green", "index": 0},
+            "0": {"text": "no", "color": "red", "index": 1},
+        },
+    }
+    verdicts = {
+        "type": "value",
+        "options": {
+            result: {"color": color, "index": index}
+            for index, (result, color) in enumerate(
+                [
+                    ("pass", "green"),
+                    ("fail", "red"),
+                    ("permerror", "red"),
+                    ("softfail", "orange"),
+                    ("temperror", "orange"),
+                    ("neutral", "blue"),
+                    ("policy", "blue"),
+                    ("none", "text"),
+                    ("other", "text"),
+                ]
+            )
+        },
+    }
+    columns: list[tuple[str, str, str, str, int | None]] = [
+        ("A", f"{PER_TARGET} (probe_email_send_success{{{PROBE}}})", "Sent", "none", 0),
+        ("B", f"{PER_TARGET} (probe_success{{{PROBE}}} {IS_EMAIL})", "Delivered", "none", 0),
+        ("C", f"{PER_TARGET} (probe_email_delivery_seconds{{{PROBE}}})", "Delivery", "s", None),
+        (
+            "D",
+            "sum by (job, instance, module, target) "
+            f'(probe_email_duration_seconds{{{PROBE}, phase=~"smtp_.*"}})',
+            "SMTP",
+            "s",
+            None,
+        ),
+        (
+            "E",
+            "sum by (job, instance, module, target) "
+            f'(probe_email_duration_seconds{{{PROBE}, phase=~"receive_.*"}})',
+            "Mailbox session",
+            "s",
+            None,
+        ),
+    ]
+    email_columns = column_overrides(columns)
+    for column in email_columns[:2]:  # Sent, Delivered: yes/no in colour
+        column["properties"] += [
+            {"id": "mappings", "value": [yes_no]},
+            {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+        ]
+    return [
+        row(600, "Email", y),
+        panel(
+            601,
+            "timeseries",
+            "Email delivery time",
+            [
+                target(
+                    f"probe_email_delivery_seconds{{{PROBE}}}", legend="{{target}} ({{module}})"
+                ),
+                target(
+                    f"max by (module) (probe_timeout_seconds{{{PROBE}}} {IS_EMAIL})",
+                    ref="B",
+                    legend="timeout {{module}}",
+                ),
+            ],
+            (0, y + 1, 12, 8),
+            description="Time from the SMTP server accepting the probe mail to the first mailbox "
+            "poll that listed it (resolution: the poll interval plus one mailbox session). The "
+            "dashed line is the probe's timeout: a mail slower than that fails the probe with "
+            "not_delivered. SondeEmailDeliverySlow fires above half of it. No point where a "
+            "probe failed.",
+            unit="s",
+            defaults=lines,
+            overrides=[
+                {
+                    "matcher": {"id": "byFrameRefID", "options": "B"},
+                    "properties": [
+                        {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                        {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
+                    ],
+                }
+            ],
+            options=line_options,
+        ),
+        panel(
+            602,
+            "state-timeline",
+            "Email sent and delivered",
+            [
+                target(f"probe_email_send_success{{{PROBE}}}", legend="{{target}} sent"),
+                target(
+                    f"probe_success{{{PROBE}}} {IS_EMAIL}",
+                    ref="B",
+                    legend="{{target}} delivered",
+                ),
+            ],
+            (12, y + 1, 12, 8),
+            description="Per probe: did the SMTP server accept the mail (sent), and did the whole "
+            "round trip succeed (delivered)? Sent but not delivered: the mail system lost or "
+            "delayed it, or the mailbox could not be read (failure reason not_delivered or "
+            "receive_*). Not sent: smtp_* failure reasons (SondeEmailSendFailing).",
+            defaults={"mappings": [yes_no], "color": {"mode": "thresholds"}},
+            options={
+                "mergeValues": True,
+                "showValue": "never",
+                "alignValue": "left",
+                "rowHeight": 0.9,
+                "legend": {"displayMode": "list", "placement": "bottom", "showLegend": False},
+                "tooltip": {"mode": "single", "sort": "none"},
+            },
+        ),
+        panel(
+            603,
+            "timeseries",
+            "SMTP time by phase",
+            [
+                target(
+                    f'probe_email_duration_seconds{{{PROBE}, phase=~"smtp_.*"}}',
+                    legend="{{target}} {{phase}}",
+                )
+            ],
+            (0, y + 9, 12, 8),
+            description="Sending, stacked: smtp_connect (TCP connect, greeting and EHLO), "
+            "smtp_tls (STARTTLS, or the handshake for smtps://), smtp_auth, smtp_send (MAIL, "
+            "RCPT, DATA up to the 250). A phase that fails ends the probe with its reason "
+            "(smtp_connect, smtp_tls, smtp_auth, smtp_rejected).",
+            unit="s",
+            defaults=stacked,
+            options=stacked_options,
+        ),
+        panel(
+            604,
+            "timeseries",
+            "Mailbox time by phase",
+            [
+                target(
+                    f'probe_email_duration_seconds{{{PROBE}, phase=~"receive_.*"}}',
+                    legend="{{target}} {{phase}}",
+                )
+            ],
+            (12, y + 9, 12, 8),
+            description="The POP3/IMAP session that found the mail, stacked: receive_connect, "
+            "receive_tls, receive_auth, receive_retrieve (list and header reads) and "
+            "receive_delete (delete and commit). Only probes that found their mail have them.",
+            unit="s",
+            defaults=stacked,
+            options=stacked_options,
+        ),
+        panel(
+            605,
+            "table",
+            "Authentication-Results verdicts",
+            [target(f"probe_email_auth_result{{{PROBE}}} == 1", instant=True)],
+            (0, y + 17, 10, 8),
+            description="DKIM, SPF and DMARC verdicts the receiving server wrote into the "
+            "probe mail's topmost Authentication-Results header. Empty for targets whose "
+            "server adds no such header.",
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "result"},
+                    "properties": [
+                        {"id": "mappings", "value": [verdicts]},
+                        {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                    ],
+                }
+            ],
+            transformations=[hide_columns("Time", "__name__", "Value", "job")],
+        ),
+        panel(
+            606,
+            "table",
+            "Email per target (latest probe)",
+            [target(expr, ref=ref, instant=True) for ref, expr, *_ in columns],
+            (10, y + 17, 14, 8),
+            description="The latest email probe of each target: sent, delivered, delivery "
+            "time, and the time spent sending (SMTP) and in the mailbox session that found the "
+            "mail. Empty cells: the probe failed before that step (the status table says why).",
+            overrides=email_columns,
+            options={"showHeader": True, "sortBy": [{"displayName": "Delivered", "desc": False}]},
             transformations=[{"id": "merge", "options": {}}, hide_columns("Time", "job")],
         ),
     ]
@@ -667,6 +869,30 @@ def exporter_row(y: int) -> list[Panel]:
             defaults=lines,
             options=line_options,
         ),
+        panel(
+            910,
+            "timeseries",
+            "Email: late and stale probe mails",
+            [
+                target(
+                    f"sum by (instance) (increase(sonde_email_late_mails_total{{{EXPORTER}}}[1h]))",
+                    legend="{{instance}} late",
+                ),
+                target(
+                    "sum by (instance) "
+                    f"(increase(sonde_email_stale_mails_deleted_total{{{EXPORTER}}}[1h]))",
+                    ref="B",
+                    legend="{{instance}} stale, deleted",
+                ),
+            ],
+            (0, y + 23, 24, 6),
+            description="Per hour. Late: mails of this exporter's probes found after their "
+            "probe had ended without them (it failed as not_delivered, the mail being slower "
+            "than the timeout, or on the receive side). Stale: probe mails older than stale_after deleted from a mailbox, "
+            "left by another exporter or from before a restart.",
+            defaults=lines,
+            options=line_options,
+        ),
     ]
 
 
@@ -721,7 +947,7 @@ def templating() -> list[Panel]:
     ]
 
 
-ROWS = (status_row, latency_row, failures_row, tls_row, icmp_row, exporter_row)
+ROWS = (status_row, latency_row, failures_row, tls_row, icmp_row, email_row, exporter_row)
 
 
 def panels() -> list[Panel]:
@@ -766,8 +992,8 @@ def dashboard() -> Panel:
                 }
             ]
         },
-        "description": "Probe results, latency, TLS expiry, ICMP loss and jitter, and exporter "
-        "health for sonde-exporter",
+        "description": "Probe results, latency, TLS expiry, ICMP loss and jitter, email delivery, "
+        "and exporter health for sonde-exporter",
         "editable": True,
         "fiscalYearStartMonth": 0,
         "graphTooltip": 1,

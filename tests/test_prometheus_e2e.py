@@ -542,14 +542,21 @@ def test_status_table_shows_the_failure_reason(stack: Stack):
     )
 
 
-def test_icmp_table_queries_merge_into_one_row_per_target(stack: Stack):
+@pytest.mark.parametrize(
+    ("panel_id", "job", "module", "role", "columns"),
+    [(506, "sonde-icmp", "icmp", "icmp", 7), (606, EMAIL_JOB, EMAIL_MODULE, "email", 5)],
+    ids=["icmp", "email"],
+)
+def test_per_target_table_queries_merge_into_one_row_per_target(
+    stack: Stack, panel_id: int, job: str, module: str, role: str, columns: int
+):
     """Grafana's merge transformation joins the table's queries on equal labels: each query
-    must return exactly the same label sets, one per ICMP target."""
-    queries = [q for q in panel_queries(load_dashboard()) if q.panel_id == 506]
-    assert len(queries) == 7
+    must return exactly the same label sets, one per target of that prober."""
+    queries = [q for q in panel_queries(load_dashboard()) if q.panel_id == panel_id]
+    assert len(queries) == columns
     values = dict.fromkeys(["job", "module", "instance", "target"], ALL)
-    row = {"job": "sonde-icmp", "instance": stack.exporter, "module": "icmp"}
-    one_row = {frozenset({**row, "target": stack.targets["icmp"]}.items())}
+    row = {"job": job, "instance": stack.exporter, "module": module}
+    one_row = {frozenset({**row, "target": stack.targets[role]}.items())}
 
     def label_sets() -> dict[str, set[frozenset[tuple[str, str]]]]:
         return {
