@@ -515,8 +515,6 @@ def email_row(y: int) -> list[Panel]:
                     ("temperror", "orange"),
                     ("neutral", "blue"),
                     ("policy", "blue"),
-                    ("none", "text"),
-                    ("other", "text"),
                 ]
             )
         },
@@ -661,6 +659,8 @@ def email_row(y: int) -> list[Panel]:
                     "matcher": {"id": "byName", "options": "result"},
                     "properties": [
                         {"id": "mappings", "value": [verdicts]},
+                        # Unmapped results (none, other) without colour, not the default green.
+                        {"id": "color", "value": {"mode": "fixed", "fixedColor": "transparent"}},
                         {"id": "custom.cellOptions", "value": {"type": "color-background"}},
                     ],
                 }
