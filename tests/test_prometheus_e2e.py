@@ -613,17 +613,6 @@ def test_docs_show_the_tested_scrape_config():
     assert scrape_config()["scrape_configs"]
 
 
-def test_email_docs_show_the_shipped_email_job():
-    """docs/email.md's scrape config is grafana/prometheus.yml's email job, except for the
-    exporter's address."""
-    text = (ROOT / "docs" / "email.md").read_text()
-    (block,) = re.findall(r"```yaml\n(scrape_configs:.*?)```", text, re.S)
-    (shown,) = yaml.safe_load(block)["scrape_configs"]
-    (shipped,) = [j for j in scrape_config()["scrape_configs"] if j["job_name"] == EMAIL_JOB]
-    shown["relabel_configs"][-1]["replacement"] = EXPORTER_ADDRESS
-    assert shown == shipped
-
-
 def test_scrape_timeouts_leave_every_module_its_timeout():
     """Each probe job of grafana/prometheus.yml gives the module it names in config.yml the
     whole module timeout: scrape_timeout minus --timeout-offset is at least as long, and
