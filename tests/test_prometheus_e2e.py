@@ -51,7 +51,7 @@ from grafana_files import (
     tool,
 )
 from mailstack import AUTHRES_SUBJECT, MailStack
-from processes import LoopbackServer, Process, refusing_port
+from processes import LoopbackServer, Process, refusing_port, wait_for
 
 from sonde_exporter.durations import parse_duration
 
@@ -59,6 +59,7 @@ EXPORTER_ADDRESS = "localhost:10115"  # as written in grafana/prometheus.yml
 EXPORTER_JOB = "sonde-exporter"
 T = TypeVar("T")
 WAIT = 60.0  # upper bound for each wait; on this machine each takes a few seconds
+POLL = 0.25  # Prometheus' view changes once a scrape (1s): no need to ask it more often
 
 EMAIL_JOB = "sonde-email"
 EMAIL_MODULE = "email_roundtrip"  # config.yml's email module, probed by the sonde-email job
@@ -109,18 +110,6 @@ class Stack:
         return alerts
 
 
-def wait_for(what: str, check: Any, timeout: float = WAIT) -> Any:
-    """Poll `check()` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.25)
-
-
 def eventually(observe: Callable[[], T], expected: T, timeout: float = WAIT) -> None:
     """Poll until `observe()` equals `expected`, then return; else fail showing the last look.
 
@@ -134,7 +123,7 @@ def eventually(observe: Callable[[], T], expected: T, timeout: float = WAIT) -> 
             return
         if time.monotonic() > deadline:
             assert observed == expected, f"still not so after {timeout:g}s"
-        time.sleep(0.25)
+        time.sleep(POLL)
 
 
 def exporter_config(path: Path, ca_file: Path, mail: MailStack) -> tuple[Path, dict[str, str]]:
@@ -285,14 +274,14 @@ def _wait_until_evaluated(stack: Stack) -> None:
         }
         return expected <= seen
 
-    wait_for("two scrapes of every target", scraped_twice)
+    wait_for("two scrapes of every target", scraped_twice, WAIT, POLL)
     scraped = time.time()
 
     def evaluated_since() -> bool:
         groups = stack.api("rules")["groups"]
         return bool(groups) and all(_timestamp(g["lastEvaluation"]) > scraped for g in groups)
 
-    wait_for("a rule evaluation after the second scrape", evaluated_since)
+    wait_for("a rule evaluation after the second scrape", evaluated_since, WAIT, POLL)
 
 
 def _timestamp(rfc3339: str) -> float:
@@ -452,7 +441,7 @@ def test_probe_failing_alert_for_the_closed_port_only(stack: Stack):
                 return alert
         return None
 
-    alert = wait_for("SondeProbeFailing to be pending", failing_alert)
+    alert = wait_for("SondeProbeFailing to be pending", failing_alert, WAIT, POLL)
     assert alert["labels"]["target"] == stack.targets["closed"]
     assert alert["state"] in {"pending", "firing"}
     assert alert["labels"]["severity"] == "critical"
