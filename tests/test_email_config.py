@@ -105,39 +105,47 @@ async def test_unset_password_env_loads_but_fails_probes_before_any_traffic(
 
 
 @pytest.mark.parametrize(
-    ("block", "settings", "message"),
+    ("smtp", "message"),
     [
-        ("smtp", "url: smtp://u:p@mx.example.com", "credentials do not belong in the URL"),
-        ("smtp", "url: http://mx.example.com", "must start with one of smtp://, smtps://"),
-        ("smtp", "url: smtps://mx.example.com\nstarttls: never", "starttls applies to smtp://"),
-        ("smtp", "url: smtp://mx.example.com/path", "no path"),
-        ("smtp", "url: smtp://mx.example.com\nusername: u", "none of password"),
-        ("smtp", "url: smtp://mx.example.com\npassword: p", "username is empty"),
+        ("url: smtp://u:p@mx.example.com", "credentials do not belong in the URL"),
+        ("url: http://mx.example.com", "must start with one of smtp://, smtps://"),
+        ("url: smtps://mx.example.com\nstarttls: never", "starttls applies to smtp://"),
+        ("url: smtp://mx.example.com/path", "no path"),
+        ("url: smtp://mx.example.com\nusername: u", "none of password"),
+        ("url: smtp://mx.example.com\npassword: p", "username is empty"),
+        ("url: smtp://m.example.com\nusername: u\npassword: p\npassword_env: X", "only one"),
+        ("url: smtp://mx.example.com\nhelo: 'bad name'", "helo"),
+    ],
+)
+def test_smtp_errors_name_the_problem(smtp: str, message: str):
+    assert message in error_of(email_config(smtp=smtp))
+
+
+@pytest.mark.parametrize(
+    ("receive", "message"),
+    [
+        ("url: pop3://m.example.com\nusername: u\npassword: p\nmailbox: X", "imap"),
+        ("url: imap://m.example.com", "username is required"),
+        ("url: imap://m.example.com\nusername: u\npassword: p\npoll_interval: 1ms", "10ms"),
         (
-            "smtp",
-            "url: smtp://m.example.com\nusername: u\npassword: p\npassword_env: X",
-            "only one",
-        ),
-        ("smtp", "url: smtp://mx.example.com\nhelo: 'bad name'", "helo"),
-        ("receive", "url: pop3://m.example.com\nusername: u\npassword: p\nmailbox: X", "imap"),
-        ("receive", "url: imap://m.example.com", "username is required"),
-        (
-            "receive",
-            "url: imap://m.example.com\nusername: u\npassword: p\npoll_interval: 1ms",
-            "10ms",
-        ),
-        (
-            "receive",
             "url: imap://m.example.com\nusername: u\npassword_file: /nonexistent/pw",
             "cannot read '/nonexistent/pw'",
         ),
-        ("extra", 'subject_prefix: "a\\nBcc: x@y"', "line breaks"),
-        ("extra", "stale_after: -1s", "must not be negative"),
     ],
 )
-def test_config_errors_name_the_problem(block: str, settings: str, message: str):
-    """`block` is the email_config() part that gets the bad `settings`: smtp, receive or extra."""
-    assert message in error_of(email_config(**{block: settings}))
+def test_receive_errors_name_the_problem(receive: str, message: str):
+    assert message in error_of(email_config(receive=receive))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('subject_prefix: "a\\nBcc: x@y"', "line breaks"),
+        ("stale_after: -1s", "must not be negative"),
+    ],
+)
+def test_mail_settings_errors_name_the_problem(extra: str, message: str):
+    assert message in error_of(email_config(extra=extra))
 
 
 def test_addresses_must_be_plain_ascii():
