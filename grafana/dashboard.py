@@ -7,7 +7,7 @@ edit; tests/test_dashboard.py fails while dashboard.json differs from what this 
 Layout: one row per concern, each row a function returning its panels. Panel ids are grouped
 per row (row id + 1, 2, ...), so a prober's row slots in without renumbering the others:
   100 status, 200 latency, 300 failures, 400 TLS, 500 ICMP (loss, RTT, jitter),
-  600 email (delivery time, phases) once that prober exists, 900 the exporter's own health.
+  600 email (delivery time, phases, sent vs delivered, verdicts), 900 the exporter's own health.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 Panel = dict[str, Any]
 
@@ -31,6 +31,10 @@ PROBE = 'job=~"$job", module=~"$module", instance=~"$instance", target=~"$target
 EXPORTER = 'instance=~"$instance"'
 # Only the process metrics of sonde-exporter, whatever job scrapes them.
 IS_SONDE = "and on(job, instance) sonde_exporter_build_info"
+# One series per probe, for the per-target tables' merge of several queries into one row.
+PER_TARGET = "max by (job, instance, module, target)"
+# Keeps series of email probes only: probe_email_send_success is in every email probe's output.
+IS_EMAIL = f"and on(job, instance, module, target) probe_email_send_success{{{PROBE}}}"
 
 
 def target(expr: str, ref: str = "A", legend: str = "", *, instant: bool = False) -> Panel:
@@ -92,14 +96,19 @@ def row(pid: int, title: str, y: int) -> Panel:
     }
 
 
-def timeseries_options(*, stacked: bool = False, bars: bool = False) -> tuple[Panel, Panel]:
+Style = Literal["lines", "stacked", "bars"]
+
+
+def timeseries_options(style: Style) -> tuple[Panel, Panel]:
+    """Field defaults and options of a time series: one line per series, stacked areas (phases
+    that add up to a whole) or stacked bars (counts)."""
     custom: Panel = {
-        "drawStyle": "bars" if bars else "line",
-        "fillOpacity": 60 if bars else (30 if stacked else 0),
+        "drawStyle": "bars" if style == "bars" else "line",
+        "fillOpacity": {"lines": 0, "stacked": 30, "bars": 60}[style],
         "lineWidth": 1,
         "showPoints": "never",
         "spanNulls": False,
-        "stacking": {"mode": "normal" if stacked or bars else "none", "group": "A"},
+        "stacking": {"mode": "none" if style == "lines" else "normal", "group": "A"},
     }
     options: Panel = {
         "legend": {"displayMode": "table", "placement": "right", "showLegend": True},
@@ -108,54 +117,217 @@ def timeseries_options(*, stacked: bool = False, bars: bool = False) -> tuple[Pa
     return {"custom": custom}, options
 
 
-def thresholds(*steps: tuple[str, float | None]) -> Panel:
+def timeseries(
+    pid: int,
+    title: str,
+    targets: list[Panel],
+    grid: tuple[int, int, int, int],
+    *,
+    description: str,
+    unit: str = "short",
+    style: Style = "lines",
+    defaults: Panel | None = None,
+    overrides: list[Panel] | None = None,
+) -> Panel:
+    """A time series panel drawn in `style`; `defaults` adds field defaults (min, max, decimals)."""
+    custom, options = timeseries_options(style)
+    return panel(
+        pid,
+        "timeseries",
+        title,
+        targets,
+        grid,
+        description=description,
+        unit=unit,
+        defaults={**(defaults or {}), **custom},
+        overrides=overrides,
+        options=options,
+    )
+
+
+def stat(
+    pid: int,
+    title: str,
+    targets: list[Panel],
+    grid: tuple[int, int, int, int],
+    *,
+    description: str,
+    unit: str = "short",
+    defaults: Panel | None = None,
+    colored: bool = True,
+    named: bool = False,
+) -> Panel:
+    """A single-value panel without a sparkline: `colored` fills it with the value's colour,
+    `named` shows each value's legend (one value per exporter) next to it."""
+    return panel(
+        pid,
+        "stat",
+        title,
+        targets,
+        grid,
+        description=description,
+        unit=unit,
+        defaults=defaults,
+        options={
+            "colorMode": "background" if colored else "none",
+            "graphMode": "none",
+            "textMode": "value_and_name" if named else "value",
+        },
+    )
+
+
+def threshold_steps(*steps: tuple[str, float | None]) -> Panel:
+    """Colours by value: each (colour, from) step holds from its value on; the first from None."""
     return {
-        "thresholds": {
-            "mode": "absolute",
-            "steps": [{"color": color, "value": value} for color, value in steps],
-        }
+        "mode": "absolute",
+        "steps": [{"color": color, "value": value} for color, value in steps],
     }
 
 
-def hide_columns(*names: str, rename: dict[str, str] | None = None) -> Panel:
+def thresholds(*steps: tuple[str, float | None]) -> Panel:
+    return {"thresholds": threshold_steps(*steps)}
+
+
+def value_map(*entries: tuple[str, str] | tuple[str, str, str]) -> Panel:
+    """Colours (and optionally renames) exact values: entries are (value, colour[, text])."""
+    options: Panel = {}
+    for index, (value, color, *text) in enumerate(entries):
+        options[value] = {**({"text": text[0]} if text else {}), "color": color, "index": index}
+    return {"type": "value", "options": options}
+
+
+def prop(name: str, value: Any) -> Panel:
+    """One field property of an override."""
+    return {"id": name, "value": value}
+
+
+# Table cells coloured by their value's threshold step or value mapping.
+COLORED_CELLS = prop("custom.cellOptions", {"type": "color-background"})
+
+
+def column(name: str, *properties: Panel) -> Panel:
+    """Overrides the field properties of one table column, by its name."""
+    return {"matcher": {"id": "byName", "options": name}, "properties": list(properties)}
+
+
+def limit_line(ref: str) -> Panel:
+    """Draws query `ref` as a dashed red line: the limit (a timeout) the other series stay under."""
+    return {
+        "matcher": {"id": "byFrameRefID", "options": ref},
+        "properties": [
+            prop("custom.lineStyle", {"fill": "dash", "dash": [10, 10]}),
+            prop("color", {"mode": "fixed", "fixedColor": "red"}),
+        ],
+    }
+
+
+def sort_by(name: str, *, desc: bool = False) -> Panel:
+    """Table options: rows sorted by column `name`, the worst first."""
+    return {"showHeader": True, "sortBy": [{"displayName": name, "desc": desc}]}
+
+
+def hide_columns(*names: str) -> Panel:
     return {
         "id": "organize",
-        "options": {
-            "excludeByName": dict.fromkeys(names, True),
-            "renameByName": rename or {},
-        },
+        "options": {"excludeByName": dict.fromkeys(names, True), "renameByName": {}},
     }
+
+
+def labels_table(
+    pid: int,
+    title: str,
+    expr: str,
+    grid: tuple[int, int, int, int],
+    *,
+    description: str,
+    hide: tuple[str, ...] = (),
+    overrides: list[Panel] | None = None,
+) -> Panel:
+    """A table of the label sets `expr` returns, one row each, for series whose value says
+    nothing (info metrics `== 1`, `up == 0`); `hide` drops further label columns."""
+    return panel(
+        pid,
+        "table",
+        title,
+        [target(expr, instant=True)],
+        grid,
+        description=description,
+        overrides=overrides,
+        transformations=[hide_columns("Time", "__name__", "Value", *hide)],
+    )
+
+
+class Column(NamedTuple):
+    """A value column of a per-target table: the latest value of `query`, shown as `name`."""
+
+    ref: str
+    query: str
+    name: str
+    unit: str
+    decimals: int | None = None
+    extra: tuple[Panel, ...] = ()  # further field properties: colours, value mappings
+
+
+def column_overrides(columns: list[Column]) -> list[Panel]:
+    """Name, unit and decimals of a merged table's value columns ("Value #A", ...)."""
+    out: list[Panel] = []
+    for c in columns:
+        decimals = [] if c.decimals is None else [prop("decimals", c.decimals)]
+        out.append(
+            column(
+                f"Value #{c.ref}",
+                prop("displayName", c.name),
+                prop("unit", c.unit),
+                *decimals,
+                *c.extra,
+            )
+        )
+    return out
+
+
+def latest_table(
+    pid: int,
+    title: str,
+    columns: list[Column],
+    grid: tuple[int, int, int, int],
+    *,
+    description: str,
+    options: Panel,
+) -> Panel:
+    """One row per probe (job, instance, module, target), merging the columns' queries, whose
+    results must carry exactly those labels (PER_TARGET)."""
+    return panel(
+        pid,
+        "table",
+        title,
+        [target(c.query, ref=c.ref, instant=True) for c in columns],
+        grid,
+        description=description,
+        overrides=column_overrides(columns),
+        options=options,
+        transformations=[{"id": "merge", "options": {}}, hide_columns("Time", "job")],
+    )
 
 
 def status_row(y: int) -> list[Panel]:
-    up_down = {
-        "type": "value",
-        "options": {
-            "1": {"text": "UP", "color": "green", "index": 0},
-            "0": {"text": "DOWN", "color": "red", "index": 1},
-        },
-    }
+    up_down = value_map(("1", "green", "UP"), ("0", "red", "DOWN"))
     return [
         row(100, "Status", y),
-        panel(
+        stat(
             101,
-            "stat",
             "Targets up",
             [target(f"count(probe_success{{{PROBE}}} == 1) or vector(0)", instant=True)],
             (0, y + 1, 4, 4),
             description="Targets whose latest probe succeeded.",
             defaults=thresholds(("green", None)),
-            options={"colorMode": "background", "graphMode": "none", "textMode": "value"},
         ),
-        panel(
+        stat(
             102,
-            "stat",
             "Targets down",
             [target(f"count(probe_success{{{PROBE}}} == 0) or vector(0)", instant=True)],
             (0, y + 5, 4, 4),
             description="Targets whose latest probe failed; the table says why.",
             defaults=thresholds(("green", None), ("red", 1)),
-            options={"colorMode": "background", "graphMode": "none", "textMode": "value"},
         ),
         panel(
             103,
@@ -173,30 +345,27 @@ def status_row(y: int) -> list[Panel]:
             (4, y + 1, 14, 8),
             description="Latest result of every probe and, when it failed, the failure reason "
             "(the documented fixed set: connect_refused, connect_timeout, tls_verify, "
-            "packet_loss, icmp_permission, ...). instance is the exporter that ran the probe.",
+            "packet_loss, icmp_permission, smtp_auth, not_delivered, ...). instance is the "
+            "exporter that ran the probe.",
             overrides=[
-                {
-                    "matcher": {"id": "byName", "options": "Value"},
-                    "properties": [
-                        {"id": "displayName", "value": "Status"},
-                        {"id": "mappings", "value": [up_down]},
-                        {"id": "custom.cellOptions", "value": {"type": "color-background"}},
-                    ],
-                }
+                column(
+                    "Value",
+                    prop("displayName", "Status"),
+                    prop("mappings", [up_down]),
+                    COLORED_CELLS,
+                )
             ],
-            options={"showHeader": True, "sortBy": [{"displayName": "Status", "desc": False}]},
+            options=sort_by("Status"),
             transformations=[hide_columns("Time", "__name__")],
         ),
-        panel(
+        labels_table(
             104,
-            "table",
             "Probe scrapes failing",
-            [target(f'up{{{PROBE}, module!=""}} == 0', instant=True)],
+            f'up{{{PROBE}, module!=""}} == 0',
             (18, y + 1, 6, 8),
             description="Probe jobs Prometheus could not scrape: no result at all, so these "
             "targets are missing from the status table. Usually the exporter is down or the "
             "job's scrape_timeout is shorter than the module's timeout. Empty when all is well.",
-            transformations=[hide_columns("Time", "__name__", "Value")],
         ),
         panel(
             105,
@@ -223,37 +392,29 @@ def status_row(y: int) -> list[Panel]:
 
 
 def latency_row(y: int) -> list[Panel]:
-    stacked, stacked_options = timeseries_options(stacked=True)
-    lines, line_options = timeseries_options()
     return [
         row(200, "Latency", y),
-        panel(
+        timeseries(
             201,
-            "timeseries",
             "TCP latency by phase",
             [target(f"probe_tcp_duration_seconds{{{PROBE}}}", legend="{{target}} {{phase}}")],
             (0, y + 1, 12, 8),
             description="Time spent in each phase of the TCP probe (resolve, connect, tls, "
             "query), stacked: the top of each stack is the whole probe.",
             unit="s",
-            defaults=stacked,
-            options=stacked_options,
+            style="stacked",
         ),
-        panel(
+        timeseries(
             202,
-            "timeseries",
             "TCP handshake round trip (kernel)",
             [target(f"probe_tcp_rtt_seconds{{{PROBE}}}", legend="{{target}}")],
             (12, y + 1, 12, 8),
             description="The kernel's own round-trip measure of the TCP handshake (TCP_INFO); "
             "unaffected by the exporter's load.",
             unit="s",
-            defaults=lines,
-            options=line_options,
         ),
-        panel(
+        timeseries(
             203,
-            "timeseries",
             "Probe duration against timeout",
             [
                 target(f"probe_duration_seconds{{{PROBE}}}", legend="{{target}} ({{module}})"),
@@ -268,28 +429,16 @@ def latency_row(y: int) -> list[Panel]:
             "the module's timeout capped by the scrape timeout minus --timeout-offset. A probe "
             "that reaches its timeout fails.",
             unit="s",
-            defaults=lines,
-            overrides=[
-                {
-                    "matcher": {"id": "byFrameRefID", "options": "B"},
-                    "properties": [
-                        {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
-                        {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
-                    ],
-                }
-            ],
-            options=line_options,
+            overrides=[limit_line("B")],
         ),
     ]
 
 
 def failures_row(y: int) -> list[Panel]:
-    bars, bar_options = timeseries_options(bars=True)
     return [
         row(300, "Failures", y),
-        panel(
+        timeseries(
             301,
-            "timeseries",
             "Failure reasons over time",
             [
                 target(
@@ -298,10 +447,10 @@ def failures_row(y: int) -> list[Panel]:
                 )
             ],
             (0, y + 1, 24, 8),
-            description="How many targets fail, by failure reason (TCP, TLS and ICMP alike: "
-            "e.g. connect_refused, tls_verify, timeout, packet_loss, icmp_permission).",
-            defaults=bars,
-            options=bar_options,
+            description="How many targets fail, by failure reason (TCP, TLS, ICMP and email "
+            "alike: e.g. connect_refused, tls_verify, timeout, packet_loss, icmp_permission, "
+            "smtp_rejected, receive_auth, not_delivered).",
+            style="bars",
         ),
     ]
 
@@ -325,71 +474,58 @@ def tls_row(y: int) -> list[Panel]:
             unit="none",
             defaults=thresholds(("red", None), ("orange", 7), ("green", 14)),
             overrides=[
-                {
-                    "matcher": {"id": "byName", "options": "Value"},
-                    "properties": [
-                        {"id": "displayName", "value": "Days left"},
-                        {"id": "decimals", "value": 1},
-                        {"id": "custom.cellOptions", "value": {"type": "color-background"}},
-                    ],
-                }
+                column(
+                    "Value",
+                    prop("displayName", "Days left"),
+                    prop("decimals", 1),
+                    COLORED_CELLS,
+                )
             ],
-            options={"showHeader": True, "sortBy": [{"displayName": "Days left", "desc": False}]},
+            options=sort_by("Days left"),
             transformations=[hide_columns("Time")],
         ),
-        panel(
+        labels_table(
             402,
-            "table",
             "TLS version",
-            [target(f"probe_tls_version_info{{{PROBE}}} == 1", instant=True)],
+            f"probe_tls_version_info{{{PROBE}}} == 1",
             (16, y + 1, 8, 8),
             description="TLS version negotiated by the latest probe of each target.",
-            transformations=[hide_columns("Time", "__name__", "Value", "job", "instance")],
+            hide=("job", "instance"),
         ),
     ]
 
 
 def icmp_row(y: int) -> list[Panel]:
-    lines, line_options = timeseries_options()
-    per_target = "max by (job, instance, module, target)"
-    columns = [  # the per-target table: (ref, query, column, unit, decimals)
-        ("A", f"{per_target} (probe_icmp_packets_sent{{{PROBE}}})", "Sent", "none", 0),
-        ("B", f"{per_target} (probe_icmp_packets_received{{{PROBE}}})", "Received", "none", 0),
-        ("C", f"{per_target} (probe_icmp_duplicate_replies{{{PROBE}}})", "Duplicates", "none", 0),
-        ("D", f"{per_target} (probe_icmp_packet_loss_ratio{{{PROBE}}})", "Loss", "percentunit", 1),
-        (
-            "E",
-            f'{per_target} (probe_icmp_rtt_seconds{{{PROBE}, stat="avg"}})',
-            "RTT avg",
-            "s",
-            None,
+    # Any loss orange, from the SondeIcmpPacketLoss threshold (10%) on red.
+    loss_steps = threshold_steps(("green", None), ("orange", 0.0001), ("red", 0.1))
+    columns = [
+        Column("A", f"{PER_TARGET} (probe_icmp_packets_sent{{{PROBE}}})", "Sent", "none", 0),
+        Column(
+            "B", f"{PER_TARGET} (probe_icmp_packets_received{{{PROBE}}})", "Received", "none", 0
         ),
-        ("F", f"{per_target} (probe_icmp_jitter_seconds{{{PROBE}}})", "Jitter", "s", None),
-        ("G", f"{per_target} (probe_icmp_reply_hop_limit{{{PROBE}}})", "Hop limit", "none", 0),
+        Column(
+            "C", f"{PER_TARGET} (probe_icmp_duplicate_replies{{{PROBE}}})", "Duplicates", "none", 0
+        ),
+        Column(
+            "D",
+            f"{PER_TARGET} (probe_icmp_packet_loss_ratio{{{PROBE}}})",
+            "Loss",
+            "percentunit",
+            1,
+            (prop("thresholds", loss_steps), COLORED_CELLS),
+        ),
+        Column(
+            "E", f'{PER_TARGET} (probe_icmp_rtt_seconds{{{PROBE}, stat="avg"}})', "RTT avg", "s"
+        ),
+        Column("F", f"{PER_TARGET} (probe_icmp_jitter_seconds{{{PROBE}}})", "Jitter", "s"),
+        Column(
+            "G", f"{PER_TARGET} (probe_icmp_reply_hop_limit{{{PROBE}}})", "Hop limit", "none", 0
+        ),
     ]
-    column_overrides: list[Panel] = []
-    for ref, _, name, unit, decimals in columns:
-        properties: list[Panel] = [
-            {"id": "displayName", "value": name},
-            {"id": "unit", "value": unit},
-        ]
-        if decimals is not None:
-            properties.append({"id": "decimals", "value": decimals})
-        if name == "Loss":
-            # Any loss orange, from the SondeIcmpPacketLoss threshold (10%) on red.
-            steps = thresholds(("green", None), ("orange", 0.0001), ("red", 0.1))
-            properties += [
-                {"id": "thresholds", "value": steps["thresholds"]},
-                {"id": "custom.cellOptions", "value": {"type": "color-background"}},
-            ]
-        column_overrides.append(
-            {"matcher": {"id": "byName", "options": f"Value #{ref}"}, "properties": properties}
-        )
     return [
         row(500, "ICMP", y),
-        panel(
+        timeseries(
             501,
-            "timeseries",
             "ICMP packet loss",
             [target(f"probe_icmp_packet_loss_ratio{{{PROBE}}}", legend="{{target}} ({{module}})")],
             (0, y + 1, 12, 8),
@@ -398,12 +534,10 @@ def icmp_row(y: int) -> list[Panel]:
             "failed before sending, and the status table says why. The alert "
             "SondeIcmpPacketLoss fires above 10% over 5 minutes.",
             unit="percentunit",
-            defaults={"min": 0, "max": 1, **lines},
-            options=line_options,
+            defaults={"min": 0, "max": 1},
         ),
-        panel(
+        timeseries(
             502,
-            "timeseries",
             "ICMP round-trip time",
             [
                 target(
@@ -416,12 +550,9 @@ def icmp_row(y: int) -> list[Panel]:
             "probe, from the kernel's receive timestamps (not inflated by a busy exporter). "
             "The alert SondeIcmpRttHigh fires when the mean stays above 200ms.",
             unit="s",
-            defaults=lines,
-            options=line_options,
         ),
-        panel(
+        timeseries(
             503,
-            "timeseries",
             "ICMP jitter",
             [
                 target(f"probe_icmp_jitter_seconds{{{PROBE}}}", legend="{{target}} jitter"),
@@ -436,12 +567,9 @@ def icmp_row(y: int) -> list[Panel]:
             "replies of a probe (needs two replies). Standard deviation of the probe's RTTs "
             "for comparison. The alert SondeIcmpJitterHigh fires when jitter stays above 30ms.",
             unit="s",
-            defaults=lines,
-            options=line_options,
         ),
-        panel(
+        timeseries(
             504,
-            "timeseries",
             "ICMP time by phase",
             [target(f"probe_icmp_duration_seconds{{{PROBE}}}", legend="{{target}} {{phase}}")],
             (8, y + 9, 8, 8),
@@ -449,12 +577,9 @@ def icmp_row(y: int) -> list[Panel]:
             "and request building) and rtt, which is the mean round trip of the replies, not "
             "the time the probe spent waiting (that is probe_duration_seconds).",
             unit="s",
-            defaults=lines,
-            options=line_options,
         ),
-        panel(
+        timeseries(
             505,
-            "timeseries",
             "ICMP reply hop limit",
             [target(f"probe_icmp_reply_hop_limit{{{PROBE}}}", legend="{{target}}")],
             (16, y + 9, 8, 8),
@@ -462,41 +587,191 @@ def icmp_row(y: int) -> list[Panel]:
             "starting value minus the routers on the way back. A step means the return path "
             "changed.",
             unit="none",
-            defaults={"decimals": 0, **lines},
-            options=line_options,
+            defaults={"decimals": 0},
         ),
-        panel(
+        latest_table(
             506,
-            "table",
             "ICMP per target (latest probe)",
-            [target(expr, ref=ref, instant=True) for ref, expr, *_ in columns],
+            columns,
             (0, y + 17, 24, 8),
             description="The latest ICMP probe of each target: echo requests sent and answered, "
             "duplicate replies, loss, mean RTT, jitter and the reply's hop limit. Empty cells: "
             "the probe failed before sending or got no reply (the status table says why).",
-            overrides=column_overrides,
-            options={"showHeader": True, "sortBy": [{"displayName": "Loss", "desc": True}]},
-            transformations=[{"id": "merge", "options": {}}, hide_columns("Time", "job")],
+            options=sort_by("Loss", desc=True),
+        ),
+    ]
+
+
+def email_row(y: int) -> list[Panel]:
+    yes_no = value_map(("1", "green", "yes"), ("0", "red", "no"))
+    verdicts = value_map(
+        ("pass", "green"),
+        ("fail", "red"),
+        ("permerror", "red"),
+        ("softfail", "orange"),
+        ("temperror", "orange"),
+        ("neutral", "blue"),
+        ("policy", "blue"),
+    )
+    yes_no_cells = (prop("mappings", [yes_no]), COLORED_CELLS)
+    columns = [
+        Column(
+            "A",
+            f"{PER_TARGET} (probe_email_send_success{{{PROBE}}})",
+            "Sent",
+            "none",
+            0,
+            yes_no_cells,
+        ),
+        Column(
+            "B",
+            f"{PER_TARGET} (probe_success{{{PROBE}}} {IS_EMAIL})",
+            "Delivered",
+            "none",
+            0,
+            yes_no_cells,
+        ),
+        Column("C", f"{PER_TARGET} (probe_email_delivery_seconds{{{PROBE}}})", "Delivery", "s"),
+        Column(
+            "D",
+            "sum by (job, instance, module, target) "
+            f'(probe_email_duration_seconds{{{PROBE}, phase=~"smtp_.*"}})',
+            "SMTP",
+            "s",
+        ),
+        Column(
+            "E",
+            "sum by (job, instance, module, target) "
+            f'(probe_email_duration_seconds{{{PROBE}, phase=~"receive_.*"}})',
+            "Mailbox session",
+            "s",
+        ),
+    ]
+    return [
+        row(600, "Email", y),
+        timeseries(
+            601,
+            "Email delivery time",
+            [
+                target(
+                    f"probe_email_delivery_seconds{{{PROBE}}}", legend="{{target}} ({{module}})"
+                ),
+                target(
+                    f"max by (module) (probe_timeout_seconds{{{PROBE}}} {IS_EMAIL})",
+                    ref="B",
+                    legend="timeout {{module}}",
+                ),
+            ],
+            (0, y + 1, 12, 8),
+            description="Time from the SMTP server accepting the probe mail to the first mailbox "
+            "poll that listed it (resolution: the poll interval plus one mailbox session). The "
+            "dashed line is the probe's timeout: a mail slower than that fails the probe with "
+            "not_delivered. SondeEmailDeliverySlow fires above half of it. No point where a "
+            "probe failed.",
+            unit="s",
+            overrides=[limit_line("B")],
+        ),
+        panel(
+            602,
+            "state-timeline",
+            "Email sent and delivered",
+            [
+                target(f"probe_email_send_success{{{PROBE}}}", legend="{{target}} sent"),
+                target(
+                    f"probe_success{{{PROBE}}} {IS_EMAIL}",
+                    ref="B",
+                    legend="{{target}} delivered",
+                ),
+            ],
+            (12, y + 1, 12, 8),
+            description="Per probe: did the SMTP server accept the mail (sent), and did the whole "
+            "round trip succeed (delivered)? Sent but not delivered: the mail system lost or "
+            "delayed it, or the mailbox could not be read (failure reason not_delivered or "
+            "receive_*). Not sent: smtp_* failure reasons (SondeEmailSendFailing).",
+            defaults={"mappings": [yes_no], "color": {"mode": "thresholds"}},
+            options={
+                "mergeValues": True,
+                "showValue": "never",
+                "alignValue": "left",
+                "rowHeight": 0.9,
+                "legend": {"displayMode": "list", "placement": "bottom", "showLegend": False},
+                "tooltip": {"mode": "single", "sort": "none"},
+            },
+        ),
+        timeseries(
+            603,
+            "SMTP time by phase",
+            [
+                target(
+                    f'probe_email_duration_seconds{{{PROBE}, phase=~"smtp_.*"}}',
+                    legend="{{target}} {{phase}}",
+                )
+            ],
+            (0, y + 9, 12, 8),
+            description="Sending, stacked: smtp_connect (TCP connect, greeting and EHLO), "
+            "smtp_tls (STARTTLS, or the handshake for smtps://), smtp_auth, smtp_send (MAIL, "
+            "RCPT, DATA up to the 250). A phase that fails ends the probe with its reason "
+            "(smtp_connect, smtp_tls, smtp_auth, smtp_rejected).",
+            unit="s",
+            style="stacked",
+        ),
+        timeseries(
+            604,
+            "Mailbox time by phase",
+            [
+                target(
+                    f'probe_email_duration_seconds{{{PROBE}, phase=~"receive_.*"}}',
+                    legend="{{target}} {{phase}}",
+                )
+            ],
+            (12, y + 9, 12, 8),
+            description="The POP3/IMAP session that found the mail, stacked: receive_connect, "
+            "receive_tls, receive_auth, receive_retrieve (list and header reads) and "
+            "receive_delete (delete and commit). Only probes that found their mail have them.",
+            unit="s",
+            style="stacked",
+        ),
+        labels_table(
+            605,
+            "Authentication-Results verdicts",
+            f"probe_email_auth_result{{{PROBE}}} == 1",
+            (0, y + 17, 10, 8),
+            description="DKIM, SPF and DMARC verdicts the receiving server wrote into the "
+            "probe mail's topmost Authentication-Results header. Empty for targets whose "
+            "server adds no such header.",
+            hide=("job",),
+            overrides=[
+                column(
+                    "result",
+                    prop("mappings", [verdicts]),
+                    # Unmapped results (none, other) without colour, not the default green.
+                    prop("color", {"mode": "fixed", "fixedColor": "transparent"}),
+                    COLORED_CELLS,
+                )
+            ],
+        ),
+        latest_table(
+            606,
+            "Email per target (latest probe)",
+            columns,
+            (10, y + 17, 14, 8),
+            description="The latest email probe of each target: sent, delivered, delivery "
+            "time, and the time spent sending (SMTP) and in the mailbox session that found the "
+            "mail. Empty cells: the probe failed before that step (the status table says why).",
+            options=sort_by("Delivered"),
         ),
     ]
 
 
 def exporter_row(y: int) -> list[Panel]:
-    lines, line_options = timeseries_options()
-    stacked, stacked_options = timeseries_options(stacked=True)
-    socket_modes = {
-        "type": "value",
-        "options": {
-            "datagram": {"color": "green", "index": 0},
-            "raw": {"color": "green", "index": 1},
-            "none": {"text": "none (no permission)", "color": "red", "index": 2},
-        },
-    }
+    reload_ok = value_map(("1", "green", "OK"), ("0", "red", "FAILED"))
+    socket_modes = value_map(
+        ("datagram", "green"), ("raw", "green"), ("none", "red", "none (no permission)")
+    )
     return [
         row(900, "Exporter health", y),
-        panel(
+        timeseries(
             901,
-            "timeseries",
             "Probes per second by module and result",
             [
                 target(
@@ -513,22 +788,17 @@ def exporter_row(y: int) -> list[Panel]:
             (0, y + 1, 12, 8),
             description="Probes the exporter ran, whoever asked for them.",
             unit="reqps",
-            defaults=stacked,
-            options=stacked_options,
+            style="stacked",
         ),
-        panel(
+        timeseries(
             902,
-            "timeseries",
             "Probes in flight",
             [target(f"sonde_probes_in_flight{{{EXPORTER}}}", legend="{{instance}}")],
             (12, y + 1, 6, 8),
             description="Probes running at scrape time.",
-            defaults=lines,
-            options=line_options,
         ),
-        panel(
+        stat(
             903,
-            "stat",
             "Last config reload",
             [
                 target(
@@ -540,22 +810,11 @@ def exporter_row(y: int) -> list[Panel]:
             (18, y + 1, 6, 4),
             description="Whether the last reload (SIGHUP or POST /-/reload) succeeded. After "
             "a failed one the exporter keeps the previous config.",
-            defaults={
-                "mappings": [
-                    {
-                        "type": "value",
-                        "options": {
-                            "1": {"text": "OK", "color": "green", "index": 0},
-                            "0": {"text": "FAILED", "color": "red", "index": 1},
-                        },
-                    }
-                ]
-            },
-            options={"colorMode": "background", "graphMode": "none", "textMode": "value_and_name"},
+            defaults={"mappings": [reload_ok]},
+            named=True,
         ),
-        panel(
+        stat(
             904,
-            "stat",
             "Config loaded",
             [
                 target(
@@ -567,11 +826,11 @@ def exporter_row(y: int) -> list[Panel]:
             (18, y + 5, 6, 4),
             description="When the configuration in force was loaded.",
             unit="dateTimeFromNow",
-            options={"colorMode": "none", "graphMode": "none", "textMode": "value_and_name"},
+            colored=False,
+            named=True,
         ),
-        panel(
+        timeseries(
             905,
-            "timeseries",
             "Probe duration quantiles (exporter side)",
             [
                 target(
@@ -586,12 +845,9 @@ def exporter_row(y: int) -> list[Panel]:
             (0, y + 9, 8, 8),
             description="Wall time of the probes the exporter ran, from its own histogram.",
             unit="s",
-            defaults=lines,
-            options=line_options,
         ),
-        panel(
+        timeseries(
             906,
-            "timeseries",
             "CPU",
             [
                 target(
@@ -602,12 +858,9 @@ def exporter_row(y: int) -> list[Panel]:
             (8, y + 9, 8, 8),
             description="CPU used by the exporter process (1 = one core).",
             unit="percentunit",
-            defaults=lines,
-            options=line_options,
         ),
-        panel(
+        timeseries(
             907,
-            "timeseries",
             "Memory",
             [
                 target(
@@ -618,33 +871,21 @@ def exporter_row(y: int) -> list[Panel]:
             (16, y + 9, 8, 8),
             description="Resident memory of the exporter process.",
             unit="bytes",
-            defaults=lines,
-            options=line_options,
         ),
-        panel(
+        labels_table(
             908,
-            "table",
             "ICMP socket mode",
-            [target(f"sonde_icmp_socket_mode{{{EXPORTER}}} == 1", instant=True)],
+            f"sonde_icmp_socket_mode{{{EXPORTER}}} == 1",
             (0, y + 17, 8, 6),
             description="The ICMP socket each exporter uses per IP protocol, chosen at start-up: "
             "datagram (unprivileged: its group is inside net.ipv4.ping_group_range), raw (root "
             "or CAP_NET_RAW; one shared socket per protocol) or none: ICMP probes then fail with "
             "icmp_permission, and SondeIcmpPermissionMissing fires once they do.",
-            overrides=[
-                {
-                    "matcher": {"id": "byName", "options": "mode"},
-                    "properties": [
-                        {"id": "mappings", "value": [socket_modes]},
-                        {"id": "custom.cellOptions", "value": {"type": "color-background"}},
-                    ],
-                }
-            ],
-            transformations=[hide_columns("Time", "__name__", "Value", "job")],
+            hide=("job",),
+            overrides=[column("mode", prop("mappings", [socket_modes]), COLORED_CELLS)],
         ),
-        panel(
+        timeseries(
             909,
-            "timeseries",
             "ICMP socket drops and unmatched replies",
             [
                 target(
@@ -664,8 +905,28 @@ def exporter_row(y: int) -> list[Panel]:
             "buffer was full (they show up as loss; should stay 0), and echo replies that "
             "matched no running probe: late replies, other programs' pings (raw mode), forgeries.",
             unit="pps",
-            defaults=lines,
-            options=line_options,
+        ),
+        timeseries(
+            910,
+            "Email: late and stale probe mails",
+            [
+                target(
+                    f"sum by (instance) (increase(sonde_email_late_mails_total{{{EXPORTER}}}[1h]))",
+                    legend="{{instance}} late",
+                ),
+                target(
+                    "sum by (instance) "
+                    f"(increase(sonde_email_stale_mails_deleted_total{{{EXPORTER}}}[1h]))",
+                    ref="B",
+                    legend="{{instance}} stale, deleted",
+                ),
+            ],
+            (0, y + 23, 24, 6),
+            description="Per hour. Late: mails of this exporter's probes found after their "
+            "probe had ended without them (it failed as not_delivered, the mail being slower "
+            "than the timeout, or on the receive side). Stale: probe mails older than "
+            "stale_after deleted from a mailbox, left by another exporter or from before a "
+            "restart.",
         ),
     ]
 
@@ -721,7 +982,7 @@ def templating() -> list[Panel]:
     ]
 
 
-ROWS = (status_row, latency_row, failures_row, tls_row, icmp_row, exporter_row)
+ROWS = (status_row, latency_row, failures_row, tls_row, icmp_row, email_row, exporter_row)
 
 
 def panels() -> list[Panel]:
@@ -766,8 +1027,8 @@ def dashboard() -> Panel:
                 }
             ]
         },
-        "description": "Probe results, latency, TLS expiry, ICMP loss and jitter, and exporter "
-        "health for sonde-exporter",
+        "description": "Probe results, latency, TLS expiry, ICMP loss and jitter, email delivery, "
+        "and exporter health for sonde-exporter",
         "editable": True,
         "fiscalYearStartMonth": 0,
         "graphTooltip": 1,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
+from mailstack import mail_stack  # noqa: F401  (session fixture: real Postfix + Dovecot)
 from prometheus_client.parser import text_string_to_metric_families
 
 from sonde_exporter.server import create_app

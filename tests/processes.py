@@ -14,11 +14,27 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 _LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp
+T = TypeVar("T")
+
+
+def wait_for(
+    what: str, check: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.05
+) -> T:
+    """Poll `check()` until it returns something truthy and return that; fail naming `what`
+    after `timeout` seconds. Tests wait on observable state this way, never on a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
 
 
 def listening_ports(pid: int) -> set[int]:

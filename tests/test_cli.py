@@ -5,23 +5,20 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from conftest import parse_metrics
+from processes import Process, wait_for
 
 from sonde_exporter import __version__
 from sonde_exporter.cli import parse_args
@@ -53,70 +50,38 @@ modules:
     tpc: {}
 """
 
-T = TypeVar("T")
-
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*EXPORTER, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
-def wait_for(condition: Callable[[], T | None], what: str, timeout: float = 15) -> T:
-    """Poll until condition() returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-class ExporterProcess:
-    """A running exporter on an ephemeral loopback port; its log lines are collected."""
+class ExporterProcess(Process):
+    """A running exporter on an ephemeral loopback port, its log in a file."""
 
     def __init__(self, config_file: Path, *flags: str) -> None:
         self.config_file = config_file
-        self.proc = subprocess.Popen(
-            [
-                *EXPORTER,
-                "--config.file",
-                str(config_file),
-                "--web.listen-address",
-                "127.0.0.1:0",
-                *flags,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._new: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        listening = self.wait_for_log("Listening on address")
-        self.port = int(re.search(r":(\d+)\b", listening.split("address", 1)[1]).group(1))
+        argv = [*EXPORTER, "--config.file", str(config_file), "--web.listen-address", "127.0.0.1:0"]
+        super().__init__("sonde-exporter", [*argv, *flags], config_file.parent)
+        self.port = self.wait_listening()
 
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-            self._new.put(line)
+    @property
+    def lines(self) -> list[str]:
+        return self.log().splitlines()
 
     def wait_for_log(self, text: str, timeout: float = 15) -> str:
-        deadline = time.monotonic() + timeout
-        for line in self.lines:
-            if text in line:
-                return line
-        while time.monotonic() < deadline:
-            try:
-                line = self._new.get(timeout=0.1)
-            except queue.Empty:
-                if self.proc.poll() is not None and self._new.empty():
-                    break
-                continue
-            if text in line:
-                return line
-        raise AssertionError(f"no log line with {text!r}; log so far:\n" + "\n".join(self.lines))
+        """The first log line containing `text`, once there is one."""
+
+        def found() -> str | None:
+            exited = self.proc.poll() is not None  # before reading: then the log is complete
+            line = next((line for line in self.lines if text in line), None)
+            if line is None and exited:
+                raise AssertionError(f"{self.name} exited without a log line with {text!r}")
+            return line
+
+        try:
+            return wait_for(f"a log line with {text!r}", found, timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; log so far:\n{self.log()}") from None
 
     def get(self, path: str) -> tuple[int, str]:
         try:
@@ -127,16 +92,6 @@ class ExporterProcess:
 
     def metric(self, name: str) -> float:
         return parse_metrics(self.get("/metrics")[1])[name]
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=15)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture
@@ -281,7 +236,7 @@ def test_sighup_reloads_a_good_config(exporter_process) -> None:
     assert "tcp_new" not in exporter.get("/config")[1]
     exporter.config_file.write_text(NEW_CONFIG)
     exporter.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "tcp_new" in exporter.get("/config")[1], "the new config")
+    wait_for("the new config", lambda: "tcp_new" in exporter.get("/config")[1])
     assert exporter.metric("sonde_config_last_reload_successful") == 1
     exporter.wait_for_log('msg="Loaded config file"')
 
@@ -292,7 +247,7 @@ def test_sighup_with_a_bad_config_keeps_the_old_one(exporter_process, closed_por
     exporter.config_file.write_text(BROKEN_CONFIG)
     exporter.proc.send_signal(signal.SIGHUP)
     wait_for(
-        lambda: exporter.metric("sonde_config_last_reload_successful") == 0, "the failed reload"
+        "the failed reload", lambda: exporter.metric("sonde_config_last_reload_successful") == 0
     )
     error = exporter.wait_for_log('msg="Error reloading config"')
     assert f"{exporter.config_file}:5: modules.tcp.tpc: unknown field" in error
@@ -304,7 +259,7 @@ def test_sighup_with_a_bad_config_keeps_the_old_one(exporter_process, closed_por
     exporter.config_file.write_text(NEW_CONFIG)
     exporter.proc.send_signal(signal.SIGHUP)
     wait_for(
-        lambda: exporter.metric("sonde_config_last_reload_successful") == 1, "the fixed reload"
+        "the fixed reload", lambda: exporter.metric("sonde_config_last_reload_successful") == 1
     )
     assert "tcp_new" in exporter.get("/config")[1]
     assert exporter.metric("sonde_config_last_reload_success_timestamp_seconds") >= started_at

@@ -24,8 +24,10 @@ from grafana_files import (
     substitute,
 )
 
+import sonde_exporter.probers.email as email_prober
 import sonde_exporter.probers.icmp as icmp_prober
 from sonde_exporter.metrics import Gauge
+from sonde_exporter.probers.mailbox import COUNTERS as EMAIL_COUNTERS
 
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 # Panel types built into both Grafana 10 and 11. Angular panels (graph, singlestat, table-old)
@@ -133,15 +135,23 @@ def test_probe_panels_filter_on_every_variable(dashboard):
             assert "$instance" in query.expr, query.key
 
 
-def test_every_icmp_metric_is_on_the_dashboard(dashboard):
-    """Each metric the ICMP prober exports, and the socket metrics of /metrics, has a panel."""
-    exported = {value.name for value in vars(icmp_prober).values() if isinstance(value, Gauge)} | {
-        "sonde_icmp_socket_mode",
-        "sonde_icmp_receive_drops",
-        "sonde_icmp_unmatched_replies",
-    }
+PROBER_METRICS = {
+    # prober module: (its metrics on /metrics, how many metrics in all)
+    icmp_prober: (
+        {"sonde_icmp_socket_mode", "sonde_icmp_receive_drops", "sonde_icmp_unmatched_replies"},
+        11,
+    ),
+    email_prober: ({counter.describe()[0].name for counter in EMAIL_COUNTERS}, 6),
+}
+
+
+@pytest.mark.parametrize("prober", PROBER_METRICS, ids=lambda m: m.__name__.rsplit(".", 1)[1])
+def test_every_prober_metric_is_on_the_dashboard(dashboard, prober):
+    """Each metric the ICMP and email probers export, and theirs on /metrics, has a panel."""
+    on_metrics, count = PROBER_METRICS[prober]
+    exported = {v.name for v in vars(prober).values() if isinstance(v, Gauge)} | on_metrics
     shown = " ".join(q.expr for q in panel_queries(dashboard))
-    assert len(exported) == 11
+    assert len(exported) == count  # a new metric needs a panel, and this count raised
     assert {name for name in exported if not re.search(rf"\b{name}(_total)?\b", shown)} == set()
 
 

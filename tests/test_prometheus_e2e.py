@@ -1,10 +1,11 @@
 """End to end: a real Prometheus scrapes a real sonde-exporter with the shipped files.
 
 Prometheus (Debian package) runs on loopback with grafana/prometheus.yml, its ports and
-targets adjusted, a 1s scrape and rule evaluation interval, and grafana/rules/. It scrapes
-sonde-exporter, started as a process, probing loopback targets: a listening TCP port, a
-refused one, a TLS listener and ICMP echo to 127.0.0.1 (the exporter needs ICMP sockets: as
-root, CI's user, it gets the shared raw socket). The tests then ask Prometheus' HTTP API what a user's
+targets adjusted, a 1s scrape (2s for email) and rule evaluation interval, and grafana/rules/.
+It scrapes sonde-exporter, started as a process, probing loopback targets: a listening TCP port, a
+refused one, a TLS listener, ICMP echo to 127.0.0.1 (the exporter needs ICMP sockets: as
+root, CI's user, it gets the shared raw socket) and an email round trip through the real
+Postfix + Dovecot of tests/mailstack.py. The tests then ask Prometheus' HTTP API what a user's
 Prometheus would know: every job up, the probe results, healthy rules, the alert for the
 refused port (pending: the shipped `for:` is minutes, the alert is pending from the first
 evaluation), and data behind every dashboard query.
@@ -13,6 +14,7 @@ evaluation), and data behind every dashboard query.
 from __future__ import annotations
 
 import json
+import os
 import re
 import ssl
 import sys
@@ -48,12 +50,24 @@ from grafana_files import (
     substitute,
     tool,
 )
-from processes import LoopbackServer, Process, refusing_port
+from mailstack import AUTHRES_SUBJECT, MailStack
+from processes import LoopbackServer, Process, refusing_port, wait_for
+
+from sonde_exporter.durations import parse_duration
 
 EXPORTER_ADDRESS = "localhost:10115"  # as written in grafana/prometheus.yml
 EXPORTER_JOB = "sonde-exporter"
 T = TypeVar("T")
 WAIT = 60.0  # upper bound for each wait; on this machine each takes a few seconds
+POLL = 0.25  # Prometheus' view changes once a scrape (1s): no need to ask it more often
+
+EMAIL_JOB = "sonde-email"
+EMAIL_MODULE = "email_roundtrip"  # config.yml's email module, probed by the sonde-email job
+EMAIL_USER = "prometheus"  # the mail stack's mailbox for this test alone
+# The email job keeps a timing of its own, scaled down as the others' 1s: a probe budget of
+# 1.5s (scrape_timeout minus --timeout-offset), where a round trip takes ~30ms on loopback.
+EMAIL_SCRAPE = {"scrape_interval": "2s", "scrape_timeout": "2s"}
+TIMEOUT_OFFSET = 0.5  # the exporter's default --timeout-offset
 
 # Dashboard queries that are empty while everything works, so an empty answer is right here.
 EMPTY_ON_SUCCESS = {
@@ -68,6 +82,8 @@ class Stack:
     exporter: str  # host:port, the instance label of every job
     targets: dict[str, str]  # role -> target
     jobs: dict[str, list[str]]  # probe job -> its targets
+    processes: list[Process]  # the exporter, then Prometheus
+    email_password: str  # must show up nowhere
 
     def api(self, path: str, **params: str) -> Any:
         url = f"{self.prometheus}/api/v1/{path}"
@@ -94,18 +110,6 @@ class Stack:
         return alerts
 
 
-def wait_for(what: str, check: Any, timeout: float = WAIT) -> Any:
-    """Poll `check()` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.25)
-
-
 def eventually(observe: Callable[[], T], expected: T, timeout: float = WAIT) -> None:
     """Poll until `observe()` equals `expected`, then return; else fail showing the last look.
 
@@ -119,15 +123,29 @@ def eventually(observe: Callable[[], T], expected: T, timeout: float = WAIT) -> 
             return
         if time.monotonic() > deadline:
             assert observed == expected, f"still not so after {timeout:g}s"
-        time.sleep(0.25)
+        time.sleep(POLL)
 
 
-def exporter_config(path: Path, ca_file: Path) -> Path:
-    """The shipped config.yml, with the test CA trusted by the tcp_tls module."""
+def exporter_config(path: Path, ca_file: Path, mail: MailStack) -> tuple[Path, dict[str, str]]:
+    """The shipped config.yml, with the test CA trusted by the tcp_tls module and the email
+    module sending to the mail stack; and the environment that holds the mailbox password."""
     config = yaml.safe_load((ROOT / "config.yml").read_text())
     config["modules"]["tcp_tls"]["tcp"]["tls_config"]["ca_file"] = str(ca_file)
+    email = config["modules"][EMAIL_MODULE]["email"]
+    # As shipped: submission with STARTTLS + AUTH, then IMAPS, with the password read from
+    # the environment variable the module names (never in the file or a URL).
+    assert (email["smtp"]["url"].split(":")[0], email["smtp"]["starttls"]) == ("smtp", "always")
+    assert email["receive"]["url"].startswith("imaps://")
+    env = {email[side]["password_env"]: mail.passwords[EMAIL_USER] for side in ("smtp", "receive")}
+    tls = {"tls_config": {"ca_file": str(mail.ca_file)}}
+    email["smtp"].update(url=mail.url("submission"), username=EMAIL_USER, **tls)
+    # Poll fast: the shipped 2s would outlast this test's 1.5s probe budget.
+    email["receive"].update(url=mail.url("imaps"), username=EMAIL_USER, poll_interval="50ms", **tls)
+    email["from"] = email["to"] = mail.address(EMAIL_USER)
+    # The stack gives mails with this subject an Authentication-Results header: verdicts too.
+    email["subject_prefix"] = f"{AUTHRES_SUBJECT}sonde-exporter probe"
     path.write_text(yaml.safe_dump(config))
-    return path
+    return path, env
 
 
 def prometheus_config(path: Path, exporter: str, jobs: dict[str, list[str]]) -> Path:
@@ -143,8 +161,11 @@ def prometheus_config(path: Path, exporter: str, jobs: dict[str, list[str]]) -> 
     # Never let the example targets through: the test probes loopback only.
     assert probe_jobs == set(jobs), "give every probe job of grafana/prometheus.yml test targets"
     for job in config["scrape_configs"]:
+        own_timeout = job.pop("scrape_timeout", None)
         job.pop("scrape_interval", None)
-        job.pop("scrape_timeout", None)
+        if job["job_name"] == EMAIL_JOB:
+            assert own_timeout, "the email job needs a scrape_timeout of its own"
+            job.update(EMAIL_SCRAPE)
         if job["job_name"] in jobs:
             job["static_configs"] = [{"targets": jobs[job["job_name"]]}]
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -154,7 +175,7 @@ def prometheus_config(path: Path, exporter: str, jobs: dict[str, list[str]]) -> 
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, mail_stack: MailStack) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("prometheus-e2e")
     ca = trustme.CA()
     ca.cert_pem.write_to_path(str(tmp / "ca.pem"))
@@ -170,24 +191,27 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "closed": f"127.0.0.1:{refused.getsockname()[1]}",
         "tls": f"127.0.0.1:{tls_server.port}",
         "icmp": "127.0.0.1",
+        "email": f"127.0.0.1:{mail_stack.ports['submission']}",
     }
     # One entry per probe job of grafana/prometheus.yml (prometheus_config() enforces it).
-    # Next: the email job -> the loopback mail stack.
     jobs = {
         "sonde-tcp": [targets["open"], targets["closed"]],
         "sonde-tcp-tls": [targets["tls"]],
         "sonde-icmp": [targets["icmp"]],
+        EMAIL_JOB: [targets["email"]],
     }
+    config, secrets = exporter_config(tmp / "sonde.yml", tmp / "ca.pem", mail_stack)
     processes: list[Process] = []
     try:
         exporter = Process(
             "sonde-exporter",
             [
                 sys.executable, "-m", "sonde_exporter",
-                "--config.file", str(exporter_config(tmp / "sonde.yml", tmp / "ca.pem")),
+                "--config.file", str(config),
                 "--web.listen-address", "127.0.0.1:0",
             ],
             tmp,
+            env={**os.environ, **secrets},
         )  # fmt: skip
         processes.append(exporter)
         address = f"127.0.0.1:{exporter.wait_listening()}"
@@ -204,7 +228,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             tmp,
         )
         processes.append(prometheus)
-        stack = Stack(f"http://127.0.0.1:{prometheus.wait_listening()}", address, targets, jobs)
+        stack = Stack(
+            f"http://127.0.0.1:{prometheus.wait_listening()}",
+            address,
+            targets,
+            jobs,
+            processes,
+            mail_stack.passwords[EMAIL_USER],
+        )
         _wait_until_evaluated(stack)
         yield stack
     finally:
@@ -243,14 +274,14 @@ def _wait_until_evaluated(stack: Stack) -> None:
         }
         return expected <= seen
 
-    wait_for("two scrapes of every target", scraped_twice)
+    wait_for("two scrapes of every target", scraped_twice, WAIT, POLL)
     scraped = time.time()
 
     def evaluated_since() -> bool:
         groups = stack.api("rules")["groups"]
         return bool(groups) and all(_timestamp(g["lastEvaluation"]) > scraped for g in groups)
 
-    wait_for("a rule evaluation after the second scrape", evaluated_since)
+    wait_for("a rule evaluation after the second scrape", evaluated_since, WAIT, POLL)
 
 
 def _timestamp(rfc3339: str) -> float:
@@ -292,6 +323,7 @@ def test_probe_results(stack: Stack):
             t["closed"]: ("tcp", 0),
             t["tls"]: ("tcp_tls", 1),
             t["icmp"]: ("icmp", 1),
+            t["email"]: (EMAIL_MODULE, 1),
         },
     )
 
@@ -306,11 +338,14 @@ def test_closed_port_fails_with_connect_refused(stack: Stack):
     eventually(reasons, [(stack.targets["closed"], "connect_refused")])
 
 
-def test_tls_target_reports_its_certificate(stack: Stack):
+def test_tls_targets_report_their_certificates(stack: Stack):
+    """The TLS listener's, and the SMTP server's after STARTTLS."""
+    tls_targets = {stack.targets["tls"], stack.targets["email"]}
     expiry = "(probe_ssl_earliest_cert_expiry - time()) / 86400"
-    eventually(lambda: _by_target(stack.query(expiry)).keys(), {stack.targets["tls"]})
+    eventually(lambda: _by_target(stack.query(expiry)).keys(), tls_targets)
     days = _by_target(stack.query(f"last_over_time(({expiry})[1m:1s])"))
-    assert days[stack.targets["tls"]] > 14  # trustme's certificates are long-lived
+    for target in tls_targets:
+        assert days[target] > 14  # trustme's certificates are long-lived
 
 
 def test_icmp_target_reports_packets_loss_and_rtt(stack: Stack):
@@ -337,6 +372,58 @@ def test_icmp_target_reports_packets_loss_and_rtt(stack: Stack):
     assert float(hop["value"][1]) == 64  # Linux's default TTL, not decremented on loopback
 
 
+EMAIL_PHASES = {
+    *("smtp_connect", "smtp_tls", "smtp_auth", "smtp_send"),
+    *("receive_connect", "receive_tls", "receive_auth", "receive_retrieve", "receive_delete"),
+}
+# What tests/mailstack.py writes into the Authentication-Results header of these mails.
+STACK_VERDICTS = {("dkim", "pass"), ("spf", "softfail"), ("dmarc", "fail")}
+
+
+def test_email_target_reports_delivery_phases_and_verdicts(stack: Stack):
+    selector = f'{{target="{stack.targets["email"]}"}}'
+
+    def latest() -> dict[str, Any]:
+        def values(expr: str) -> list[float]:
+            return [float(r["value"][1]) for r in stack.query(expr + selector)]
+
+        budget = values("probe_timeout_seconds")
+        delivery = values("probe_email_delivery_seconds")
+        return {
+            "sent": values("probe_email_send_success"),
+            # The job's 2s scrape timeout minus --timeout-offset, not the module's 45s.
+            "budget": budget,
+            "delivered in time": [0 < d < max(budget, default=0) for d in delivery],
+            "phases": {
+                r["metric"]["phase"] for r in stack.query(f"probe_email_duration_seconds{selector}")
+            },
+            "verdicts": {
+                (r["metric"]["method"], r["metric"]["result"])
+                for r in stack.query(f"probe_email_auth_result{selector} == 1")
+            },
+        }
+
+    eventually(
+        latest,
+        {
+            "sent": [1.0],
+            "budget": [1.5],
+            "delivered in time": [True],
+            "phases": EMAIL_PHASES,
+            "verdicts": STACK_VERDICTS,
+        },
+    )
+
+
+def test_email_password_shows_up_nowhere(stack: Stack):
+    """Not in a series Prometheus stored, nor in the exporter's or Prometheus' log."""
+    secret = stack.email_password
+    series = stack.api("series", **{"match[]": '{__name__=~".+"}'})
+    assert series and not [s for s in series if secret in json.dumps(s)]
+    for process in stack.processes:
+        assert secret not in process.log(), process.name
+
+
 def test_rules_are_loaded_and_healthy(stack: Stack):
     groups = stack.api("rules")["groups"]
     files = {Path(g["file"]).name for g in groups}
@@ -354,7 +441,7 @@ def test_probe_failing_alert_for_the_closed_port_only(stack: Stack):
                 return alert
         return None
 
-    alert = wait_for("SondeProbeFailing to be pending", failing_alert)
+    alert = wait_for("SondeProbeFailing to be pending", failing_alert, WAIT, POLL)
     assert alert["labels"]["target"] == stack.targets["closed"]
     assert alert["state"] in {"pending", "firing"}
     assert alert["labels"]["severity"] == "critical"
@@ -389,7 +476,7 @@ def test_variable_queries_list_the_targets(stack: Stack):
         values,
         {
             "job": set(stack.jobs),
-            "module": {"tcp", "tcp_tls", "icmp"},
+            "module": {"tcp", "tcp_tls", "icmp", EMAIL_MODULE},
             "instance": {stack.exporter},
             "target": set(stack.targets.values()),
         },
@@ -439,18 +526,26 @@ def test_status_table_shows_the_failure_reason(stack: Stack):
             t["closed"]: (0, "connect_refused"),
             t["tls"]: (1, None),
             t["icmp"]: (1, None),
+            t["email"]: (1, None),
         },
     )
 
 
-def test_icmp_table_queries_merge_into_one_row_per_target(stack: Stack):
+@pytest.mark.parametrize(
+    ("panel_id", "job", "module", "role", "columns"),
+    [(506, "sonde-icmp", "icmp", "icmp", 7), (606, EMAIL_JOB, EMAIL_MODULE, "email", 5)],
+    ids=["icmp", "email"],
+)
+def test_per_target_table_queries_merge_into_one_row_per_target(
+    stack: Stack, panel_id: int, job: str, module: str, role: str, columns: int
+):
     """Grafana's merge transformation joins the table's queries on equal labels: each query
-    must return exactly the same label sets, one per ICMP target."""
-    queries = [q for q in panel_queries(load_dashboard()) if q.panel_id == 506]
-    assert len(queries) == 7
+    must return exactly the same label sets, one per target of that prober."""
+    queries = [q for q in panel_queries(load_dashboard()) if q.panel_id == panel_id]
+    assert len(queries) == columns
     values = dict.fromkeys(["job", "module", "instance", "target"], ALL)
-    row = {"job": "sonde-icmp", "instance": stack.exporter, "module": "icmp"}
-    one_row = {frozenset({**row, "target": stack.targets["icmp"]}.items())}
+    row = {"job": job, "instance": stack.exporter, "module": module}
+    one_row = {frozenset({**row, "target": stack.targets[role]}.items())}
 
     def label_sets() -> dict[str, set[frozenset[tuple[str, str]]]]:
         return {
@@ -505,3 +600,22 @@ def test_docs_show_the_tested_scrape_config():
             f"{page.name} differs from {SCRAPE_CONFIG}"
         )
     assert scrape_config()["scrape_configs"]
+
+
+def test_scrape_timeouts_leave_every_module_its_timeout():
+    """Each probe job of grafana/prometheus.yml gives the module it names in config.yml the
+    whole module timeout: scrape_timeout minus --timeout-offset is at least as long, and
+    scrape_timeout fits in scrape_interval. Otherwise Prometheus would cut the probes short
+    (an email probe would then fail as not_delivered)."""
+    config = scrape_config()
+    defaults = {"scrape_interval": "1m", "scrape_timeout": "10s"}  # Prometheus' own
+    defaults.update({k: v for k, v in config.get("global", {}).items() if k in defaults})
+    modules = yaml.safe_load((ROOT / "config.yml").read_text())["modules"]
+    for job in config["scrape_configs"]:
+        if job.get("metrics_path") != "/probe":
+            continue
+        timing = {key: parse_duration(job.get(key, defaults[key])) for key in defaults}
+        (module,) = job["params"]["module"]
+        timeout = parse_duration(modules[module]["timeout"])
+        assert timing["scrape_timeout"] - TIMEOUT_OFFSET >= timeout, job["job_name"]
+        assert timing["scrape_timeout"] <= timing["scrape_interval"], job["job_name"]

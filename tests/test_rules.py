@@ -100,6 +100,8 @@ CORE_ALERTS = {
     "SondeCertificateExpiringSoon",
     "SondeConfigReloadFailed",
     "SondeExporterDown",
+    "SondeEmailSendFailing",
+    "SondeEmailNotDelivered",
 }
 
 

@@ -6,6 +6,7 @@ import asyncio
 import platform
 import time
 
+import pytest
 from conftest import parse_metrics, probe
 from pydantic import BaseModel
 
@@ -43,6 +44,13 @@ modules:
 
 async def accept_and_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     writer.close()
+
+
+@pytest.fixture
+async def ok_and_refused(tcp_server, closed_port) -> tuple[str, str]:
+    """Two tcp targets: one that accepts connections (the probe succeeds), one that refuses them."""
+    port = await tcp_server(accept_and_close)
+    return f"127.0.0.1:{port}", f"127.0.0.1:{closed_port}"
 
 
 async def get_metrics(client) -> dict[str, float]:
@@ -172,14 +180,12 @@ async def test_healthy_and_ready(exporter_client):
         assert (await client.head(path)).status == 200
 
 
-async def test_metrics_has_probe_counters_histogram_and_build_info(
-    exporter_client, tcp_server, closed_port
-):
-    port = await tcp_server(accept_and_close)
+async def test_metrics_has_probe_counters_histogram_and_build_info(exporter_client, ok_and_refused):
+    ok, refused = ok_and_refused
     client = await exporter_client(CONFIG)
-    await probe(client, module="tcp", target=f"127.0.0.1:{port}")
-    await probe(client, module="tcp", target=f"127.0.0.1:{closed_port}")
-    await probe(client, module="tcp", target=f"127.0.0.1:{closed_port}")
+    await probe(client, module="tcp", target=ok)
+    await probe(client, module="tcp", target=refused)
+    await probe(client, module="tcp", target=refused)
     await probe(client, module="nope", target="127.0.0.1:1")
     await probe(client, module="tcp", target="no port")  # a bad request is not a probe
     response = await client.get("/metrics")
@@ -211,19 +217,17 @@ async def test_metrics_are_gzipped_for_scrapers_that_ask(exporter_client):
     assert "Content-Encoding" not in plain.headers
 
 
-async def test_status_page_lists_modules_and_recent_probes(
-    exporter_client, tcp_server, closed_port
-):
-    port = await tcp_server(accept_and_close)
+async def test_status_page_lists_modules_and_recent_probes(exporter_client, ok_and_refused):
+    ok, refused = ok_and_refused
     client = await exporter_client(CONFIG)
-    await probe(client, module="tcp", target=f"127.0.0.1:{port}")
-    await probe(client, module="banner", target=f"127.0.0.1:{closed_port}")
+    await probe(client, module="tcp", target=ok)
+    await probe(client, module="banner", target=refused)
     response = await client.get("/")
     page = await response.text()
     assert response.status == 200 and response.content_type == "text/html"
     assert "<li><code>tcp</code> (tcp)</li>" in page
     assert "<li><code>banner</code> (tcp)</li>" in page
-    newest, older = page.index(f"127.0.0.1:{closed_port}"), page.index(f"127.0.0.1:{port}")
+    newest, older = page.index(refused), page.index(ok)
     assert newest < older  # newest first
     assert "Failure: connect_refused" in page and "Success" in page
     assert '<a href="logs?id=2">' in page and '<a href="logs?id=1">' in page
@@ -284,12 +288,9 @@ async def test_logs_by_id_and_by_target(exporter_client, closed_port):
     assert await logs(target=target, module="nope") == (404, "probe not found in the history\n")
 
 
-async def test_history_is_bounded_and_keeps_failures_longer(
-    exporter_client, tcp_server, closed_port
-):
-    port = await tcp_server(accept_and_close)
+async def test_history_is_bounded_and_keeps_failures_longer(exporter_client, ok_and_refused):
+    ok, bad = ok_and_refused
     client = await exporter_client(CONFIG, history_limit=2)
-    ok, bad = f"127.0.0.1:{port}", f"127.0.0.1:{closed_port}"
     await probe(client, module="tcp", target=bad)  # id 1
     for _ in range(5):  # ids 2-6
         await probe(client, module="tcp", target=ok)

@@ -109,7 +109,8 @@ async def _probe(exporter: Exporter, request: web.Request) -> web.Response:
     target = unescape_once_more(query.get("target", ""))
     prober = PROBERS[module.prober]
     try:
-        check_common(target)
+        if target or not prober.accepts_empty_target:
+            check_common(target)
         parsed = prober.parse_target(target)
         hostname = query.get("hostname") or None
         if hostname is not None:

@@ -36,6 +36,17 @@ class Reason(StrEnum):
     INTERNAL = "internal_error"
     ICMP_PERMISSION = "icmp_permission"
     PACKET_LOSS = "packet_loss"
+    # email: which side failed, and how
+    SMTP_CONNECT = "smtp_connect"
+    SMTP_TLS = "smtp_tls"
+    SMTP_AUTH = "smtp_auth"
+    SMTP_REJECTED = "smtp_rejected"
+    SMTP_ERROR = "smtp_error"
+    RECEIVE_CONNECT = "receive_connect"
+    RECEIVE_TLS = "receive_tls"
+    RECEIVE_AUTH = "receive_auth"
+    RECEIVE_ERROR = "receive_error"
+    NOT_DELIVERED = "not_delivered"
 
 
 class ProbeFailure(Exception):
@@ -145,3 +156,5 @@ class Prober(Generic[TargetT, ModuleT]):
     parse_target: Callable[[str], TargetT]
     """Raise TargetError for a target this prober cannot accept (answered with 400)."""
     probe: Callable[[TargetT, ModuleT, ProbeContext], Awaitable[None]]
+    accepts_empty_target: bool = False
+    """An empty target= goes to parse_target instead of being a 400 (email: the module's URL)."""

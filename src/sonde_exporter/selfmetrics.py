@@ -21,6 +21,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from . import __version__
 from .icmp_socket import IcmpSocketCollector
+from .probers.mailbox import COUNTERS as EMAIL_COUNTERS
 
 # No *_created series: they would double /metrics, and blackbox_exporter has none either.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -65,6 +66,8 @@ class SelfMetrics:
             registry=r,
         )
         r.register(IcmpSocketCollector())
+        for counter in EMAIL_COUNTERS:  # late and stale probe mails, shared by all modules
+            r.register(counter)
         Info("sonde_exporter_build", "Version of sonde-exporter", registry=r).info(
             {"version": __version__, "python_version": platform.python_version()}
         )

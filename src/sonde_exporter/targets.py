@@ -27,44 +27,64 @@ def check_common(target: str) -> None:
         raise TargetError("Target parameter is missing")
     if len(target) > MAX_TARGET_LENGTH:
         raise TargetError(f"target is longer than {MAX_TARGET_LENGTH} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
-        raise TargetError("target contains control characters")
+    if not target.isprintable():
+        raise TargetError("target contains control characters or other non-printable characters")
 
 
 def check_host(host: str) -> str:
     """Accept an IP literal or a syntactically valid hostname; return it unchanged."""
     if not host:
         raise TargetError("target has an empty host")
-    try:
-        ipaddress.ip_address(host)
+    if _ip_version(host):
         return host
-    except ValueError:
-        pass
     if any(c.isspace() for c in host):
         raise TargetError(f"host {host!r} contains whitespace")
     if not _HOSTNAME.match(host):
         raise TargetError(f"host {host!r} is not a valid hostname or IP address")
+    labels = host.rstrip(".").split(".")
+    if any(len(label) > 63 for label in labels):
+        raise TargetError(f"host {host!r} has a name label longer than 63 characters")
+    if labels[-1].isdigit():  # 256.1.1.1 is neither an address nor a name
+        raise TargetError(f"host {host!r} is not a valid IPv4 address or hostname")
     return host
+
+
+def _reject_url(target: str, expected: str) -> None:
+    if "://" in target:
+        raise TargetError(f"target {target!r} has a URL scheme; expected {expected}")
+    if "/" in target:
+        raise TargetError(f"target {target!r} has a path; expected {expected}")
+
+
+def _split_bracketed(target: str) -> tuple[str, str]:
+    """`[v6]rest` -> (v6, rest), checking that the part in brackets is an IPv6 address."""
+    close = target.find("]")
+    if close < 0:
+        raise TargetError(f"target {target!r} has an unclosed '['")
+    return _bracketed_v6(target[1:close]), target[close + 1 :]
+
+
+def _bracketed_v6(host: str) -> str:
+    if _ip_version(host) != 6:
+        raise TargetError(f"{host!r} in brackets is not an IPv6 address")
+    return host
+
+
+def _ip_version(text: str) -> int:
+    """4 or 6 for an IP literal, 0 for anything else."""
+    try:
+        return ipaddress.ip_address(text).version
+    except ValueError:
+        return 0
 
 
 def parse_host_port(target: str) -> HostPort:
     """`host:port` or `[ipv6]:port`, with no scheme or path."""
-    if "://" in target:
-        raise TargetError(f"target {target!r} has a URL scheme; expected host:port")
-    if "/" in target:
-        raise TargetError(f"target {target!r} has a path; expected host:port")
+    _reject_url(target, "host:port")
     if target.startswith("["):
-        close = target.find("]")
-        if close < 0:
-            raise TargetError(f"target {target!r} has an unclosed '['")
-        host, rest = target[1:close], target[close + 1 :]
+        host, rest = _split_bracketed(target)
         if not rest.startswith(":"):
             raise TargetError(f"target {target!r} is missing a port; expected [ipv6]:port")
-        try:
-            if ipaddress.ip_address(host).version != 6:
-                raise ValueError
-        except ValueError:
-            raise TargetError(f"{host!r} in brackets is not an IPv6 address") from None
         port_text = rest[1:]
     else:
         if target.count(":") > 1:
@@ -81,48 +101,65 @@ def parse_host_port(target: str) -> HostPort:
 def parse_host(target: str) -> str:
     """A bare host, as the ICMP prober takes it: hostname, IPv4, or IPv6 with or without
     brackets. A scheme, path, port or whitespace is an error."""
-    if "://" in target:
-        raise TargetError(f"target {target!r} has a URL scheme; expected a hostname or IP address")
-    if "/" in target:
-        raise TargetError(f"target {target!r} has a path; expected a hostname or IP address")
+    _reject_url(target, "a hostname or IP address")
     if any(c.isspace() for c in target):
         raise TargetError(f"target {target!r} contains whitespace")
     if target.startswith("["):
-        close = target.find("]")
-        if close < 0:
-            raise TargetError(f"target {target!r} has an unclosed '['")
-        host, rest = target[1:close], target[close + 1 :]
+        host, rest = _split_bracketed(target)
         if rest.startswith(":"):
             raise TargetError(f"target {target!r} has a port; ICMP targets take no port")
         if rest:
             raise TargetError(f"target {target!r} has text after ']'")
-        if not _is_ipv6(host):
-            raise TargetError(f"{host!r} in brackets is not an IPv6 address")
         return host
     if ":" in target:
-        if _is_ipv6(target):
+        if _ip_version(target) == 6:
             return target
         if target.count(":") == 1:
             raise TargetError(f"target {target!r} has a port; ICMP targets take no port")
         raise TargetError(f"target {target!r} is not a valid IPv6 address")
-    host = check_host(target)
-    labels = host.rstrip(".").split(".")
-    if any(len(label) > 63 for label in labels):
-        raise TargetError(f"target {target!r} has a name label longer than 63 characters")
-    if labels[-1].isdigit() and not _is_ipv4(host):
-        raise TargetError(f"target {target!r} is not a valid IPv4 address or hostname")
-    return host
+    return check_host(target)
 
 
-def _is_ipv6(text: str) -> bool:
-    try:
-        return ipaddress.ip_address(text).version == 6
-    except ValueError:
-        return False
+@dataclass(frozen=True, slots=True)
+class EmailTarget:
+    """The SMTP server an email probe sends to; None fields come from the module's smtp.url."""
+
+    host: str | None = None
+    port: int | None = None
+    implicit_tls: bool | None = None
+    """True for smtps://, False for smtp://, None to keep the module's scheme."""
 
 
-def _is_ipv4(text: str) -> bool:
-    try:
-        return ipaddress.ip_address(text).version == 4
-    except ValueError:
-        return False
+_SMTP_DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
+
+
+def parse_email_target(target: str) -> EmailTarget:
+    """Empty (the module's URL), `host`, `host:port`, `[ipv6]:port`, or `smtp(s)://host[:port]`."""
+    if not target:
+        return EmailTarget()
+    if "://" in target:
+        scheme, _, rest = target.partition("://")
+        if scheme not in _SMTP_DEFAULT_PORTS:
+            raise TargetError(f"target {target!r}: the scheme must be smtp:// or smtps://")
+        if "@" in rest:
+            raise TargetError("credentials do not belong in the target; set them in the module")
+        rest = rest.removesuffix("/")
+        if any(c in rest for c in "/?#"):
+            raise TargetError(f"target {target!r} must be {scheme}://host[:port] with no path")
+        parsed = _host_maybe_port(rest)
+        return EmailTarget(
+            parsed.host, parsed.port or _SMTP_DEFAULT_PORTS[scheme], scheme == "smtps"
+        )
+    parsed = _host_maybe_port(target)
+    return EmailTarget(parsed.host, parsed.port or None)
+
+
+def _host_maybe_port(text: str) -> HostPort:
+    """`host:port` as parse_host_port, or a bare host (port 0: keep the module's port)."""
+    if _ip_version(text):
+        return HostPort(text, 0)
+    if text.startswith("[") and text.endswith("]"):
+        return HostPort(_bracketed_v6(text[1:-1]), 0)
+    if ":" not in text:
+        return HostPort(check_host(text), 0)
+    return parse_host_port(text)

@@ -1,0 +1,221 @@
+"""Email module configuration, targets and header parsing: no mail server needed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import probe
+
+from sonde_exporter.config import ConfigError, parse_config
+from sonde_exporter.probe import TargetError
+from sonde_exporter.probers import PROBERS
+from sonde_exporter.probers.mailproto import auth_results, parse_headers
+from sonde_exporter.targets import EmailTarget, parse_email_target
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def email_config(smtp: str = "", receive: str = "", extra: str = "") -> str:
+    smtp = smtp or "url: smtp://mail.example.com:587\nstarttls: never"
+    receive = receive or "url: pop3s://mail.example.com\nusername: probe\npassword: pw"
+    return (
+        "modules:\n  mail:\n    prober: email\n    email:\n      smtp:\n"
+        + textwrap.indent(smtp, " " * 8)
+        + "\n      receive:\n"
+        + textwrap.indent(receive, " " * 8)
+        + "\n      from: probe@example.com\n      to: probe@example.com\n"
+        + textwrap.indent(extra, " " * 6)
+    )
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "c.yml")
+    return str(info.value)
+
+
+def test_shipped_config_passes_config_check_without_secrets_in_the_environment():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SONDE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "sonde_exporter", "--config.check", "--config.file", "config.yml"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    config = parse_config((REPO / "config.yml").read_text(), "config.yml")
+    email = config.modules["email_roundtrip"].email
+    assert email is not None and email.smtp.password_env == "SONDE_EMAIL_PASSWORD"
+
+
+def test_defaults_and_parsed_urls():
+    email = parse_config(email_config(), "c.yml").modules["mail"].email
+    assert email is not None
+    assert email.smtp.parsed_url.port == 587 and not email.smtp.parsed_url.implicit_tls
+    assert email.receive.parsed_url.port == 995 and email.receive.parsed_url.implicit_tls
+    assert email.receive.starttls == "always" and email.receive.poll_interval == 1.0
+    assert email.delete is True and email.stale_after == 3600
+    assert email.receive.secret == "pw" and email.smtp.secret is None
+    assert email.smtp.ehlo_name  # this machine's name, looked up once at load
+
+
+def test_password_file_is_read_at_load_and_never_shown(tmp_path: Path):
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret file pw\n")
+    text = email_config(smtp=f"url: smtps://mx.example.com\nusername: u\npassword_file: {secret}")
+    config = parse_config(text, "c.yml")
+    email = config.modules["mail"].email
+    assert email is not None and email.smtp.secret == "s3cret file pw"
+    dumped = str(config.model_dump(mode="json"))
+    assert "s3cret" not in dumped and "'password': '<secret>'" in dumped
+    assert "'from': 'probe@example.com'" in dumped
+
+
+def test_password_env(monkeypatch: pytest.MonkeyPatch):
+    text = email_config(
+        receive="url: imaps://m.example.com\nusername: u\npassword_env: SONDE_TEST_PW"
+    )
+    monkeypatch.setenv("SONDE_TEST_PW", "from-env")
+    email = parse_config(text, "c.yml").modules["mail"].email
+    assert email is not None and email.receive.secret == "from-env"
+    assert email.receive.missing_password() is None
+
+
+async def test_unset_password_env_loads_but_fails_probes_before_any_traffic(
+    exporter_client, monkeypatch: pytest.MonkeyPatch
+):
+    """A config is checked where the secrets are not (CI, a fresh clone); probes say why."""
+    monkeypatch.delenv("SONDE_TEST_PW", raising=False)
+    text = email_config(
+        smtp="url: smtp://192.0.2.1:587\nusername: u\npassword_env: SONDE_TEST_PW",
+        receive="url: imaps://192.0.2.1\nusername: u\npassword_env: SONDE_TEST_PW",
+    )
+    client = await exporter_client(text)
+    response = await client.get("/probe", params={"module": "mail", "debug": "true"})
+    body = await response.text()
+    assert 'probe_failure_reason{reason="smtp_auth"} 1' in body
+    assert "environment variable SONDE_TEST_PW (password_env) is not set" in body
+    assert "Dialing" not in body  # 192.0.2.1 (TEST-NET-1) was never contacted
+
+
+@pytest.mark.parametrize(
+    ("smtp", "message"),
+    [
+        ("url: smtp://u:p@mx.example.com", "credentials do not belong in the URL"),
+        ("url: http://mx.example.com", "must start with one of smtp://, smtps://"),
+        ("url: smtps://mx.example.com\nstarttls: never", "starttls applies to smtp://"),
+        ("url: smtp://mx.example.com/path", "no path"),
+        ("url: smtp://mx.example.com\nusername: u", "none of password"),
+        ("url: smtp://mx.example.com\npassword: p", "username is empty"),
+        ("url: smtp://m.example.com\nusername: u\npassword: p\npassword_env: X", "only one"),
+        ("url: smtp://mx.example.com\nhelo: 'bad name'", "helo"),
+    ],
+)
+def test_smtp_errors_name_the_problem(smtp: str, message: str):
+    assert message in error_of(email_config(smtp=smtp))
+
+
+@pytest.mark.parametrize(
+    ("receive", "message"),
+    [
+        ("url: pop3://m.example.com\nusername: u\npassword: p\nmailbox: X", "imap"),
+        ("url: imap://m.example.com", "username is required"),
+        ("url: imap://m.example.com\nusername: u\npassword: p\npoll_interval: 1ms", "10ms"),
+        (
+            "url: imap://m.example.com\nusername: u\npassword_file: /nonexistent/pw",
+            "cannot read '/nonexistent/pw'",
+        ),
+    ],
+)
+def test_receive_errors_name_the_problem(receive: str, message: str):
+    assert message in error_of(email_config(receive=receive))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('subject_prefix: "a\\nBcc: x@y"', "line breaks"),
+        ("stale_after: -1s", "must not be negative"),
+    ],
+)
+def test_mail_settings_errors_name_the_problem(extra: str, message: str):
+    assert message in error_of(email_config(extra=extra))
+
+
+def test_addresses_must_be_plain_ascii():
+    text = email_config().replace("from: probe@example.com", "from: prüfer@example.com")
+    assert "only ASCII addresses" in error_of(text)
+    text = email_config().replace("to: probe@example.com", "to: Probe <probe@example.com>")
+    assert "is not a mail address" in error_of(text)
+
+
+def test_error_names_file_line_and_field():
+    text = email_config().replace("to: probe@example.com", "to: not-an-address")
+    assert error_of(text).startswith("c.yml:13: modules.mail.email.to:")
+
+
+@pytest.mark.parametrize(
+    ("target", "parsed"),
+    [
+        ("", EmailTarget()),
+        ("mx.example.com", EmailTarget("mx.example.com", None)),
+        ("mx.example.com:2525", EmailTarget("mx.example.com", 2525)),
+        ("[::1]:25", EmailTarget("::1", 25)),
+        ("::1", EmailTarget("::1", None)),
+        ("smtps://mx.example.com", EmailTarget("mx.example.com", 465, True)),
+        ("smtp://127.0.0.1:2525/", EmailTarget("127.0.0.1", 2525, False)),
+    ],
+)
+def test_email_targets(target: str, parsed: EmailTarget):
+    assert parse_email_target(target) == parsed
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "imap://mx.example.com",
+        "smtp://u:p@mx.example.com",
+        "smtp://mx/x",
+        "mx:0",
+        "a b",
+        "[1.2.3.4]",
+    ],
+)
+def test_bad_email_targets(target: str):
+    with pytest.raises(TargetError):
+        parse_email_target(target)
+
+
+async def test_empty_target_is_still_an_error_for_other_probers(exporter_client):
+    assert PROBERS["email"].accepts_empty_target and not PROBERS["tcp"].accepts_empty_target
+    client = await exporter_client("modules:\n  tcp:\n    prober: tcp\n")
+    assert await probe(client, module="tcp", target="") == (400, "Target parameter is missing\n")
+
+
+def test_authentication_results_parsing():
+    assert auth_results(
+        [
+            "mx.example.net; dkim=fail (bad sig) header.d=a.example; dkim=pass header.d=b.example;"
+            " spf=pass (sender ok) smtp.mailfrom=a.example; dmarc=bestguesspass; arc=pass",
+            "older.example; dkim=neutral; spf=fail; dmarc=fail",
+        ]
+    ) == (("dkim", "pass"), ("spf", "pass"), ("dmarc", "other"))
+    assert auth_results(["mx.example.net 1; none"]) == ()
+    assert auth_results(["mx; SPF = SoftFail (x; y) smtp.mailfrom=z"]) == (("spf", "softfail"),)
+    assert auth_results(["mx; dkim/1=pass"]) == (("dkim", "pass"),)
+    assert auth_results(["mx; dkim=fail", "relay; spf=pass"]) == (("dkim", "fail"), ("spf", "pass"))
+
+
+def test_header_parsing_accepts_only_well_formed_tokens():
+    info = parse_headers(
+        b"X-Sonde-Probe: " + b"ab" * 16 + b"\r\nDate: Thu, 01 Jan 2026 00:00:00 +0000\r\n\r\n"
+    )
+    assert info.token == "ab" * 16 and info.sent == 1767225600
+    assert parse_headers(b"X-Sonde-Probe: not-a-token\r\n\r\n").token is None
+    assert parse_headers(b"Subject: hello\r\nDate: garbage\r\n\r\n") == parse_headers(b"\r\n")
