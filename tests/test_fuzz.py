@@ -33,16 +33,25 @@ from sonde_exporter.server import create_app
 from sonde_exporter.state import Exporter
 
 CONFIG = """
+# Every module connects from 127.0.0.1 over IPv4 only: the kernel refuses to route a
+# loopback source address anywhere but loopback (EINVAL), so no fuzzed target can leave
+# this machine even if the guards below were bypassed.
 modules:
   tcp:
     prober: tcp
     timeout: 300ms
+    tcp: &loopback
+      source_ip_address: 127.0.0.1
+      preferred_ip_protocol: ip4
+      ip_protocol_fallback: false
   tcp_untimed:
     prober: tcp
+    tcp: *loopback
   banner:
     prober: tcp
     timeout: 300ms
     tcp:
+      <<: *loopback
       tls: false
       query_response:
         - expect: "^220"
