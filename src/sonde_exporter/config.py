@@ -15,7 +15,7 @@ import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -200,11 +200,11 @@ class QueryStep(Strict):
             raise ValueError("labels: a label name may appear only once")
         return self
 
-    @property
+    @cached_property
     def expect_bytes_raw(self) -> bytes | None:
         return None if self.expect_bytes is None else _latin1(self.expect_bytes)
 
-    @property
+    @cached_property
     def send_raw(self) -> bytes | None:
         return None if self.send is None else _latin1(self.send)
 
