@@ -25,11 +25,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from sonde_exporter.config import load_config
+from sonde_exporter.connect import connect
 from sonde_exporter.handler import run_probe
 from sonde_exporter.history import ProbeResult
 from sonde_exporter.metrics import ProbeMetrics
 from sonde_exporter.probe import ProbeContext, ProbeLog
-from sonde_exporter.probers.tcp import _connect, probe_tcp
+from sonde_exporter.probers.tcp import probe_tcp
 from sonde_exporter.resolve import resolve
 from sonde_exporter.state import Exporter
 from sonde_exporter.targets import check_common, parse_host_port
@@ -94,7 +95,7 @@ async def measure(port: int, n: int, rounds: int) -> list[tuple[str, float]]:
         s = socket.socket()
         s.setblocking(False)
         try:
-            await _connect(loop, s, "127.0.0.1", port)
+            await connect(s, "127.0.0.1", port)
         finally:
             s.close()
 
@@ -113,7 +114,7 @@ async def measure(port: int, n: int, rounds: int) -> list[tuple[str, float]]:
     out.append(("asyncio sock_connect + close", await acpu_per_op(asyncio_connect, io_n, rounds)))
     out.append(
         (
-            "the TCP prober's _connect (connect_ex) + close",
+            "the probers' connect (connect_ex) + close",
             await acpu_per_op(prober_connect, io_n, rounds),
         )
     )

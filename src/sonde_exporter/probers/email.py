@@ -30,6 +30,7 @@ from aiosmtplib import (
 )
 
 from ..config import EmailModule, SmtpSettings
+from ..connect import connect
 from ..metrics import Gauge
 from ..probe import ProbeContext, ProbeFailure, Reason
 from ..resolve import resolve
@@ -206,13 +207,9 @@ def _discard(client: aiosmtplib.SMTP) -> None:
 
 async def _connect(sock: socket.socket, ip: str, port: int) -> None:
     try:
-        await asyncio.get_running_loop().sock_connect(sock, (ip, port))
-    except ConnectionRefusedError:
-        raise ProbeFailure(Reason.SMTP_CONNECT, f"connection to {ip} port {port} refused") from None
-    except OSError as exc:
-        raise ProbeFailure(
-            Reason.SMTP_CONNECT, f"cannot connect to {ip} port {port}: {exc.strerror or exc}"
-        ) from None
+        await connect(sock, ip, port)
+    except ProbeFailure as failure:
+        raise ProbeFailure(Reason.SMTP_CONNECT, failure.message) from None
 
 
 async def _login(client: aiosmtplib.SMTP, smtp: SmtpSettings) -> None:

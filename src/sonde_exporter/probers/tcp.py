@@ -7,9 +7,7 @@ measure of the handshake (TCP_INFO), which event-loop delay cannot inflate.
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
-import os
 import re
 import socket
 import ssl
@@ -18,6 +16,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from ..config import QueryStep, TcpModule
+from ..connect import bind_source, connect
 from ..metrics import Gauge
 from ..probe import ProbeContext, ProbeFailure, Reason
 from ..resolve import resolve
@@ -46,9 +45,6 @@ _LOGGED_LINE = 256
 _TEMPLATE = re.compile(rb"\$(\$|\{(\w+)\}|(\w+))")
 _SSL_NOISE = re.compile(r"^\[[^]]*\] | \(_ssl\.c:\d+\)$")
 
-_IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY, errno.EINTR)
-"""connect() results that mean "under way", as asyncio treats them."""
-
 _T = TypeVar("_T")
 
 
@@ -59,15 +55,14 @@ async def probe_tcp(target: HostPort, module: TcpModule, ctx: ProbeContext) -> N
         address = await resolve(
             target.host, module.preferred_ip_protocol, module.ip_protocol_fallback, ctx
         )
-    loop = asyncio.get_running_loop()
     sock = socket.socket(address.family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
         if module.source_ip_address is not None:
-            _bind(sock, module.source_ip_address)
+            bind_source(sock, module.source_ip_address)
         ctx.log.debug("Dialing TCP", address=address.ip, port=target.port)
         with ctx.phase(TCP_PHASE, "connect", Reason.CONNECT_TIMEOUT):
-            await _connect(loop, sock, address.ip, target.port)
+            await connect(sock, address.ip, target.port)
         _record_rtt(sock, ctx)
         ctx.log.debug("Successfully dialed")
         if not module.tls and not module.query_response:
@@ -96,70 +91,6 @@ async def probe_tcp(target: HostPort, module: TcpModule, ctx: ProbeContext) -> N
             writer.transport.abort()  # not close(): a graceful TLS close could outlive the probe
     finally:
         sock.close()  # a no-op when the stream transport already closed it
-
-
-def _bind(sock: socket.socket, source: str) -> None:
-    try:
-        sock.bind((source, 0))
-    except OSError as exc:
-        raise ProbeFailure(
-            Reason.CONNECT_ERROR, f"cannot bind source_ip_address {source}: {exc.strerror}"
-        ) from None
-
-
-async def _connect(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, ip: str, port: int
-) -> None:
-    """Connect the non-blocking socket, failing with connect_refused, _timeout or _error.
-
-    Not loop.sock_connect: when the handshake completes inside connect() (loopback, often a
-    LAN) the socket is connected on return, and asyncio's writer registration, loop pass and
-    callbacks would cost more than the connect itself. Otherwise one writer waits for it.
-    """
-    try:
-        err = sock.connect_ex((ip, port))
-    except OSError as exc:  # before any packet: e.g. an IPv6 scope that names no interface
-        raise ProbeFailure(
-            Reason.CONNECT_ERROR, f"cannot connect to {ip} port {port}: {exc.strerror or exc}"
-        ) from None
-    if err in _IN_PROGRESS:
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if not err and not _connected(sock):
-            await _writable(loop, sock.fileno())
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if not err and not _connected(sock):  # writable without a connection or an error
-                err = errno.ENOTCONN
-    if err == errno.ECONNREFUSED:
-        raise ProbeFailure(Reason.CONNECT_REFUSED, f"connection to {ip} port {port} refused")
-    if err == errno.ETIMEDOUT:  # the kernel gave up retrying the SYN
-        raise ProbeFailure(Reason.CONNECT_TIMEOUT, f"connection to {ip} port {port} timed out")
-    if err:
-        raise ProbeFailure(
-            Reason.CONNECT_ERROR, f"cannot connect to {ip} port {port}: {os.strerror(err)}"
-        )
-
-
-def _connected(sock: socket.socket) -> bool:
-    try:
-        sock.getpeername()
-    except OSError:  # ENOTCONN: the handshake is still in progress
-        return False
-    return True
-
-
-async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    """Wait until fd is writable; the writer is removed however the wait ends (timeout too)."""
-    waiter = loop.create_future()
-    loop.add_writer(fd, _wake, waiter)
-    try:
-        await waiter
-    finally:
-        loop.remove_writer(fd)
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def _record_rtt(sock: socket.socket, ctx: ProbeContext) -> None:
