@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient
 from mailstack import mail_stack  # noqa: F401  (session fixture: real Postfix + Dovecot)
 from prometheus_client.parser import text_string_to_metric_families
 
+from sonde_exporter.exporter import Exporter
 from sonde_exporter.server import create_app
-from sonde_exporter.state import Exporter
 
 StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -33,8 +33,8 @@ import aiohttp
 import aiohttp.web
 
 from sonde_exporter.config import parse_config
+from sonde_exporter.exporter import Exporter
 from sonde_exporter.server import create_app
-from sonde_exporter.state import Exporter
 
 TOOLS = Path(__file__).with_name("icmp_netns_tools.py")
 NOBODY = 65534

@@ -26,7 +26,7 @@ from grafana_files import (
 
 import sonde_exporter.probers.email as email_prober
 import sonde_exporter.probers.icmp as icmp_prober
-from sonde_exporter.metrics import Gauge
+from sonde_exporter.probe_metrics import ProbeGauge
 from sonde_exporter.probers.mailbox import COUNTERS as EMAIL_COUNTERS
 
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
@@ -149,7 +149,7 @@ PROBER_METRICS = {
 def test_every_prober_metric_is_on_the_dashboard(dashboard, prober):
     """Each metric the ICMP and email probers export, and theirs on /metrics, has a panel."""
     on_metrics, count = PROBER_METRICS[prober]
-    exported = {v.name for v in vars(prober).values() if isinstance(v, Gauge)} | on_metrics
+    exported = {v.name for v in vars(prober).values() if isinstance(v, ProbeGauge)} | on_metrics
     shown = " ".join(q.expr for q in panel_queries(dashboard))
     assert len(exported) == count  # a new metric needs a panel, and this count raised
     assert {name for name in exported if not re.search(rf"\b{name}(_total)?\b", shown)} == set()

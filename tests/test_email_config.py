@@ -12,8 +12,8 @@ import pytest
 from conftest import probe
 
 from sonde_exporter.config import ConfigError, parse_config
-from sonde_exporter.probe import TargetError
-from sonde_exporter.probers import PROBERS
+from sonde_exporter.probers import get_prober
+from sonde_exporter.probers.base import TargetError
 from sonde_exporter.probers.mailproto import auth_results, parse_headers
 from sonde_exporter.targets import EmailTarget, parse_email_target
 
@@ -193,7 +193,7 @@ def test_bad_email_targets(target: str):
 
 
 async def test_empty_target_is_still_an_error_for_other_probers(exporter_client):
-    assert PROBERS["email"].accepts_empty_target and not PROBERS["tcp"].accepts_empty_target
+    assert get_prober("email").accepts_empty_target and not get_prober("tcp").accepts_empty_target
     client = await exporter_client("modules:\n  tcp:\n    prober: tcp\n")
     assert await probe(client, module="tcp", target="") == (400, "Target parameter is missing\n")
 

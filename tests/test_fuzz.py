@@ -28,9 +28,9 @@ from conftest import parse_metrics
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from sonde_exporter.exporter import Exporter
 from sonde_exporter.handler import TIMEOUT_HEADER
 from sonde_exporter.server import create_app
-from sonde_exporter.state import Exporter
 
 CONFIG = """
 # Every module connects from 127.0.0.1 over IPv4 only: the kernel refuses to route a

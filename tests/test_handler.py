@@ -8,10 +8,10 @@ import asyncio
 import pytest
 from conftest import parse_metrics, probe
 
+import sonde_exporter.handler as handler_module
 from sonde_exporter.config import Config, Module, Secret
 from sonde_exporter.handler import TIMEOUT_HEADER, BadRequest, probe_timeout
-from sonde_exporter.probe import ProbeContext, Prober
-from sonde_exporter.probers import PROBERS
+from sonde_exporter.probers.base import ProbeContext, Prober
 from sonde_exporter.targets import parse_host_port
 
 CONFIG = """
@@ -278,7 +278,8 @@ async def test_prober_bug_is_a_failed_probe_without_traceback(
     async def broken(target: object, module: object, ctx: ProbeContext) -> None:
         raise RuntimeError("prober bug with a secret detail")
 
-    monkeypatch.setitem(PROBERS, "tcp", Prober(parse_target=parse_host_port, probe=broken))
+    broken_prober = Prober(parse_target=parse_host_port, probe=broken)
+    monkeypatch.setattr(handler_module, "get_prober", lambda name: broken_prober)
     client = await exporter_client(CONFIG)
     for debug in ("false", "true"):
         response = await client.get(

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from sonde_exporter.config import ConfigError, IcmpModule, parse_config
 from sonde_exporter.icmp_socket import RAW, EchoExchange, Endpoint, echo_checksum, ones_sum
-from sonde_exporter.probe import TargetError
+from sonde_exporter.probers.base import TargetError
 from sonde_exporter.targets import parse_host
 
 CONFIG = """

@@ -8,11 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from sonde_exporter.metrics import Gauge, ProbeMetrics, format_value
+from sonde_exporter.probe_metrics import ProbeGauge, ProbeMetrics, format_value
 
-PHASE = Gauge("probe_example_seconds", 'Help with a \\ backslash\nand "quotes"', ("phase",))
-PAIR = Gauge("probe_example_info", "Two labels", ("a", "b"))
-PLAIN = Gauge("probe_example", "No labels")
+PHASE = ProbeGauge("probe_example_seconds", 'Help with a \\ backslash\nand "quotes"', ("phase",))
+PAIR = ProbeGauge("probe_example_info", "Two labels", ("a", "b"))
+PLAIN = ProbeGauge("probe_example", "No labels")
 
 
 def reference_value(value: float) -> str:

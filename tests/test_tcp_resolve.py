@@ -109,7 +109,7 @@ import asyncio, json, sys
 from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
 from sonde_exporter.server import create_app
-from sonde_exporter.state import Exporter
+from sonde_exporter.exporter import Exporter
 
 async def main():
     config, port, requests = Path(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])

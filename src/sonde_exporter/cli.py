@@ -14,9 +14,9 @@ from aiohttp import web
 
 from . import __version__
 from .config import ConfigError, load_config
+from .exporter import Exporter
 from .logs import LEVELS, configure, fields
 from .server import create_app
-from .state import Exporter
 
 DEFAULT_LISTEN = ":10115"
 logger = logging.getLogger("sonde_exporter")

@@ -17,19 +17,19 @@ from aiohttp import web
 from prometheus_client import Counter, Histogram
 
 from .config import Module, dump_yaml
+from .exporter import EXPORTER, Exporter
 from .history import ProbeResult
 from .logs import fields
-from .metrics import (
+from .probe_metrics import (
     PROBE_DURATION,
     PROBE_FAILURE_REASON,
     PROBE_SUCCESS,
     PROBE_TIMEOUT,
     ProbeMetrics,
 )
-from .probe import ProbeContext, ProbeFailure, ProbeLog, Reason, TargetError
-from .probers import PROBERS
+from .probers import get_prober
+from .probers.base import ProbeContext, ProbeFailure, ProbeLog, Reason, TargetError
 from .selfmetrics import SelfMetrics
-from .state import EXPORTER, Exporter
 from .targets import MAX_TARGET_LENGTH, check_common, check_host
 
 TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
@@ -107,7 +107,7 @@ async def _probe(exporter: Exporter, request: web.Request) -> web.Response:
         module.timeout, request.headers.get(TIMEOUT_HEADER), exporter.timeout_offset
     )
     target = unescape_once_more(query.get("target", ""))
-    prober = PROBERS[module.prober]
+    prober = get_prober(module.prober)
     try:
         if target or not prober.accepts_empty_target:
             check_common(target)
@@ -146,7 +146,7 @@ async def run_probe(
     ctx: ProbeContext,
 ) -> ProbeResult:
     """Run the prober under the deadline and record its outcome everywhere it is shown."""
-    prober = PROBERS[module.prober]
+    prober = get_prober(module.prober)
     reason: Reason | None = None
     started = time.time()
     start = time.perf_counter()

@@ -13,8 +13,8 @@ import socket
 import time
 from dataclasses import dataclass
 
-from .metrics import DNS_LOOKUP_TIME, IP_ADDR_HASH, IP_PROTOCOL
-from .probe import ProbeContext, ProbeFailure, Reason
+from .probe_metrics import DNS_LOOKUP_TIME, IP_ADDR_HASH, IP_PROTOCOL
+from .probers.base import ProbeContext, ProbeFailure, Reason
 
 _FAMILY = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}
 

@@ -10,8 +10,8 @@ from prometheus_client import generate_latest
 
 from . import __version__
 from .config import ConfigError, dump_yaml
+from .exporter import EXPORTER, Exporter
 from .handler import CONTENT_TYPE, handle_probe
-from .state import EXPORTER, Exporter
 
 
 def create_app(exporter: Exporter) -> web.Application:

@@ -9,7 +9,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from .metrics import Gauge, ProbeMetrics
+from .probe_metrics import ProbeGauge, ProbeMetrics
 
 _VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -25,20 +25,20 @@ _VERSION_NAMES = {
     "TLSv1.3": "TLS 1.3",
 }
 
-SSL_EARLIEST_CERT_EXPIRY = Gauge(
+SSL_EARLIEST_CERT_EXPIRY = ProbeGauge(
     "probe_ssl_earliest_cert_expiry",
     "Returns last SSL chain expiry in unixtime of the earliest certificate the peer sent",
 )
-SSL_LAST_CHAIN_EXPIRY = Gauge(
+SSL_LAST_CHAIN_EXPIRY = ProbeGauge(
     "probe_ssl_last_chain_expiry_timestamp_seconds",
     "Returns last SSL chain expiry in timestamp of the verified chain",
 )
-SSL_LAST_CHAIN_INFO = Gauge(
+SSL_LAST_CHAIN_INFO = ProbeGauge(
     "probe_ssl_last_chain_info",
     "Contains SSL leaf certificate information",
     ("fingerprint_sha256", "subject", "issuer", "subjectalternative", "serialnumber"),
 )
-TLS_VERSION_INFO = Gauge(
+TLS_VERSION_INFO = ProbeGauge(
     "probe_tls_version_info", "Returns the TLS version used or NaN when unknown", ("version",)
 )
 

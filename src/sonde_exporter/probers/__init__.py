@@ -1,21 +1,34 @@
-"""The prober table: prober name -> how to read its target and how to run it.
+"""The prober table: prober name -> the module that implements it, imported on first use.
 
-Adding a prober means one module in this package, one row here, and its settings block in
-config.Module.
+Each prober module defines `PROBER = Prober(parse_target=..., probe=...)` (see base.py). The
+table names modules rather than importing them, so an exporter whose config has no email
+module never loads the mail stack (it costs memory and start-up time).
+
+Adding a prober touches:
+1. a module in this package with its `PROBER` and its `ProbeGauge`s;
+2. one row in `PROBERS` below;
+3. its name in `config.ProberName` and its settings block as a field of `config.Module`;
+4. its target parser in `targets.py` when the existing ones do not fit;
+5. the README (prober section, metrics table) and a test module `tests/test_<name>.py`.
 """
 
 from __future__ import annotations
 
+import importlib
+from functools import cache
 from typing import Any
 
-from ..probe import Prober
-from ..targets import parse_email_target, parse_host, parse_host_port
-from .email import probe_email
-from .icmp import probe_icmp
-from .tcp import probe_tcp
+from .base import Prober
 
-PROBERS: dict[str, Prober[Any, Any]] = {
-    "tcp": Prober(parse_target=parse_host_port, probe=probe_tcp),
-    "icmp": Prober(parse_target=parse_host, probe=probe_icmp),
-    "email": Prober(parse_target=parse_email_target, probe=probe_email, accepts_empty_target=True),
+PROBERS: dict[str, str] = {
+    "tcp": ".tcp",
+    "icmp": ".icmp",
+    "email": ".email",
 }
+
+
+@cache
+def get_prober(name: str) -> Prober[Any, Any]:
+    """The prober called `name`, importing its module the first time it is asked for."""
+    prober: Prober[Any, Any] = importlib.import_module(PROBERS[name], __name__).PROBER
+    return prober

@@ -31,31 +31,31 @@ from aiosmtplib import (
 
 from ..config import EmailModule, SmtpSettings
 from ..connect import connect
-from ..metrics import Gauge
-from ..probe import ProbeContext, ProbeFailure, Reason
+from ..probe_metrics import ProbeGauge
 from ..resolve import resolve
-from ..targets import EmailTarget
+from ..targets import EmailTarget, parse_email_target
 from ..tls import record_tls_metrics
+from .base import ProbeContext, ProbeFailure, Prober, Reason
 from .mailbox import Delivery, mailbox_for
 from .mailproto import PROBE_HEADER, now
 
-EMAIL_PHASE = Gauge(
+EMAIL_PHASE = ProbeGauge(
     "probe_email_duration_seconds",
     "Duration of each phase of the email round trip in seconds (smtp_connect, smtp_tls, "
     "smtp_auth, smtp_send; receive_connect, receive_tls, receive_auth, receive_retrieve, "
     "receive_delete)",
     ("phase",),
 )
-EMAIL_DELIVERY = Gauge(
+EMAIL_DELIVERY = ProbeGauge(
     "probe_email_delivery_seconds",
     "Time from the SMTP server accepting the probe mail to the first mailbox poll that listed "
     "it, in seconds",
 )
-EMAIL_SENT = Gauge(
+EMAIL_SENT = ProbeGauge(
     "probe_email_send_success",
     "Whether the SMTP server accepted the probe mail (1) or not (0)",
 )
-EMAIL_AUTH = Gauge(
+EMAIL_AUTH = ProbeGauge(
     "probe_email_auth_result",
     "Verdicts in the received mail's Authentication-Results header: 1 for the result of each "
     "method found (dkim, spf, dmarc)",
@@ -271,3 +271,6 @@ def _smtp_failure(exc: BaseException, step: Reason) -> ProbeFailure:
 
 def _reply(exc: SMTPResponseException) -> str:
     return f"{exc.code} {' '.join(exc.message.split())}"[:300]
+
+
+PROBER = Prober(parse_target=parse_email_target, probe=probe_email, accepts_empty_target=True)

@@ -20,36 +20,37 @@ import socket
 
 from ..config import IcmpModule
 from ..icmp_socket import SOCKETS, EchoExchange, Endpoint, IcmpUnavailable, send_options
-from ..metrics import Gauge
-from ..probe import ProbeContext, ProbeFailure, Reason
+from ..probe_metrics import ProbeGauge
 from ..resolve import resolve
+from ..targets import parse_host
+from .base import ProbeContext, ProbeFailure, Prober, Reason
 
-ICMP_PHASE = Gauge(
+ICMP_PHASE = ProbeGauge(
     "probe_icmp_duration_seconds",
     "Duration of the ICMP probe by phase (resolve, setup, rtt = mean of the replies) in seconds",
     ("phase",),
 )
-REPLY_HOP_LIMIT = Gauge(
+REPLY_HOP_LIMIT = ProbeGauge(
     "probe_icmp_reply_hop_limit",
     "Hop limit (TTL for IPv4) of the reply to the last answered echo request",
 )
-PACKETS_SENT = Gauge("probe_icmp_packets_sent", "Echo requests sent by this probe")
-PACKETS_RECEIVED = Gauge(
+PACKETS_SENT = ProbeGauge("probe_icmp_packets_sent", "Echo requests sent by this probe")
+PACKETS_RECEIVED = ProbeGauge(
     "probe_icmp_packets_received", "Echo requests answered by a reply (duplicates not counted)"
 )
-LOSS_RATIO = Gauge(
+LOSS_RATIO = ProbeGauge(
     "probe_icmp_packet_loss_ratio", "Share of the sent echo requests that got no reply (0 to 1)"
 )
-DUPLICATES = Gauge(
+DUPLICATES = ProbeGauge(
     "probe_icmp_duplicate_replies", "Replies beyond the first one to the same echo request"
 )
-RTT = Gauge(
+RTT = ProbeGauge(
     "probe_icmp_rtt_seconds",
     "Round-trip time over the replies of this probe: min, avg, max and stddev (population), "
     "in seconds",
     ("stat",),
 )
-JITTER = Gauge(
+JITTER = ProbeGauge(
     "probe_icmp_jitter_seconds",
     "Mean absolute difference between the round-trip times of consecutive replies in seconds",
 )
@@ -216,3 +217,6 @@ def _judge(exchange: EchoExchange, ip: str, module: IcmpModule) -> None:
             f"{sent - received} of {sent} echo requests to {ip} got no reply: loss ratio "
             f"{loss:g} is above max_packet_loss_ratio {limit:g}",
         )
+
+
+PROBER = Prober(parse_target=parse_host, probe=probe_icmp)

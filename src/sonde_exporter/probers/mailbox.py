@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from prometheus_client import Counter
 
 from ..config import ReceiveSettings
-from ..probe import ProbeFailure, ProbeLog, Reason
+from .base import ProbeFailure, ProbeLog, Reason
 from .mailproto import MailInfo, new_session, now
 
 LATE_MAILS = Counter(

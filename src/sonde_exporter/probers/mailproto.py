@@ -22,7 +22,7 @@ from email.policy import compat32
 from email.utils import parsedate_to_datetime
 
 from ..config import MailUrl, ReceiveSettings
-from ..probe import ProbeFailure, Reason
+from .base import ProbeFailure, Reason
 
 PROBE_HEADER = "X-Sonde-Probe"
 """The header that carries a probe mail's token."""

@@ -17,23 +17,25 @@ from typing import TypeVar
 
 from ..config import QueryStep, TcpModule
 from ..connect import bind_source, connect
-from ..metrics import Gauge
-from ..probe import ProbeContext, ProbeFailure, Reason
+from ..probe_metrics import ProbeGauge
 from ..resolve import resolve
-from ..targets import HostPort
+from ..targets import HostPort, parse_host_port
 from ..tls import record_tls_metrics
+from .base import ProbeContext, ProbeFailure, Prober, Reason
 
-TCP_PHASE = Gauge(
+TCP_PHASE = ProbeGauge(
     "probe_tcp_duration_seconds",
     "Duration of each phase of the TCP probe (resolve, connect, tls, query) in seconds",
     ("phase",),
 )
-TCP_RTT = Gauge(
+TCP_RTT = ProbeGauge(
     "probe_tcp_rtt_seconds",
     "Round-trip time of the TCP handshake as measured by the kernel (TCP_INFO) in seconds",
 )
-FAILED_DUE_TO_REGEX = Gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex")
-FAILED_DUE_TO_BYTES = Gauge(
+FAILED_DUE_TO_REGEX = ProbeGauge(
+    "probe_failed_due_to_regex", "Indicates if probe failed due to regex"
+)
+FAILED_DUE_TO_BYTES = ProbeGauge(
     "probe_failed_due_to_bytes", "Indicates if probe failed due to expect_bytes"
 )
 
@@ -226,8 +228,8 @@ async def _expect_line(
 
 
 @functools.cache
-def _expect_info(label_names: tuple[str, ...]) -> Gauge:
-    return Gauge("probe_expect_info", "Explicit content matched", label_names)
+def _expect_info(label_names: tuple[str, ...]) -> ProbeGauge:
+    return ProbeGauge("probe_expect_info", "Explicit content matched", label_names)
 
 
 def _expand(template: bytes, match: re.Match[bytes] | None) -> bytes:
@@ -246,3 +248,6 @@ def _expand(template: bytes, match: re.Match[bytes] | None) -> bytes:
         return value or b""
 
     return _TEMPLATE.sub(group, template)
+
+
+PROBER = Prober(parse_target=parse_host_port, probe=probe_tcp)

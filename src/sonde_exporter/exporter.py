@@ -13,6 +13,7 @@ from aiohttp import web
 from .config import Config, ConfigError, load_config
 from .history import History
 from .logs import fields
+from .probers import get_prober
 from .selfmetrics import SelfMetrics
 
 logger = logging.getLogger("sonde_exporter")
@@ -24,6 +25,7 @@ class Exporter:
     ) -> None:
         self.config_file = config_file
         self.config = config
+        _import_probers(config)
         self.timeout_offset = timeout_offset
         self.history = History(history_limit)
         self.metrics = SelfMetrics()
@@ -53,6 +55,7 @@ class Exporter:
                     "Error reloading config", extra=fields(file=self.config_file, err=str(exc))
                 )
                 raise
+            _import_probers(config)
             self.config = config
             self.metrics.config_loaded(True, time.time())
             logger.info(
@@ -71,6 +74,12 @@ class Exporter:
         if not task.cancelled():
             with contextlib.suppress(ConfigError):
                 task.result()
+
+
+def _import_probers(config: Config) -> None:
+    """Import the probers a config uses now, so that no probe pays for the import."""
+    for module in config.modules.values():
+        get_prober(module.prober)
 
 
 EXPORTER = web.AppKey("exporter", Exporter)

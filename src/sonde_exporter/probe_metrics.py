@@ -2,7 +2,7 @@
 
 A probe emits a handful of gauges. Building a prometheus_client CollectorRegistry for each
 request costs more than the probe itself on loopback, so gauges are declared once at import
-(`Gauge`) and each probe only appends samples (`ProbeMetrics.set`).
+(`ProbeGauge`) and each probe only appends samples (`ProbeMetrics.set`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
-class Gauge:
+class ProbeGauge:
     """A metric family: name, help text and label names, declared once per process."""
 
     name: str
@@ -68,15 +68,12 @@ class ProbeMetrics:
     __slots__ = ("_samples",)
 
     def __init__(self) -> None:
-        self._samples: dict[Gauge, dict[tuple[str, ...], float]] = {}
+        self._samples: dict[ProbeGauge, dict[tuple[str, ...], float]] = {}
 
-    def set(self, gauge: Gauge, value: float, *label_values: str) -> None:
+    def set(self, gauge: ProbeGauge, value: float, *label_values: str) -> None:
         if len(label_values) != len(gauge.labels):
             raise ValueError(f"{gauge.name} takes labels {gauge.labels}, got {label_values}")
         self._samples.setdefault(gauge, {})[label_values] = value
-
-    def get(self, gauge: Gauge, *label_values: str) -> float | None:
-        return self._samples.get(gauge, {}).get(label_values)
 
     def render(self) -> str:
         out: list[str] = []
@@ -103,21 +100,21 @@ class ProbeMetrics:
 
 
 # Metrics every probe carries (names as blackbox_exporter's).
-PROBE_SUCCESS = Gauge("probe_success", "Displays whether or not the probe was a success")
-PROBE_DURATION = Gauge(
+PROBE_SUCCESS = ProbeGauge("probe_success", "Displays whether or not the probe was a success")
+PROBE_DURATION = ProbeGauge(
     "probe_duration_seconds", "Returns how long the probe took to complete in seconds"
 )
-PROBE_TIMEOUT = Gauge("probe_timeout_seconds", "The timeout applied to this probe in seconds")
-PROBE_FAILURE_REASON = Gauge(
+PROBE_TIMEOUT = ProbeGauge("probe_timeout_seconds", "The timeout applied to this probe in seconds")
+PROBE_FAILURE_REASON = ProbeGauge(
     "probe_failure_reason",
     "Set to 1 with the reason of a failed probe; absent when the probe succeeded",
     ("reason",),
 )
-DNS_LOOKUP_TIME = Gauge(
+DNS_LOOKUP_TIME = ProbeGauge(
     "probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds"
 )
-IP_PROTOCOL = Gauge("probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6")
-IP_ADDR_HASH = Gauge(
+IP_PROTOCOL = ProbeGauge("probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6")
+IP_ADDR_HASH = ProbeGauge(
     "probe_ip_addr_hash",
     "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
 )

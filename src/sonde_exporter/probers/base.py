@@ -8,7 +8,6 @@ timeout reason of the step that was running.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -17,8 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from .logs import quote, timestamp
-from .metrics import Gauge, ProbeMetrics
+from ..logs import quote, timestamp
+from ..probe_metrics import ProbeGauge, ProbeMetrics
 
 
 class Reason(StrEnum):
@@ -107,9 +106,6 @@ class ProbeLog:
     def error(self, message: str, **fields: Any) -> None:
         self._add("error", logging.ERROR, message, fields)
 
-    def text(self) -> str:
-        return "".join(line.format() + "\n" for line in self.lines)
-
 
 @dataclass(slots=True)
 class ProbeContext:
@@ -124,12 +120,9 @@ class ProbeContext:
     timeout_reason: Reason = Reason.TIMEOUT
     """What a timeout means right now; phases set it (a timeout in connect is connect_timeout)."""
 
-    def remaining(self) -> float:
-        return max(0.0, self.deadline - asyncio.get_running_loop().time())
-
     @contextmanager
     def phase(
-        self, gauge: Gauge, name: str, timeout_reason: Reason = Reason.TIMEOUT
+        self, gauge: ProbeGauge, name: str, timeout_reason: Reason = Reason.TIMEOUT
     ) -> Iterator[None]:
         """Time one phase into `gauge{phase=name}`; a timeout inside it is `timeout_reason`.
 

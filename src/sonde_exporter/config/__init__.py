@@ -1,0 +1,51 @@
+"""The configuration file as typed data.
+
+Everything a prober needs is validated here, once, at load time: regexes are compiled and TLS
+contexts are built before the first probe runs. Probers receive these frozen objects and never
+see raw YAML. Errors name the file, the line and the field.
+
+fields.py holds the value types, tls.py, email.py and modules.py the blocks, errors.py turns
+problems into `file:line: field: message`, loader.py reads and writes files.
+"""
+
+from .email import EmailModule, MailUrl, ReceiveSettings, SmtpSettings, parse_mail_url
+from .errors import ConfigError
+from .fields import REDACTED, Duration, Regex, Secret, Strict
+from .loader import dump_yaml, load_config, parse_config
+from .modules import (
+    AddressChoice,
+    Config,
+    IcmpModule,
+    Label,
+    Module,
+    ProberName,
+    QueryStep,
+    TcpModule,
+)
+from .tls import TlsConfig
+
+__all__ = [
+    "REDACTED",
+    "AddressChoice",
+    "Config",
+    "ConfigError",
+    "Duration",
+    "EmailModule",
+    "IcmpModule",
+    "Label",
+    "MailUrl",
+    "Module",
+    "ProberName",
+    "QueryStep",
+    "ReceiveSettings",
+    "Regex",
+    "Secret",
+    "SmtpSettings",
+    "Strict",
+    "TcpModule",
+    "TlsConfig",
+    "dump_yaml",
+    "load_config",
+    "parse_config",
+    "parse_mail_url",
+]

@@ -1,0 +1,260 @@
+"""The `email:` block: where the probe mail is sent, which mailbox it should reach, and how."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+from .fields import Duration, Secret, Strict, config_path, header_safe
+from .tls import TlsConfig
+
+StartTls = Literal["always", "opportunistic", "never"]
+_SMTP_SCHEMES = {"smtp": (25, False), "smtps": (465, True)}
+_RECEIVE_SCHEMES = {
+    "pop3": (110, False),
+    "pop3s": (995, True),
+    "imap": (143, False),
+    "imaps": (993, True),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MailUrl:
+    """A mail server URL taken apart: scheme, host, port and whether TLS starts at connect."""
+
+    scheme: str
+    host: str
+    port: int
+    implicit_tls: bool
+
+
+def parse_mail_url(value: str, schemes: dict[str, tuple[int, bool]]) -> MailUrl:
+    """`scheme://host[:port]`; ValueError says what is wrong. Credentials never go in URLs."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"invalid URL {value!r}: {exc}") from None
+    names = ", ".join(f"{s}://" for s in schemes)
+    if parts.scheme not in schemes:
+        raise ValueError(f"URL {value!r} must start with one of {names}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("credentials do not belong in the URL; use username and password_file")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"URL {value!r} must be scheme://host[:port] with no path or query")
+    if not parts.hostname:
+        raise ValueError(f"URL {value!r} has no host")
+    default_port, implicit_tls = schemes[parts.scheme]
+    return MailUrl(parts.scheme, parts.hostname, port or default_port, implicit_tls)
+
+
+def _address(value: str) -> str:
+    header_safe(value)
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain or any(c.isspace() or c in "<>" for c in value):
+        raise ValueError(f"{value!r} is not a mail address (expected local@domain)")
+    if not value.isascii():
+        raise ValueError(f"{value!r}: only ASCII addresses are supported (no SMTPUTF8)")
+    return value
+
+
+class MailServer(Strict):
+    """A mail server's URL, login and TLS settings; the password never leaves this object.
+
+    Exactly one of `password`, `password_file` or `password_env` gives the password when a
+    username is set. The file is read at load (trailing newline dropped); a missing file is
+    a config error. The environment variable is read at load too, but an unset one is not:
+    a config is checked where the deployment's secrets are absent (CI, a fresh clone), so
+    the module loads and its probes fail with smtp_auth / receive_auth saying what is missing.
+    """
+
+    url: str
+    username: str = ""
+    password: Secret | None = None
+    password_file: str | None = None
+    password_env: str | None = None
+    tls_config: TlsConfig = Field(default_factory=dict, validate_default=True)
+    _secret: SecretStr | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _load_password(self, info: ValidationInfo) -> MailServer:
+        given = [
+            name
+            for name in ("password", "password_file", "password_env")
+            if getattr(self, name) is not None
+        ]
+        if len(given) > 1:
+            raise ValueError(f"set only one of {' and '.join(given)}")
+        if given and not self.username:
+            raise ValueError(f"{given[0]} is set but username is empty")
+        if self.username and not given:
+            raise ValueError("username is set but none of password, password_file, password_env")
+        header_safe(self.username)
+        if self.password_env is not None and not _ENV_NAME.fullmatch(self.password_env):
+            raise ValueError(f"password_env {self.password_env!r} is not a variable name")
+        if self.password is not None:
+            secret = self.password.get_secret_value()
+        elif self.password_file is not None:
+            secret = _read_password_file(config_path(self.password_file, info) or "")
+        elif self.password_env is not None:
+            secret = os.environ.get(self.password_env, "")
+            if not secret:
+                return self  # probes fail with the reason; a check without secrets passes
+        else:
+            return self
+        if any(c in secret for c in "\r\n\0"):
+            raise ValueError("the password must not contain line breaks or NUL")
+        self._secret = SecretStr(secret)
+        return self
+
+    @property
+    def secret(self) -> str | None:
+        """The password itself: for the wire only, never for logs or messages."""
+        return None if self._secret is None else self._secret.get_secret_value()
+
+    def missing_password(self) -> str | None:
+        """Why this server cannot log in although it should (an unset password_env)."""
+        if self.username and self._secret is None:
+            return f"environment variable {self.password_env} (password_env) is not set"
+        return None
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _read_password_file(path: str) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ValueError(f"password_file: cannot read {path!r}: {reason}") from None
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text:
+        raise ValueError(f"password_file: {path!r} is empty")
+    return text
+
+
+@cache
+def _local_fqdn() -> str:
+    return socket.getfqdn() or "localhost"
+
+
+class SmtpSettings(MailServer):
+    """Where and how the probe mail is sent."""
+
+    starttls: StartTls = "always"
+    helo: str = ""
+    """EHLO name; empty means this machine's fully qualified name (looked up once)."""
+    _url: MailUrl = PrivateAttr()
+    _helo: str = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _check(self) -> SmtpSettings:
+        self._url = parse_mail_url(self.url, _SMTP_SCHEMES)
+        if self._url.implicit_tls and "starttls" in self.model_fields_set:
+            raise ValueError("starttls applies to smtp:// URLs; smtps:// is TLS from the start")
+        if self.helo and not re.fullmatch(r"[A-Za-z0-9.\[\]:_-]+", self.helo):
+            raise ValueError(f"helo {self.helo!r} is not a hostname or address literal")
+        self._helo = self.helo or _local_fqdn()
+        return self
+
+    @property
+    def parsed_url(self) -> MailUrl:
+        return self._url
+
+    @property
+    def ehlo_name(self) -> str:
+        return self._helo
+
+
+class ReceiveSettings(MailServer):
+    """The mailbox the probe mail should arrive in."""
+
+    starttls: StartTls = "always"
+    poll_interval: Duration = 1.0
+    mailbox: str = "INBOX"
+    """IMAP folder to watch (printable ASCII); POP3 has only the one mailbox."""
+    _url: MailUrl = PrivateAttr()
+    _key: tuple[str, str] = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _check(self) -> ReceiveSettings:
+        self._url = parse_mail_url(self.url, _RECEIVE_SCHEMES)
+        if self._url.implicit_tls and "starttls" in self.model_fields_set:
+            raise ValueError(
+                "starttls applies to pop3:// and imap:// URLs; pop3s:// and imaps:// are TLS "
+                "from the start"
+            )
+        if not self.username:
+            raise ValueError("username is required: POP3 and IMAP always log in")
+        if not 0.01 <= self.poll_interval <= 600:
+            raise ValueError("poll_interval must be between 10ms and 10m")
+        if not self.mailbox or not all(0x20 <= ord(c) < 0x7F for c in self.mailbox):
+            raise ValueError("mailbox must be a non-empty printable ASCII name")
+        if self._url.scheme.startswith("pop3") and "mailbox" in self.model_fields_set:
+            raise ValueError("mailbox applies to imap:// and imaps:// only")
+        self._key = (self.model_dump_json(), self.secret or "")
+        return self
+
+    @property
+    def mailbox_key(self) -> tuple[str, str]:
+        """Equal for equal receive blocks (password included), across modules and reloads."""
+        return self._key
+
+    @property
+    def parsed_url(self) -> MailUrl:
+        return self._url
+
+
+class EmailModule(Strict):
+    """Round trip: send a mail carrying a token over SMTP, wait for it in a POP3/IMAP mailbox."""
+
+    smtp: SmtpSettings
+    receive: ReceiveSettings
+    mail_from: str = Field(alias="from")
+    to: str
+    subject_prefix: str = "sonde-exporter probe"
+    delete: bool = True
+    """Delete the probe mail once it is found (and late probe mails of this exporter)."""
+    stale_after: Duration = 3600.0
+    """Probe mails older than this are deleted when seen, whoever sent them; 0 turns it off."""
+
+    @field_validator("mail_from", "to")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        return _address(value)
+
+    @field_validator("subject_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return header_safe(value)
+
+    @field_validator("stale_after")
+    @classmethod
+    def _stale(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("stale_after must not be negative")
+        return value
+
+    @model_serializer(mode="wrap")
+    def _dump_from(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Show `from` as written in the file (Python cannot name a field `from`)."""
+        data: dict[str, Any] = handler(self)
+        return {("from" if key == "mail_from" else key): value for key, value in data.items()}

@@ -1,0 +1,103 @@
+"""The value types every config block uses: strict models, durations, regexes, secrets, paths."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    SecretStr,
+    ValidationInfo,
+)
+
+from ..durations import format_duration, parse_duration
+
+
+def _duration(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError("expected a duration string such as 5s, 1m30s or 250ms")
+    if value.strip().startswith("-"):
+        raise ValueError(f"duration {value!r} must not be negative")
+    seconds = parse_duration(value)
+    if not math.isfinite(seconds):
+        raise ValueError(f"duration {value!r} is too large")
+    return seconds
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+"""Seconds (never negative), written in the file as a Go-style duration."""
+
+
+def _regex(value: object) -> re.Pattern[bytes]:
+    if not isinstance(value, str):
+        raise ValueError("expected a regular expression string")
+    try:
+        return re.compile(value.encode())
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+
+
+Regex = Annotated[
+    re.Pattern[bytes],
+    BeforeValidator(_regex),
+    PlainSerializer(lambda p: p.pattern.decode(), return_type=str),
+]
+"""A regular expression compiled at load, matched against raw bytes."""
+
+REDACTED = "<secret>"
+Secret = Annotated[SecretStr, PlainSerializer(lambda _: REDACTED, return_type=str)]
+"""A password or token: rendered as <secret> in /config and debug output (see dump_yaml).
+
+Type every password-like field as Secret; a test fails for any config field whose name looks
+like a secret but whose type is not.
+"""
+
+IpProtocol = Literal["ip4", "ip6"]
+TlsVersion = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys are errors, objects are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def config_path(path: str | None, info: ValidationInfo) -> str | None:
+    """A file named in the config: relative paths are relative to the config file's directory,
+    as in prometheus/common (and so in blackbox_exporter)."""
+    base = (info.context or {}).get("directory")
+    if path is None or base is None:
+        return path
+    return str(Path(base, path))
+
+
+def latin1(value: str) -> bytes:
+    """YAML escapes like "\\x00" mean bytes; anything beyond latin-1 is sent as UTF-8."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode()
+
+
+def check_ip(value: str) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
+def header_safe(value: str) -> str:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("must not contain control characters or line breaks")
+    return value
