@@ -31,6 +31,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -65,8 +66,6 @@ def targets(concurrency: int) -> list[str]:
 
 
 async def sonde_rounds(mode: str, addresses: list[str], seconds: float) -> dict[str, Any]:
-    import socket
-
     from sonde_exporter.config import IcmpModule
     from sonde_exporter.icmp.sockets import SOCKETS
     from sonde_exporter.probe_metrics import ProbeMetrics
@@ -137,7 +136,8 @@ async def measure(
 
 
 def driver(args: argparse.Namespace) -> None:
-    """One side at one level, in a process of its own; prints one JSON line."""
+    """One side at one level, in a process of its own (which imports only that side's
+    library); prints one JSON line."""
     run = sonde_rounds if args.driver == "sonde" else icmplib_rounds
     addresses = targets(args.level)
     out = asyncio.run(run(args.mode, addresses, args.seconds))
