@@ -861,36 +861,19 @@ def icmp_in_netns(ctx: Context) -> None:
     where it brings lo up and sets ping_group_range for that namespace only, and runs both
     exporters, the client and the direct sampler there. The host's sysctl is never touched."""
     args = ctx.args
-    host_ns = os.readlink("/proc/self/ns/net")
-    host_range = read_ping_group_range()
     out = ctx.workdir / "netns-icmp.jsonl"
     argv = [
-        "unshare",
-        "-n",
-        "--",
-        sys.executable,
         str(Path(__file__).resolve()),
         "icmp",
         "--icmp-modes",
         "dgram",
-        "--netns-inner",
-        host_ns,
         "--out",
         str(out),
         *passthrough_args(args),
     ]
     levels = len(args.icmp_concurrency) * args.repeat * len(ctx.exporters)
     budget = levels * (args.warmup + args.duration + args.pause + 20) + 120
-    log(f"[icmp dgram] in a new network namespace: {shlex.join(argv)}")
-    proc = ctx.children.start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    try:
-        code = proc.wait(budget)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"the datagram ICMP run in a namespace took over {budget:.0f} s") from None
-    finally:
-        ctx.children.stop(proc)
-    if read_ping_group_range() != host_range:  # cannot happen: the write is per namespace
-        raise BenchError(f"the host's ping_group_range changed: {host_range!r} -> ?")
+    code = run_in_new_netns(ctx.children, argv, budget, "--netns-inner", "[icmp dgram]")
     if code != 0 or not out.exists():
         raise BenchError(f"the datagram ICMP run in a namespace failed (exit {code})")
     for line in out.read_text().splitlines():
@@ -899,12 +882,47 @@ def icmp_in_netns(ctx: Context) -> None:
             ctx.record(row)
 
 
-def setup_netns(host_ns: str) -> None:
-    """Inside the namespace `unshare -n` made: lo up, and datagram ICMP for every group."""
+def run_in_new_netns(
+    children: Children, argv: list[str], budget: float, inner_flag: str, tag: str
+) -> int:
+    """Run a Python script (argv) under `unshare -n`, in a new network namespace; its exit code.
+
+    The script gets `inner_flag HOST_NS` and calls setup_netns with it. Also used by
+    bench/levers/icmplib_multiping.py.
+    """
+    host_range = read_ping_group_range()
+    command = [
+        "unshare",
+        "-n",
+        "--",
+        sys.executable,
+        *argv,
+        inner_flag,
+        os.readlink("/proc/self/ns/net"),
+    ]
+    log(f"{tag} in a new network namespace: {shlex.join(command)}")
+    proc = children.start(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        code = proc.wait(budget)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{tag} the run in a namespace took over {budget:.0f} s") from None
+    finally:
+        children.stop(proc)
+    if read_ping_group_range() != host_range:  # cannot happen: the write is per namespace
+        raise BenchError(f"the host's ping_group_range changed: {host_range!r} -> ?")
+    return code
+
+
+DATAGRAM_FOR_ALL = "0 2147483647"
+"""A ping_group_range that lets every group open datagram ICMP sockets."""
+
+
+def setup_netns(host_ns: str, group_range: str = DATAGRAM_FOR_ALL) -> None:
+    """Inside the namespace `unshare -n` made: lo up, and its own ping_group_range."""
     if os.readlink("/proc/self/ns/net") == host_ns:
         raise BenchError("--netns-inner outside a new network namespace: refusing to touch sysctl")
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    PING_GROUP_RANGE.write_text("0 2147483647\n")
+    PING_GROUP_RANGE.write_text(group_range + "\n")
     log(f"[netns] lo up, ping_group_range {read_ping_group_range()!r} in this namespace only")
 
 

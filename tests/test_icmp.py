@@ -16,7 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sonde_exporter.config import ConfigError, IcmpModule, parse_config
-from sonde_exporter.icmp_socket import RAW, EchoExchange, Endpoint, echo_checksum, ones_sum
+from sonde_exporter.icmp.endpoint import EchoExchange, Endpoint, SocketMode
+from sonde_exporter.icmp.packets import echo_checksum, ones_sum
 from sonde_exporter.probers.base import TargetError
 from sonde_exporter.targets import parse_host
 
@@ -283,7 +284,7 @@ def test_a_wall_clock_step_falls_back_to_the_monotonic_rtt() -> None:
     # timestamps a step would produce. The kernel stamp and the send stamp are wall clock;
     # the monotonic pair around them bounds the RTT from above.
     with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
-        exchange = EchoExchange(Endpoint(socket.AF_INET6, RAW, sock), "::1", 3, 56)
+        exchange = EchoExchange(Endpoint(socket.AF_INET6, SocketMode.RAW, sock), "::1", 3, 56)
         exchange.sent = 3
         for index in range(3):
             exchange.sent_real[index] = 1_000_000_000_000

@@ -21,13 +21,13 @@ def use_uvloop() -> None:
 
 def drop_probe_log() -> None:
     """No per-probe debug log lines (they feed ?debug=true and /logs): their cost bound."""
-    from sonde_exporter import probe
+    from sonde_exporter.probers import base
 
     def drop(self: object, message: str, **fields: object) -> None:
         return None
 
     for level in ("debug", "info", "warn", "error"):
-        setattr(probe.ProbeLog, level, drop)
+        setattr(base.ProbeLog, level, drop)
 
 
 class _Null:

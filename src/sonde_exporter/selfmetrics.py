@@ -1,11 +1,13 @@
 """The exporter's own metrics, served on /metrics.
 
 Each server gets its own registry, so several can live in one process (the tests do that).
+The ICMP sockets are the process's, so every registry reads the same ones.
 """
 
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -15,18 +17,61 @@ from prometheus_client import (
     Info,
     disable_created_metrics,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 from . import __version__
-from .icmp_socket import IcmpSocketCollector
+from .icmp.sockets import FAMILY_NAMES, SOCKETS, IcmpSockets
 from .probers.mailbox import COUNTERS as EMAIL_COUNTERS
 
 # No *_created series: they would double /metrics, and blackbox_exporter has none either.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class IcmpSocketCollector(Collector):
+    """The socket mode per family, and what the shared ICMP sockets dropped or ignored.
+
+    Creating it detects the modes, so the exporter logs them once at startup.
+    """
+
+    def __init__(self, sockets: IcmpSockets = SOCKETS) -> None:
+        self._sockets = sockets
+        for family in FAMILY_NAMES:
+            sockets.support(family)
+
+    def collect(self) -> Iterable[Metric]:
+        mode = GaugeMetricFamily(
+            "sonde_icmp_socket_mode",
+            "ICMP socket type used for each IP protocol: datagram (unprivileged), raw, "
+            "or none (ICMP probes fail with icmp_permission)",
+            labels=("ip_protocol", "mode"),
+        )
+        for family, name in FAMILY_NAMES.items():
+            mode.add_metric((name, self._sockets.support(family).mode.value), 1)
+        drops = CounterMetricFamily(
+            "sonde_icmp_receive_drops",
+            "Packets the kernel dropped because a shared ICMP socket's receive buffer was full",
+            labels=("ip_protocol",),
+        )
+        unmatched = CounterMetricFamily(
+            "sonde_icmp_unmatched_replies",
+            "Echo replies that matched no running probe (late, foreign or forged)",
+            labels=("ip_protocol",),
+        )
+        totals: dict[str, tuple[int, int]] = {}
+        for endpoint in self._sockets.endpoints():
+            name = FAMILY_NAMES[endpoint.family]
+            dropped, ignored = totals.get(name, (0, 0))
+            totals[name] = (dropped + endpoint.drops, ignored + endpoint.unmatched)
+        for name, (dropped, ignored) in totals.items():
+            drops.add_metric((name,), dropped)
+            unmatched.add_metric((name,), ignored)
+        return [mode, drops, unmatched]
 
 
 class SelfMetrics:

@@ -1,7 +1,7 @@
 """ICMP prober: `count` echo requests `interval` apart, with loss, RTT statistics and jitter.
 
 blackbox_exporter sends one echo per probe; users asked for loss and jitter many times. The
-requests go out on the process's shared ICMP socket (icmp_socket.py), whose kernel receive
+requests go out on the process's shared ICMP socket (the icmp package), whose kernel receive
 timestamps keep RTTs honest when the event loop is busy.
 
 A request counts as lost when its reply has not arrived by the end of the probe: the
@@ -19,7 +19,9 @@ import math
 import socket
 
 from ..config import IcmpModule
-from ..icmp_socket import SOCKETS, EchoExchange, Endpoint, IcmpUnavailable, send_options
+from ..icmp.endpoint import EchoExchange, Endpoint
+from ..icmp.packets import SendOptions, send_options
+from ..icmp.sockets import SOCKETS, IcmpUnavailable
 from ..probe_metrics import ProbeGauge
 from ..resolve import resolve
 from ..targets import parse_host
@@ -82,7 +84,7 @@ async def probe_icmp(target: str, module: IcmpModule, ctx: ProbeContext) -> None
         exchange = endpoint.exchange(address.ip, module.count, module.payload_size)
     ctx.log.debug(
         "Sending echo requests",
-        socket_mode=endpoint.mode,
+        socket_mode=endpoint.mode.value,
         address=address.ip,
         ident=exchange.ident,
         count=module.count,
@@ -92,17 +94,16 @@ async def probe_icmp(target: str, module: IcmpModule, ctx: ProbeContext) -> None
     loop = asyncio.get_running_loop()
     start = loop.time()
     stop_at = ctx.deadline - min(_GRACE, 0.1 * (ctx.deadline - start))
-    span = (module.count - 1) * module.interval
     with exchange:
         try:
-            if start + span >= stop_at:
+            if start + module.send_span >= stop_at:
                 raise ProbeFailure(
                     Reason.TIMEOUT,
                     f"the probe timeout ({ctx.deadline - start:.3g}s) is too short to send "
                     f"{module.count} echo requests {module.interval:g}s apart; raise the "
                     "timeout or lower count or interval",
                 )
-            await _send_all(exchange, address.ip, address.family, module, options, toggle_df, start)
+            await _send_all(exchange, address.ip, module, options, toggle_df, start)
             await exchange.wait(stop_at)
         finally:
             _record(exchange, ctx)
@@ -129,9 +130,8 @@ def _check_source(family: socket.AddressFamily, source: str | None) -> None:
 async def _send_all(
     exchange: EchoExchange,
     ip: str,
-    family: socket.AddressFamily,
     module: IcmpModule,
-    options: tuple[tuple[int, int, bytes], ...],
+    options: SendOptions,
     toggle_df: bool,
     start: float,
 ) -> None:

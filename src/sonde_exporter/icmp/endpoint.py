@@ -1,0 +1,340 @@
+"""One shared ICMP socket, and the echo exchanges of the probes that use it.
+
+Why a demultiplexer: every probe of a family sends on the same socket, so the endpoint's
+reader gets every reply and routes it to the exchange that sent the request, by
+(identifier, sequence) and then source address and payload nonce. Anything else counts as
+unmatched and is dropped.
+
+Why two clocks: the kernel's receive stamp and the send stamp are both CLOCK_REALTIME; a
+monotonic measurement taken around them bounds the result, so a clock step cannot produce a
+wrong RTT (it falls back to the monotonic one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import random
+import socket
+import time
+from enum import StrEnum
+
+from ..logs import fields
+from . import linux
+from .packets import (
+    ANCILLARY_SIZE,
+    ECHO_REPLY,
+    ECHO_REQUEST,
+    NONCE_SIZE,
+    RECV_BUFFER,
+    SendOptions,
+    echo_payload,
+    echo_request,
+    ones_sum,
+    parse_echo_reply,
+    read_ancillary,
+)
+
+logger = logging.getLogger("sonde_exporter.icmp")
+
+
+class SocketMode(StrEnum):
+    """The ICMP socket type of a family, as /metrics shows it (sonde_icmp_socket_mode).
+
+    It decides who writes the checksum (raw IPv4: us) and whether replies arrive behind
+    their IP header (raw IPv4 again).
+    """
+
+    DATAGRAM = "datagram"
+    """Unprivileged (net.ipv4.ping_group_range); the kernel demultiplexes replies by id."""
+    RAW = "raw"
+    """Needs root or CAP_NET_RAW; receives a copy of every ICMP packet of the family."""
+    NONE = "none"
+    """Neither may be opened: ICMP probes fail with icmp_permission (or io_error)."""
+
+
+class EchoExchange:
+    """One probe's echo requests on a shared socket, and the replies routed back to it.
+
+    Use as a context manager: leaving it releases the probe's sequence numbers, after
+    which replies to them are ignored.
+    """
+
+    __slots__ = (
+        "_endpoint",
+        "_payload_sum",
+        "_waiter",
+        "clock_fallbacks",
+        "count",
+        "duplicates",
+        "hop_limits",
+        "ident",
+        "ip",
+        "nonce",
+        "payload",
+        "received",
+        "rtt_ns",
+        "sent",
+        "sent_mono",
+        "sent_real",
+        "seqs",
+    )
+
+    def __init__(self, endpoint: Endpoint, ip: str, count: int, payload_size: int) -> None:
+        self._endpoint = endpoint
+        self.ip = ip.partition("%")[0]
+        self.count = count
+        self.payload = echo_payload(payload_size)
+        self.nonce = self.payload[:NONCE_SIZE]
+        self._payload_sum = ones_sum(self.payload) if endpoint.checksummed else None
+        self.ident = endpoint.claim_ident()
+        self.seqs: list[int | None] = [None] * count
+        self.sent_real = [0] * count
+        self.sent_mono = [0] * count
+        self.rtt_ns: list[int | None] = [None] * count
+        self.hop_limits: list[int | None] = [None] * count
+        self.sent = 0
+        self.received = 0
+        self.duplicates = 0
+        self.clock_fallbacks = 0
+        self._waiter: asyncio.Future[None] | None = None
+
+    def __enter__(self) -> EchoExchange:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._endpoint.release(self)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.cancel()
+
+    async def send(
+        self, index: int, address: tuple[str, int], options: SendOptions, toggle_df: bool
+    ) -> None:
+        """Send echo request `index`; OSError when the kernel refuses it."""
+        endpoint = self._endpoint
+        seq = endpoint.claim_seq(self, index)
+        packet = echo_request(
+            endpoint.request_type, self.ident, seq, self.payload, self._payload_sum
+        )
+        while True:
+            self.sent_mono[index] = time.monotonic_ns()
+            self.sent_real[index] = time.time_ns()
+            try:
+                endpoint.transmit(packet, address, options, toggle_df)
+            except BlockingIOError:
+                await endpoint.writable()
+                continue
+            except OSError:
+                endpoint.release_seq(self, index)
+                raise
+            break
+        self.sent += 1
+        endpoint.drain()  # on loopback the reply is usually queued already
+
+    def reply(self, index: int, rx_real: int, now_mono: int, hop_limit: int | None) -> None:
+        """Record a reply to request `index` (called by the endpoint's reader)."""
+        if self.rtt_ns[index] is not None:
+            self.duplicates += 1
+            return
+        bound = now_mono - self.sent_mono[index]
+        rtt = rx_real - self.sent_real[index]
+        if not 0 <= rtt <= bound:  # no kernel timestamp, or the wall clock stepped
+            if rx_real:
+                self.clock_fallbacks += 1
+            rtt = bound
+        self.rtt_ns[index] = rtt
+        self.hop_limits[index] = hop_limit
+        self.received += 1
+        waiter = self._waiter
+        if waiter is not None and self.received >= self.sent and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, until: float) -> None:
+        """Wait until every request sent so far has a reply, or until loop time `until`."""
+        if self.received >= self.sent:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout_at(until):
+                await self._waiter
+        except TimeoutError:
+            pass
+        finally:
+            self._waiter = None
+
+
+class Endpoint:
+    """One long-lived ICMP socket of one family, read by the event loop, shared by probes."""
+
+    def __init__(
+        self,
+        family: socket.AddressFamily,
+        mode: SocketMode,
+        sock: socket.socket,
+        bound_source: str | None = None,
+    ) -> None:
+        self.family = family
+        self.mode = mode
+        self.sock = sock
+        self.bound_source = bound_source
+        """The source address this socket is bound to, instead of choosing it per packet."""
+        self.request_type = ECHO_REQUEST[family]
+        self.reply_type = ECHO_REPLY[family]
+        # The kernel fills in the checksum for datagram sockets and for ICMPv6.
+        self.checksummed = mode is SocketMode.RAW and family == socket.AF_INET
+        self.ip_header = mode is SocketMode.RAW and family == socket.AF_INET
+        self.fixed_ident: int | None = (
+            sock.getsockname()[1] if mode is SocketMode.DATAGRAM else None
+        )
+        self.drops = 0
+        self.unmatched = 0
+        self._table: dict[tuple[int, int], tuple[EchoExchange, int]] = {}
+        self._idents: dict[int, int] = {}
+        self._next_seq = random.getrandbits(16)
+        self._buffer = bytearray(RECV_BUFFER)
+        self._view = memoryview(self._buffer)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._default_pmtu = (
+            sock.getsockopt(socket.IPPROTO_IP, linux.IP_MTU_DISCOVER)
+            if family == socket.AF_INET
+            else 0
+        )
+
+    # -- probes' side ---------------------------------------------------------------
+
+    def exchange(self, ip: str, count: int, payload_size: int) -> EchoExchange:
+        self._attach()
+        return EchoExchange(self, ip, count, payload_size)
+
+    def claim_ident(self) -> int:
+        """Datagram: the socket's own id (the kernel rewrites it). Raw: a free random one."""
+        if self.fixed_ident is not None:
+            return self.fixed_ident
+        ident = random.getrandbits(16)
+        for _ in range(64):
+            if ident not in self._idents:
+                break
+            ident = random.getrandbits(16)
+        self._idents[ident] = self._idents.get(ident, 0) + 1
+        return ident
+
+    def claim_seq(self, exchange: EchoExchange, index: int) -> int:
+        for _ in range(65536):
+            seq = self._next_seq
+            self._next_seq = (seq + 1) & 0xFFFF
+            key = (exchange.ident, seq)
+            if key not in self._table:
+                self._table[key] = (exchange, index)
+                exchange.seqs[index] = seq
+                return seq
+        raise OSError(errno.EBUSY, "all 65536 ICMP sequence numbers are in flight")
+
+    def release_seq(self, exchange: EchoExchange, index: int) -> None:
+        seq = exchange.seqs[index]
+        if seq is not None:
+            self._table.pop((exchange.ident, seq), None)
+            exchange.seqs[index] = None
+
+    def release(self, exchange: EchoExchange) -> None:
+        for index in range(exchange.count):
+            self.release_seq(exchange, index)
+        if self.fixed_ident is None:
+            left = self._idents.get(exchange.ident, 0) - 1
+            if left > 0:
+                self._idents[exchange.ident] = left
+            else:
+                self._idents.pop(exchange.ident, None)
+
+    def transmit(
+        self, packet: bytes, address: tuple[str, int], options: SendOptions, toggle_df: bool
+    ) -> None:
+        sock = self.sock
+        if toggle_df:
+            sock.setsockopt(socket.IPPROTO_IP, linux.IP_MTU_DISCOVER, linux.IP_PMTUDISC_PROBE)
+            try:
+                sock.sendmsg([packet], options, 0, address)
+            finally:
+                sock.setsockopt(socket.IPPROTO_IP, linux.IP_MTU_DISCOVER, self._default_pmtu)
+        elif options:
+            sock.sendmsg([packet], options, 0, address)
+        else:
+            sock.sendto(packet, address)
+
+    async def writable(self) -> None:
+        """Wait until the socket can send again (its send buffer was full)."""
+        loop = asyncio.get_running_loop()
+        if self._writable is None or self._writable.done():
+            self._writable = loop.create_future()
+            loop.add_writer(self.sock.fileno(), self._on_writable)
+        await asyncio.shield(self._writable)
+
+    def _on_writable(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_writer(self.sock.fileno())
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    # -- the reader -----------------------------------------------------------------
+
+    def _attach(self) -> None:
+        """Read this socket from the running loop (tests run several loops in turn)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        old = self._loop
+        if old is not None and not old.is_closed():
+            old.remove_reader(self.sock.fileno())
+            old.remove_writer(self.sock.fileno())
+        self._writable = None
+        loop.add_reader(self.sock.fileno(), self.drain)
+        self._loop = loop
+
+    def drain(self) -> None:
+        """Read every queued packet and route the echo replies to their exchanges."""
+        sock, buffer, view = self.sock, self._buffer, self._view
+        table = self._table
+        while True:
+            try:
+                size, ancdata, _flags, address = sock.recvmsg_into([view], ANCILLARY_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # a pending socket error is reported once, then cleared
+                logger.debug("ICMP socket receive error", extra=fields(error=str(exc)))
+                continue
+            rx_real, hop, drops = read_ancillary(ancdata)
+            if drops is not None:
+                self.drops = max(self.drops, drops)
+            parsed = parse_echo_reply(buffer, size, self.ip_header, self.reply_type)
+            if parsed is None:
+                continue
+            ident, seq, start = parsed
+            entry = table.get((ident, seq))
+            if entry is None:
+                self.unmatched += 1
+                continue
+            exchange, index = entry
+            source: str = address[0]
+            if self.family == socket.AF_INET6 and "%" in source:
+                source = source.partition("%")[0]
+            nonce = exchange.nonce
+            if (
+                source != exchange.ip
+                or size - start < len(nonce)
+                or buffer[start : start + len(nonce)] != nonce
+            ):
+                self.unmatched += 1
+                continue
+            exchange.reply(index, rx_real, time.monotonic_ns(), hop)
+
+    def close(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self.sock.fileno())
+            loop.remove_writer(self.sock.fileno())
+        self._loop = None
+        self.sock.close()

@@ -1,0 +1,14 @@
+"""Linux socket constants that the socket module of Python 3.11 does not export."""
+
+SO_TIMESTAMPNS = 35
+SO_RXQ_OVFL = 40
+SO_SNDBUFFORCE = 32
+SO_RCVBUFFORCE = 33
+SOL_RAW = 255
+ICMP_FILTER = 1
+ICMP6_FILTER = 1
+IP_PKTINFO = 8
+IP_MTU_DISCOVER = 10
+IP_PMTUDISC_PROBE = 3
+IP_RECVTTL = 12
+IP_TTL = 2
