@@ -24,7 +24,7 @@ from conftest import parse_metrics, probe
 from mailstack import AUTHRES_SUBJECT, HOLD_SUBJECT, MailStack
 
 from sonde_exporter.logs import LogfmtFormatter
-from sonde_exporter.probers import mailbox as mailbox_module
+from sonde_exporter.probers.email import poller as poller_module
 
 SEND_MODES = ("smtp", "submission", "smtps")
 RECEIVE_MODES = ("pop3", "pop3s", "imap", "imaps")
@@ -304,7 +304,7 @@ async def test_ten_concurrent_probes_on_one_pop3_mailbox_all_succeed(email_clien
         assert status == 200
         assert parse_metrics(body)["probe_success"] == 1, body
     assert probe_files(mail_stack) == []
-    assert not any(m.busy for m in mailbox_module._MAILBOXES.values())  # pollers went away
+    assert not any(m.busy for m in poller_module._POLLERS.values())  # pollers went away
 
 
 async def test_probes_waiting_on_one_mailbox_share_one_poller(email_client, mail_stack):
@@ -313,14 +313,14 @@ async def test_probes_waiting_on_one_mailbox_share_one_poller(email_client, mail
     probes = [asyncio.create_task(probe(client, module="held", target="")) for _ in range(10)]
 
     def waiting() -> int:
-        return sum(len(m.waiters) for m in mailbox_module._MAILBOXES.values())
+        return sum(len(m.waiters) for m in poller_module._POLLERS.values())
 
     for _ in range(500):  # each probe registers once SMTP has accepted (and Postfix held) it
         if waiting() == 10:
             break
         await asyncio.sleep(0.01)
     assert mail_stack.held() == 10
-    busy = [m for m in mailbox_module._MAILBOXES.values() if m.busy]
+    busy = [m for m in poller_module._POLLERS.values() if m.busy]
     assert len(busy) == 1 and len(busy[0].waiters) == 10
     await asyncio.to_thread(mail_stack.release_held)
     for _, body in await asyncio.gather(*probes):

@@ -21,7 +21,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from . import __version__
 from .icmp_socket import IcmpSocketCollector
-from .probers.mailbox import COUNTERS as EMAIL_COUNTERS
+from .probers.email.counters import COUNTERS as EMAIL_COUNTERS
 
 # No *_created series: they would double /metrics, and blackbox_exporter has none either.
 disable_created_metrics()  # type: ignore[no-untyped-call]
