@@ -101,8 +101,12 @@ class MailServer(Strict):
         return self._url
 
     @model_validator(mode="after")
-    def _load_password(self, info: ValidationInfo) -> MailServer:
+    def _keep_url(self) -> MailServer:
         self._url = parse_mail_url(self.url, self._SCHEMES)
+        return self
+
+    @model_validator(mode="after")
+    def _load_password(self, info: ValidationInfo) -> MailServer:
         given = [
             name
             for name in ("password", "password_file", "password_env")

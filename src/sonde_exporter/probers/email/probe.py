@@ -61,7 +61,7 @@ async def probe_email(target: EmailTarget, module: EmailModule, ctx: ProbeContex
         raise
     try:
         await smtp.quit_and_discard(client)
-        ctx.log.debug("Waiting for the probe mail", mailbox=module.receive.url)
+        ctx.log.debug("Waiting for the probe mail", receive=module.receive.url)
         ctx.timeout_reason = Reason.NOT_DELIVERED
         try:
             delivery = await waiter.future

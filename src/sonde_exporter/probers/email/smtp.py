@@ -91,11 +91,14 @@ async def send(client: aiosmtplib.SMTP, module: EmailModule, message: bytes) -> 
 
 
 async def quit_and_discard(client: aiosmtplib.SMTP) -> None:
-    """QUIT after the mail is in, as a courtesy: its failure changes nothing."""
-    with contextlib.suppress(SMTPException, OSError, TimeoutError):
-        async with asyncio.timeout(_QUIT_TIMEOUT):
-            await client.quit()
-    discard(client)
+    """QUIT after the mail is in, as a courtesy: its failure changes nothing. The session is
+    dropped however QUIT ends, the probe's deadline included."""
+    try:
+        with contextlib.suppress(SMTPException, OSError, TimeoutError):
+            async with asyncio.timeout(_QUIT_TIMEOUT):
+                await client.quit()
+    finally:
+        discard(client)
 
 
 def discard(client: aiosmtplib.SMTP) -> None:
