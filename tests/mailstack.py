@@ -2,9 +2,10 @@
 
 Postfix takes mail on three ports (plain SMTP, submission with STARTTLS + AUTH, SMTPS + AUTH)
 and hands it to Dovecot over LMTP; Dovecot serves POP3 (STLS), POP3S, IMAP (STARTTLS) and
-IMAPS and does SASL for Postfix, so one passwd file covers every protocol. Everything lives
-in a fresh temporary directory with free ports; both masters are stopped by PID.
-Field notes behind every setting: /work/shared/docs/mailstack-notes.md.
+IMAPS and does SASL for Postfix, so one passwd file covers every protocol. Every port listens
+on 127.0.0.1 and on ::1. Everything lives in a fresh temporary directory with free ports;
+both masters are stopped by PID.
+Field notes behind every setting: ../shared/docs/mailstack-notes.md (relative to the repository).
 
 Run it by hand with `python tests/mailstack.py` (starts, prints the ports, waits for Enter).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import itertools
 import os
 import re
 import secrets
@@ -45,6 +47,8 @@ HOLD_SUBJECT = "hold-"
 """Mails whose subject starts with this are put on hold until `release()`."""
 
 _PORT_NAMES = ("smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps")
+LISTEN = ("127.0.0.1", "::1")
+"""Every port listens on both loopback addresses (the email prober's address choice)."""
 
 
 @dataclass
@@ -59,9 +63,10 @@ class MailStack:
     def address(self, user: str = "tester") -> str:
         return f"{user}@{DOMAIN}"
 
-    def url(self, name: str) -> str:
+    def url(self, name: str, ip: str = "127.0.0.1") -> str:
         scheme = {"submission": "smtp", "smtp": "smtp"}.get(name, name)
-        return f"{scheme}://127.0.0.1:{self.ports[name]}"
+        host = f"[{ip}]" if ":" in ip else ip
+        return f"{scheme}://{host}:{self.ports[name]}"
 
     @property
     def maillog(self) -> Path:
@@ -87,6 +92,29 @@ class MailStack:
         match = re.search(r"Released from hold: (\d+) message", out.stderr)
         self.postfix("postqueue", "-f")
         return int(match.group(1)) if match else 0
+
+    def queue_log(self, token: str, pattern: str, wait: float = 2.0) -> re.Match[str]:
+        """The first match of `pattern` on a maillog line of the probe mail with this token
+        (found by its Message-ID's queue id); waits up to `wait` s for Postfix to log it."""
+        deadline = time.monotonic() + wait
+        while True:
+            log = self.maillog.read_text()
+            queue = re.search(rf"(\w+): message-id=<{token}\.sonde@", log)
+            if queue:
+                match = re.search(rf"{queue.group(1)}: {pattern}", log)
+                if match:
+                    return match
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {pattern!r} line for {token} in {self.maillog}")
+            time.sleep(0.01)
+
+    def delay(self, token: str) -> float:
+        """delay= of the probe mail's status=sent line (Postfix logs it in 10 ms steps)."""
+        return float(self.queue_log(token, r"to=<.*?delay=([0-9.]+),.*status=sent").group(1))
+
+    def client(self, token: str) -> str:
+        """The client address Postfix logged for the probe mail: `[::1]` or `[127.0.0.1]`."""
+        return self.queue_log(token, r"client=[^\[]*(\[[^\]]+\])").group(1)
 
     def held(self) -> int:
         hold = self.root / "postfix" / "spool" / "hold"
@@ -203,7 +231,7 @@ def _start_once() -> MailStack:
 def _write_tls(stack: MailStack) -> None:
     tls = stack.root / "tls"
     tls.mkdir()
-    cert = stack.ca.issue_cert("localhost", "127.0.0.1")
+    cert = stack.ca.issue_cert("localhost", *LISTEN)
     cert.private_key_pem.write_to_path(str(tls / "key.pem"))
     cert.cert_chain_pems[0].write_to_path(str(tls / "cert.pem"))
     for extra in cert.cert_chain_pems[1:]:
@@ -237,7 +265,7 @@ def _write_dovecot(stack: MailStack) -> None:
         f"state_dir = {dov}/state",
         f"log_path = {dov}/dovecot.log",
         "protocols = pop3 imap lmtp",
-        "listen = 127.0.0.1",
+        f"listen = {', '.join(LISTEN)}",
         "ssl = yes",
         f"ssl_cert = <{d}/tls/cert.pem",
         f"ssl_key = <{d}/tls/key.pem",
@@ -304,8 +332,8 @@ def _write_postfix(stack: MailStack) -> None:
         "maillog_file_prefixes": str(d),
         "myhostname": "localhost",
         "mydomain": DOMAIN,
-        "inet_interfaces": "127.0.0.1",
-        "inet_protocols": "ipv4",
+        "inet_interfaces": "127.0.0.1, [::1]",
+        "inet_protocols": "ipv4, ipv6",
         "mydestination": "",
         "alias_maps": "",
         "alias_database": "",
@@ -330,11 +358,17 @@ def _write_postfix(stack: MailStack) -> None:
     (conf / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in main.items()))
     p = stack.ports
     authed = "-o smtpd_client_restrictions=permit_sasl_authenticated,reject"
+    smtpd = {
+        "smtp": "",
+        "submission": f" -o smtpd_tls_security_level=encrypt -o smtpd_tls_auth_only=yes {authed}",
+        "smtps": f" -o smtpd_tls_wrappermode=yes {authed}",
+    }
     services = [
-        f"127.0.0.1:{p['smtp']} inet n - n - - smtpd",
-        f"127.0.0.1:{p['submission']} inet n - n - - smtpd -o smtpd_tls_security_level=encrypt"
-        f" -o smtpd_tls_auth_only=yes {authed}",
-        f"127.0.0.1:{p['smtps']} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes {authed}",
+        *(
+            f"{host}:{p[name]} inet n - n - - smtpd{options}"
+            for host in ("127.0.0.1", "[::1]")
+            for name, options in smtpd.items()
+        ),
         "pickup unix n - n 60 1 pickup",
         "cleanup unix n - n - 0 cleanup",
         "qmgr unix n - n 300 1 qmgr",
@@ -380,14 +414,14 @@ def _read_pid(path: Path) -> int:
 
 def _wait_for_ports(stack: MailStack) -> None:
     deadline = time.monotonic() + 10
-    for name, port in stack.ports.items():
+    for (name, port), ip in itertools.product(stack.ports.items(), LISTEN):
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                socket.create_connection((ip, port), timeout=1).close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} port {port} does not answer") from None
+                    raise RuntimeError(f"{name} port {port} does not answer on {ip}") from None
                 time.sleep(0.05)
 
 

@@ -24,10 +24,10 @@ from grafana_files import (
     substitute,
 )
 
-import sonde_exporter.probers.email as email_prober
+import sonde_exporter.probers.email.gauges as email_prober
 import sonde_exporter.probers.icmp as icmp_prober
 from sonde_exporter.probe_metrics import ProbeGauge
-from sonde_exporter.probers.mailbox import COUNTERS as EMAIL_COUNTERS
+from sonde_exporter.probers.email.counters import COUNTERS as EMAIL_COUNTERS
 
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 # Panel types built into both Grafana 10 and 11. Angular panels (graph, singlestat, table-old)

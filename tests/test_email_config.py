@@ -9,12 +9,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import probe
 
-from sonde_exporter.config import ConfigError, parse_config
+from sonde_exporter.config import ConfigError, dump_yaml, parse_config
 from sonde_exporter.probers import get_prober
 from sonde_exporter.probers.base import TargetError
-from sonde_exporter.probers.mailproto import auth_results, parse_headers
+from sonde_exporter.probers.email.headers import auth_results, parse_headers
 from sonde_exporter.targets import EmailTarget, parse_email_target
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,6 +116,8 @@ async def test_unset_password_env_loads_but_fails_probes_before_any_traffic(
         ("url: smtp://mx.example.com\npassword: p", "username is empty"),
         ("url: smtp://m.example.com\nusername: u\npassword: p\npassword_env: X", "only one"),
         ("url: smtp://mx.example.com\nhelo: 'bad name'", "helo"),
+        ("url: smtp://mx.example.com:0", "port '0' is not a number from 1 to 65535"),
+        ("url: smtps://mx.example.com:0", "port '0' is not a number from 1 to 65535"),
     ],
 )
 def test_smtp_errors_name_the_problem(smtp: str, message: str):
@@ -131,6 +134,7 @@ def test_smtp_errors_name_the_problem(smtp: str, message: str):
             "url: imap://m.example.com\nusername: u\npassword_file: /nonexistent/pw",
             "cannot read '/nonexistent/pw'",
         ),
+        ("url: imaps://m.example.com:0\nusername: u\npassword: p", "port '0' is not a number"),
     ],
 )
 def test_receive_errors_name_the_problem(receive: str, message: str):
@@ -161,6 +165,48 @@ def test_error_names_file_line_and_field():
 
 
 @pytest.mark.parametrize(
+    ("smtp", "receive", "where"),
+    [
+        ("url: smtps://mx.example.com\nstarttls: never", "", "7: modules.mail.email.smtp.starttls"),
+        (
+            "",
+            "url: imaps://m.example.com\nusername: u\npassword: p\nstarttls: always",
+            "12: modules.mail.email.receive.starttls",
+        ),
+        (
+            "",
+            "url: pop3://m.example.com\nusername: u\npassword: p\nmailbox: Probes",
+            "12: modules.mail.email.receive.mailbox",
+        ),
+        ("url: smtp://mx.example.com:0", "", "6: modules.mail.email.smtp.url"),
+    ],
+)
+def test_errors_point_at_the_offending_setting_not_its_block(smtp: str, receive: str, where: str):
+    """starttls under an implicit-TLS URL is wrong on the starttls line, not on `smtp:`."""
+    assert error_of(email_config(smtp=smtp, receive=receive)).startswith(f"c.yml:{where}:")
+
+
+def test_dumped_email_modules_load_back():
+    """/config prints dump_yaml; an implicit-TLS URL must not come back with starttls (nor a
+    POP3 URL with mailbox), which the loader refuses."""
+    modules = [
+        email_config(
+            smtp="url: smtps://mx.example.com\nusername: u\npassword: p",
+            receive="url: imaps://m.example.com\nusername: u\npassword: p\nmailbox: Probes",
+        ),
+        email_config(receive="url: pop3://m.example.com\nusername: u\npassword: p"),
+    ]
+    config = parse_config(modules[0] + modules[1].replace("modules:\n  mail:", "  pop3:"), "c.yml")
+    dumped = dump_yaml(config)
+    assert "starttls: never" in dumped  # the smtp:// module keeps its setting
+    again = parse_config(dumped, "dumped.yml")
+    assert again.model_dump(mode="json") == config.model_dump(mode="json")
+    email = again.modules["mail"].email
+    assert email is not None and email.receive.mailbox == "Probes"
+    assert "starttls" not in yaml.safe_dump(email.model_dump(mode="json"))
+
+
+@pytest.mark.parametrize(
     ("target", "parsed"),
     [
         ("", EmailTarget()),
@@ -183,6 +229,8 @@ def test_email_targets(target: str, parsed: EmailTarget):
         "smtp://u:p@mx.example.com",
         "smtp://mx/x",
         "mx:0",
+        "smtp://mx.example.com:0",
+        "smtps://[::1]:0",
         "a b",
         "[1.2.3.4]",
     ],
@@ -219,3 +267,41 @@ def test_header_parsing_accepts_only_well_formed_tokens():
     assert info.token == "ab" * 16 and info.sent == 1767225600
     assert parse_headers(b"X-Sonde-Probe: not-a-token\r\n\r\n").token is None
     assert parse_headers(b"Subject: hello\r\nDate: garbage\r\n\r\n") == parse_headers(b"\r\n")
+
+
+MAIL_STACK_CHECK = """
+import asyncio, sys
+from aiohttp.test_utils import TestClient, TestServer
+from sonde_exporter.exporter import Exporter
+from sonde_exporter.server import create_app
+
+async def main(config_path):
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with TestClient(TestServer(create_app(Exporter.from_file(config_path)))) as client:
+        for path in ("/metrics", "/config", f"/probe?module=tcp&target=127.0.0.1:{port}"):
+            response = await client.get(path)
+            assert response.status == 200, await response.text()
+    server.close()
+    heavy = ("aiosmtplib", "cryptography", "sonde_exporter.probers.email")
+    print(" ".join(sorted(m for m in sys.modules if m.startswith(heavy))))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_an_exporter_without_email_modules_never_loads_the_mail_stack(tmp_path: Path):
+    """aiosmtplib, the mail clients and cryptography cost memory and start-up time: a TCP-only
+    exporter that served /metrics, /config and a probe has loaded only the email counters."""
+    config = tmp_path / "config.yml"
+    config.write_text("modules:\n  tcp:\n    prober: tcp\n")
+    result = subprocess.run(
+        [sys.executable, "-c", MAIL_STACK_CHECK, str(config)],
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = result.stdout.split()
+    assert loaded == ["sonde_exporter.probers.email", "sonde_exporter.probers.email.counters"]

@@ -45,6 +45,13 @@ async def resolve(host: str, preferred: str, fallback: bool, ctx: ProbeContext) 
     return address
 
 
+async def choose_address(host: str, preferred: str, fallback: bool) -> Address:
+    """resolve() without a probe's metrics, for connections made on behalf of several probes
+    (the email prober's mailbox poller)."""
+    want = _FAMILY[preferred]
+    return _literal(host, want, fallback) or await _lookup(host, want, fallback)
+
+
 def _literal(host: str, want: socket.AddressFamily, fallback: bool) -> Address | None:
     address = _parse_literal(host)
     if address is not None and address.family != want and not fallback:

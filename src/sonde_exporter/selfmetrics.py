@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from . import __version__
 from .icmp.sockets import FAMILY_NAMES, SOCKETS, IcmpSockets
-from .probers.mailbox import COUNTERS as EMAIL_COUNTERS
+from .probers.email.counters import COUNTERS as EMAIL_COUNTERS
 
 # No *_created series: they would double /metrics, and blackbox_exporter has none either.
 disable_created_metrics()  # type: ignore[no-untyped-call]

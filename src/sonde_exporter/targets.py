@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .probers.base import TargetError
@@ -121,6 +122,47 @@ def parse_host(target: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class MailUrl:
+    """A mail server URL taken apart: scheme, host, port and whether TLS starts at connect."""
+
+    scheme: str
+    host: str
+    port: int
+    implicit_tls: bool
+
+
+MailSchemes = Mapping[str, tuple[int, bool]]
+"""scheme: (default port, implicit TLS)."""
+SMTP_SCHEMES: MailSchemes = {"smtp": (25, False), "smtps": (465, True)}
+RECEIVE_SCHEMES: MailSchemes = {
+    "pop3": (110, False),
+    "pop3s": (995, True),
+    "imap": (143, False),
+    "imaps": (993, True),
+}
+
+
+def parse_mail_url(value: str, schemes: MailSchemes) -> MailUrl:
+    """`scheme://host[:port]`: the one reading of a mail server URL, for a module's smtp.url
+    and receive.url and for an email probe's target. Port 0 is an error, as in any target;
+    credentials never go in a URL."""
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in schemes:
+        names = ", ".join(f"{s}://" for s in schemes)
+        raise TargetError(f"URL {value!r} must start with one of {names}")
+    if "@" in rest:
+        raise TargetError("credentials do not belong in the URL; set them in the module")
+    rest = rest.removesuffix("/")
+    if any(c in rest for c in "/?#"):
+        raise TargetError(f"URL {value!r} must be {scheme}://host[:port] with no path or query")
+    if not rest:
+        raise TargetError(f"URL {value!r} has no host")
+    parsed = _host_maybe_port(rest)
+    default_port, implicit_tls = schemes[scheme]
+    return MailUrl(scheme, parsed.host, parsed.port or default_port, implicit_tls)
+
+
+@dataclass(frozen=True, slots=True)
 class EmailTarget:
     """The SMTP server an email probe sends to; None fields come from the module's smtp.url."""
 
@@ -130,26 +172,13 @@ class EmailTarget:
     """True for smtps://, False for smtp://, None to keep the module's scheme."""
 
 
-_SMTP_DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
-
-
 def parse_email_target(target: str) -> EmailTarget:
     """Empty (the module's URL), `host`, `host:port`, `[ipv6]:port`, or `smtp(s)://host[:port]`."""
     if not target:
         return EmailTarget()
     if "://" in target:
-        scheme, _, rest = target.partition("://")
-        if scheme not in _SMTP_DEFAULT_PORTS:
-            raise TargetError(f"target {target!r}: the scheme must be smtp:// or smtps://")
-        if "@" in rest:
-            raise TargetError("credentials do not belong in the target; set them in the module")
-        rest = rest.removesuffix("/")
-        if any(c in rest for c in "/?#"):
-            raise TargetError(f"target {target!r} must be {scheme}://host[:port] with no path")
-        parsed = _host_maybe_port(rest)
-        return EmailTarget(
-            parsed.host, parsed.port or _SMTP_DEFAULT_PORTS[scheme], scheme == "smtps"
-        )
+        url = parse_mail_url(target, SMTP_SCHEMES)
+        return EmailTarget(url.host, url.port, url.implicit_tls)
     parsed = _host_maybe_port(target)
     return EmailTarget(parsed.host, parsed.port or None)
 

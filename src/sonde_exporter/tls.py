@@ -1,15 +1,23 @@
-"""TLS client contexts (built once per config load) and the certificate metrics of a probe."""
+"""TLS client contexts (built once per config load), the certificate metrics of a probe, and
+the one wording of a failed handshake that every prober uses.
+
+`cryptography` (about 8 MB resident) is imported on the first certificate to parse, so an
+exporter that never completes a TLS handshake never loads it.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 import ssl
-from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from .probe_metrics import ProbeGauge, ProbeMetrics
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 _VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -88,6 +96,36 @@ def _reason(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
 
 
+_SSL_NOISE = re.compile(r"^\[[^]]*\] | \(_ssl\.c:\d+\)$")
+
+
+def describe_tls_error(exc: BaseException) -> str:
+    """A failed handshake in one wording for every prober: why verification failed, or
+    OpenSSL's own words ("tlsv13 alert certificate required") or the OS error text."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate verification failed: {exc.verify_message}"
+    return f"TLS handshake failed: {error_text(exc)}"
+
+
+def error_text(exc: BaseException) -> str:
+    """OpenSSL's words for an SSLError without its "[SSL: X]" and "(_ssl.c:N)" noise, the
+    OS text for another OSError, else the exception's own text."""
+    if isinstance(exc, ssl.SSLError):
+        text = _SSL_NOISE.sub("", str(exc.args[-1]) if exc.args else "")
+        return text or str(exc.reason or type(exc).__name__)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+@functools.cache
+def _x509() -> ModuleType:
+    """cryptography.x509, imported on first use and then reused."""
+    from cryptography import x509
+
+    return x509
+
+
 def record_tls_metrics(metrics: ProbeMetrics, ssl_object: Any) -> None:
     """Set blackbox_exporter's TLS metrics from a completed handshake, with Go's label text."""
     version = ssl_object.version()
@@ -99,18 +137,23 @@ def record_tls_metrics(metrics: ProbeMetrics, ssl_object: Any) -> None:
     verified = _chain(raw, "get_verified_chain")
     if not sent:
         leaf_der = ssl_object.getpeercert(binary_form=True)
-        sent = [x509.load_der_x509_certificate(leaf_der)] if leaf_der else []
+        sent = [leaf_der] if leaf_der else []
     if not sent:
         return
-    metrics.set(SSL_EARLIEST_CERT_EXPIRY, min(_not_after(c) for c in sent))
+    lib = _x509()
+    certs = [lib.load_der_x509_certificate(der) for der in sent]
+    metrics.set(SSL_EARLIEST_CERT_EXPIRY, min(_not_after(c) for c in certs))
     if verified and ssl_object.context.verify_mode != ssl.CERT_NONE:
-        metrics.set(SSL_LAST_CHAIN_EXPIRY, min(_not_after(c) for c in verified))
-    leaf = sent[0]
+        metrics.set(
+            SSL_LAST_CHAIN_EXPIRY,
+            min(_not_after(lib.load_der_x509_certificate(der)) for der in verified),
+        )
+    leaf = certs[0]
     serial = abs(leaf.serial_number)
     metrics.set(
         SSL_LAST_CHAIN_INFO,
         1,
-        hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest(),
+        hashlib.sha256(sent[0]).hexdigest(),
         go_name(leaf.subject),
         go_name(leaf.issuer),
         ",".join(_dns_names(leaf)),
@@ -118,7 +161,8 @@ def record_tls_metrics(metrics: ProbeMetrics, ssl_object: Any) -> None:
     )
 
 
-def _chain(raw: Any, method: str) -> list[x509.Certificate]:
+def _chain(raw: Any, method: str) -> list[bytes]:
+    """The DER of each certificate of a chain; empty when this Python cannot tell."""
     getter = getattr(raw, method, None)
     if getter is None:
         return []
@@ -126,7 +170,7 @@ def _chain(raw: Any, method: str) -> list[x509.Certificate]:
         certs = getter() or []
     except (ssl.SSLError, ValueError):
         return []
-    return [x509.load_der_x509_certificate(_der(c)) for c in certs]
+    return [_der(c) for c in certs]
 
 
 def _der(cert: Any) -> bytes:
@@ -141,11 +185,14 @@ def _not_after(cert: x509.Certificate) -> float:
 
 
 def _dns_names(cert: x509.Certificate) -> list[str]:
+    lib = _x509()
     try:
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
+        names: x509.SubjectAlternativeName = cert.extensions.get_extension_for_class(
+            lib.SubjectAlternativeName
+        ).value
+    except lib.ExtensionNotFound:
         return []
-    return names.get_values_for_type(x509.DNSName)
+    return names.get_values_for_type(lib.DNSName)
 
 
 # Go's pkix.Name keeps these attributes in named fields and prints them in this order

@@ -8,12 +8,12 @@ fields.py holds the value types, tls.py, email.py and modules.py the blocks, err
 problems into `file:line: field: message`, loader.py reads and writes files.
 """
 
+from .address import AddressChoice
 from .email import EmailModule, MailUrl, ReceiveSettings, SmtpSettings, parse_mail_url
 from .errors import ConfigError
 from .fields import REDACTED, Duration, Regex, Secret, Strict
 from .loader import dump_yaml, load_config, parse_config
 from .modules import (
-    AddressChoice,
     Config,
     IcmpModule,
     Label,

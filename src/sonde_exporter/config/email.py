@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 import re
 import socket
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     Field,
@@ -22,47 +20,14 @@ from pydantic import (
     model_validator,
 )
 
+from ..targets import RECEIVE_SCHEMES, SMTP_SCHEMES, MailSchemes, MailUrl, parse_mail_url
+from .address import AddressChoice
 from .fields import Duration, Secret, Strict, config_path, header_safe
 from .tls import TlsConfig
 
+__all__ = ["EmailModule", "MailUrl", "ReceiveSettings", "SmtpSettings", "parse_mail_url"]
+
 StartTls = Literal["always", "opportunistic", "never"]
-_SMTP_SCHEMES = {"smtp": (25, False), "smtps": (465, True)}
-_RECEIVE_SCHEMES = {
-    "pop3": (110, False),
-    "pop3s": (995, True),
-    "imap": (143, False),
-    "imaps": (993, True),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class MailUrl:
-    """A mail server URL taken apart: scheme, host, port and whether TLS starts at connect."""
-
-    scheme: str
-    host: str
-    port: int
-    implicit_tls: bool
-
-
-def parse_mail_url(value: str, schemes: dict[str, tuple[int, bool]]) -> MailUrl:
-    """`scheme://host[:port]`; ValueError says what is wrong. Credentials never go in URLs."""
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"invalid URL {value!r}: {exc}") from None
-    names = ", ".join(f"{s}://" for s in schemes)
-    if parts.scheme not in schemes:
-        raise ValueError(f"URL {value!r} must start with one of {names}")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("credentials do not belong in the URL; use username and password_file")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"URL {value!r} must be scheme://host[:port] with no path or query")
-    if not parts.hostname:
-        raise ValueError(f"URL {value!r} has no host")
-    default_port, implicit_tls = schemes[parts.scheme]
-    return MailUrl(parts.scheme, parts.hostname, port or default_port, implicit_tls)
 
 
 def _address(value: str) -> str:
@@ -85,13 +50,60 @@ class MailServer(Strict):
     the module loads and its probes fail with smtp_auth / receive_auth saying what is missing.
     """
 
+    _SCHEMES: ClassVar[MailSchemes]
     url: str
     username: str = ""
     password: Secret | None = None
     password_file: str | None = None
     password_env: str | None = None
     tls_config: TlsConfig = Field(default_factory=dict, validate_default=True)
+    starttls: StartTls = "always"
     _secret: SecretStr | None = PrivateAttr(default=None)
+    _url: MailUrl = PrivateAttr()
+
+    @field_validator("url")
+    @classmethod
+    def _url_form(cls, value: str) -> str:
+        parse_mail_url(value, cls._SCHEMES)
+        return value
+
+    @field_validator("starttls")
+    @classmethod
+    def _plain_url_only(cls, value: StartTls, info: ValidationInfo) -> StartTls:
+        """Checked on the field, so that an error points at the starttls line."""
+        url = cls._url_of(info)
+        if url is not None and url.implicit_tls:
+            plain = " and ".join(f"{s}://" for s, (_, tls) in cls._SCHEMES.items() if not tls)
+            raise ValueError(
+                f"starttls applies to {plain} URLs; {url.scheme}:// is TLS from the start"
+            )
+        return value
+
+    @classmethod
+    def _url_of(cls, info: ValidationInfo) -> MailUrl | None:
+        """The URL validated before this field; None when it was missing or wrong."""
+        url = info.data.get("url")
+        return None if url is None else parse_mail_url(url, cls._SCHEMES)
+
+    @model_serializer(mode="wrap")
+    def _dump_applicable(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave out the settings this URL's scheme refuses, so /config loads back as it is."""
+        data: dict[str, Any] = handler(self)
+        for name in self._inapplicable():
+            data.pop(name, None)
+        return data
+
+    def _inapplicable(self) -> tuple[str, ...]:
+        return ("starttls",) if self._url.implicit_tls else ()
+
+    @property
+    def parsed_url(self) -> MailUrl:
+        return self._url
+
+    @model_validator(mode="after")
+    def _keep_url(self) -> MailServer:
+        self._url = parse_mail_url(self.url, self._SCHEMES)
+        return self
 
     @model_validator(mode="after")
     def _load_password(self, info: ValidationInfo) -> MailServer:
@@ -159,25 +171,22 @@ def _local_fqdn() -> str:
 class SmtpSettings(MailServer):
     """Where and how the probe mail is sent."""
 
-    starttls: StartTls = "always"
+    _SCHEMES = SMTP_SCHEMES
     helo: str = ""
     """EHLO name; empty means this machine's fully qualified name (looked up once)."""
-    _url: MailUrl = PrivateAttr()
     _helo: str = PrivateAttr()
 
+    @field_validator("helo")
+    @classmethod
+    def _host_name(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z0-9.\[\]:_-]+", value):
+            raise ValueError(f"helo {value!r} is not a hostname or address literal")
+        return value
+
     @model_validator(mode="after")
-    def _check(self) -> SmtpSettings:
-        self._url = parse_mail_url(self.url, _SMTP_SCHEMES)
-        if self._url.implicit_tls and "starttls" in self.model_fields_set:
-            raise ValueError("starttls applies to smtp:// URLs; smtps:// is TLS from the start")
-        if self.helo and not re.fullmatch(r"[A-Za-z0-9.\[\]:_-]+", self.helo):
-            raise ValueError(f"helo {self.helo!r} is not a hostname or address literal")
+    def _name_self(self) -> SmtpSettings:
         self._helo = self.helo or _local_fqdn()
         return self
-
-    @property
-    def parsed_url(self) -> MailUrl:
-        return self._url
 
     @property
     def ehlo_name(self) -> str:
@@ -187,44 +196,50 @@ class SmtpSettings(MailServer):
 class ReceiveSettings(MailServer):
     """The mailbox the probe mail should arrive in."""
 
-    starttls: StartTls = "always"
+    _SCHEMES = RECEIVE_SCHEMES
     poll_interval: Duration = 1.0
     mailbox: str = "INBOX"
     """IMAP folder to watch (printable ASCII); POP3 has only the one mailbox."""
-    _url: MailUrl = PrivateAttr()
-    _key: tuple[str, str] = PrivateAttr()
+    _poller_key: tuple[str, str] = PrivateAttr()
+
+    @field_validator("poll_interval")
+    @classmethod
+    def _poll_range(cls, value: float) -> float:
+        if not 0.01 <= value <= 600:
+            raise ValueError("poll_interval must be between 10ms and 10m")
+        return value
+
+    @field_validator("mailbox")
+    @classmethod
+    def _imap_folder(cls, value: str, info: ValidationInfo) -> str:
+        if not value or not all(0x20 <= ord(c) < 0x7F for c in value):
+            raise ValueError("mailbox must be a non-empty printable ASCII name")
+        url = cls._url_of(info)
+        if url is not None and url.scheme.startswith("pop3"):
+            raise ValueError("mailbox applies to imap:// and imaps:// only")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> ReceiveSettings:
-        self._url = parse_mail_url(self.url, _RECEIVE_SCHEMES)
-        if self._url.implicit_tls and "starttls" in self.model_fields_set:
-            raise ValueError(
-                "starttls applies to pop3:// and imap:// URLs; pop3s:// and imaps:// are TLS "
-                "from the start"
-            )
         if not self.username:
             raise ValueError("username is required: POP3 and IMAP always log in")
-        if not 0.01 <= self.poll_interval <= 600:
-            raise ValueError("poll_interval must be between 10ms and 10m")
-        if not self.mailbox or not all(0x20 <= ord(c) < 0x7F for c in self.mailbox):
-            raise ValueError("mailbox must be a non-empty printable ASCII name")
-        if self._url.scheme.startswith("pop3") and "mailbox" in self.model_fields_set:
-            raise ValueError("mailbox applies to imap:// and imaps:// only")
-        self._key = (self.model_dump_json(), self.secret or "")
+        self._poller_key = (self.model_dump_json(), self.secret or "")
         return self
 
+    def _inapplicable(self) -> tuple[str, ...]:
+        pop3 = ("mailbox",) if self._url.scheme.startswith("pop3") else ()
+        return super()._inapplicable() + pop3
+
     @property
-    def mailbox_key(self) -> tuple[str, str]:
+    def poller_key(self) -> tuple[str, str]:
         """Equal for equal receive blocks (password included), across modules and reloads."""
-        return self._key
-
-    @property
-    def parsed_url(self) -> MailUrl:
-        return self._url
+        return self._poller_key
 
 
-class EmailModule(Strict):
-    """Round trip: send a mail carrying a token over SMTP, wait for it in a POP3/IMAP mailbox."""
+class EmailModule(AddressChoice):
+    """Round trip: send a mail carrying a token over SMTP, wait for it in a POP3/IMAP mailbox.
+
+    The address choice (preferred_ip_protocol, ...) applies to both servers."""
 
     smtp: SmtpSettings
     receive: ReceiveSettings

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
+from .address import AddressChoice
 from .email import EmailModule
-from .fields import Duration, IpProtocol, Regex, Strict, check_ip, latin1
+from .fields import Duration, Regex, Strict, latin1
 from .tls import TlsConfig
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -57,21 +58,6 @@ class QueryStep(Strict):
     @cached_property
     def send_raw(self) -> bytes | None:
         return None if self.send is None else latin1(self.send)
-
-
-class AddressChoice(Strict):
-    """How a network prober picks the address to probe from and to (see resolve.py)."""
-
-    preferred_ip_protocol: IpProtocol = "ip4"
-    ip_protocol_fallback: bool = True
-    source_ip_address: str | None = None
-
-    @field_validator("source_ip_address")
-    @classmethod
-    def _ip_literal(cls, value: str | None) -> str | None:
-        if value is not None:
-            check_ip(value)
-        return value
 
 
 class TcpModule(AddressChoice):

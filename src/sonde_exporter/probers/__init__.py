@@ -23,7 +23,7 @@ from .base import Prober
 PROBERS: dict[str, str] = {
     "tcp": ".tcp",
     "icmp": ".icmp",
-    "email": ".email",
+    "email": ".email.probe",
 }
 
 

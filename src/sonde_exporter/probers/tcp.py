@@ -20,7 +20,7 @@ from ..connect import bind_source, connect
 from ..probe_metrics import ProbeGauge
 from ..resolve import resolve
 from ..targets import HostPort, parse_host_port
-from ..tls import record_tls_metrics
+from ..tls import describe_tls_error, error_text, record_tls_metrics
 from .base import ProbeContext, ProbeFailure, Prober, Reason
 
 TCP_PHASE = ProbeGauge(
@@ -45,7 +45,6 @@ _RTT_OFFSET = 68
 _MAX_LINE = 64 * 1024
 _LOGGED_LINE = 256
 _TEMPLATE = re.compile(rb"\$(\$|\{(\w+)\}|(\w+))")
-_SSL_NOISE = re.compile(r"^\[[^]]*\] | \(_ssl\.c:\d+\)$")
 
 _T = TypeVar("_T")
 
@@ -111,28 +110,16 @@ async def _handshake(opening: Awaitable[_T]) -> _T:
     """Await a TLS handshake, turning its errors into tls_verify or tls_handshake failures."""
     try:
         return await opening
-    except ssl.SSLCertVerificationError as exc:
-        raise ProbeFailure(
-            Reason.TLS_VERIFY, f"certificate verification failed: {exc.verify_message}"
-        ) from None
     except OSError as exc:  # ssl.SSLError, or the connection reset or closed mid-handshake
-        raise ProbeFailure(
-            Reason.TLS_HANDSHAKE, f"TLS handshake failed: {_describe(exc)}"
-        ) from None
+        verify = isinstance(exc, ssl.SSLCertVerificationError)
+        reason = Reason.TLS_VERIFY if verify else Reason.TLS_HANDSHAKE
+        raise ProbeFailure(reason, describe_tls_error(exc)) from None
 
 
 def _tls_done(writer: asyncio.StreamWriter, ctx: ProbeContext) -> None:
     ssl_object = writer.get_extra_info("ssl_object")
     record_tls_metrics(ctx.metrics, ssl_object)
     ctx.log.debug("TLS handshake succeeded", version=ssl_object.version())
-
-
-def _describe(exc: OSError) -> str:
-    """OpenSSL's own words ("tlsv13 alert certificate required"), or the OS error text."""
-    if isinstance(exc, ssl.SSLError):
-        text = _SSL_NOISE.sub("", str(exc.args[-1]) if exc.args else "")
-        return text or str(exc.reason or type(exc).__name__)
-    return exc.strerror or str(exc) or type(exc).__name__
 
 
 async def _dialogue(
@@ -147,11 +134,11 @@ async def _dialogue(
             await _run_step(index, step, module, server_name, reader, writer, ctx)
         except ssl.SSLError as exc:  # e.g. a TLS 1.3 server rejecting the client certificate
             raise ProbeFailure(
-                Reason.TLS_HANDSHAKE, f"query_response step {index}: TLS error: {_describe(exc)}"
+                Reason.TLS_HANDSHAKE, f"query_response step {index}: TLS error: {error_text(exc)}"
             ) from None
         except OSError as exc:
             raise ProbeFailure(
-                Reason.IO_ERROR, f"query_response step {index}: connection error: {_describe(exc)}"
+                Reason.IO_ERROR, f"query_response step {index}: connection error: {error_text(exc)}"
             ) from None
 
 

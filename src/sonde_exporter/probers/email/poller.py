@@ -1,4 +1,4 @@
-"""One poller per mailbox, shared by every email probe waiting on that mailbox.
+"""One poller per mailbox, shared by every email probe waiting for a mail in it.
 
 POP3 servers lock a mailbox per session, so probes cannot each poll on their own. A probe
 registers its token here once SMTP accepted its mail; the first registration starts a
@@ -22,24 +22,13 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import Counter
-
-from ..config import ReceiveSettings
-from .base import ProbeFailure, ProbeLog, Reason
-from .mailproto import MailInfo, new_session, now
-
-LATE_MAILS = Counter(
-    "sonde_email_late_mails",
-    "Probe mails found in a mailbox after their probe had ended without finding them",
-    registry=None,
-)
-STALE_MAILS = Counter(
-    "sonde_email_stale_mails_deleted",
-    "Probe mails older than stale_after deleted from a mailbox",
-    registry=None,
-)
-COUNTERS = (LATE_MAILS, STALE_MAILS)
-"""Exporter-wide counters, shown on /metrics (selfmetrics registers them)."""
+from ...config import AddressChoice, EmailModule, ReceiveSettings
+from ..base import ProbeFailure, ProbeLog, Reason
+from .counters import LATE_MAILS, STALE_MAILS
+from .headers import MailInfo
+from .imap import ImapSession
+from .pop3 import Pop3Session
+from .session import MailSession, now
 
 _PHASE_REASONS = {
     "connect": Reason.RECEIVE_CONNECT,
@@ -47,7 +36,7 @@ _PHASE_REASONS = {
     "auth": Reason.RECEIVE_AUTH,
 }
 _MAX_ABANDONED = 10_000
-_MAX_MAILBOXES = 256
+_MAX_POLLERS = 256
 logger = logging.getLogger("sonde_exporter.email")
 
 
@@ -71,7 +60,7 @@ class Waiter:
     log: ProbeLog
     future: asyncio.Future[Delivery]
     sessions_before: int
-    """Mailbox sessions completed before this waiter came."""
+    """Sessions the poller completed before this waiter came."""
     seen_at: float | None = None
 
 
@@ -91,20 +80,27 @@ class _Abandoned:
 
 _ABANDONED: OrderedDict[str, _Abandoned] = OrderedDict()
 """Tokens of this process' probes that gave up before their mail was found."""
-_MAILBOXES: dict[tuple[str, str, float], Mailbox] = {}
+_POLLERS: dict[tuple[object, ...], Poller] = {}
 
 
-def mailbox_for(settings: ReceiveSettings, stale_after: float) -> Mailbox:
-    """The mailbox object for these settings; modules with equal receive blocks share one."""
-    key = (*settings.mailbox_key, stale_after)
-    mailbox = _MAILBOXES.get(key)
-    if mailbox is None:
-        if len(_MAILBOXES) >= _MAX_MAILBOXES:
-            for old_key, old in list(_MAILBOXES.items()):
+def poller_for(module: EmailModule) -> Poller:
+    """The poller of a module's mailbox; modules with equal receive blocks, stale_after and
+    address choice share one."""
+    key = (
+        *module.receive.poller_key,
+        module.stale_after,
+        module.preferred_ip_protocol,
+        module.ip_protocol_fallback,
+        module.source_ip_address,
+    )
+    poller = _POLLERS.get(key)
+    if poller is None:
+        if len(_POLLERS) >= _MAX_POLLERS:
+            for old_key, old in list(_POLLERS.items()):
                 if not old.busy:
-                    del _MAILBOXES[old_key]
-        mailbox = _MAILBOXES[key] = Mailbox(settings, stale_after)
-    return mailbox
+                    del _POLLERS[old_key]
+        poller = _POLLERS[key] = Poller(module.receive, module.stale_after, module)
+    return poller
 
 
 def _abandon(token: str, delete: bool, seen: bool, keep: float) -> None:
@@ -116,10 +112,15 @@ def _abandon(token: str, delete: bool, seen: bool, keep: float) -> None:
     _ABANDONED[token] = _Abandoned(clock + keep, delete, seen)
 
 
-class Mailbox:
-    def __init__(self, settings: ReceiveSettings, stale_after: float) -> None:
+class Poller:
+    """Polls one mailbox while any probe waits for a mail in it."""
+
+    def __init__(
+        self, settings: ReceiveSettings, stale_after: float, address: AddressChoice
+    ) -> None:
         self.settings = settings
         self.stale_after = stale_after
+        self.address = address
         self.waiters: dict[str, Waiter] = {}
         self.known: dict[str, _Known] = {}
         """Mails listed by the last poll, by POP3 UIDL or IMAP uidvalidity:uid."""
@@ -146,7 +147,7 @@ class Mailbox:
                 waiter.seen_at = known.seen_at
         if self.task is None or self.task.done() or self.task.get_loop() is not loop:
             self.wake = asyncio.Event()
-            self.task = loop.create_task(self._run(), name=f"mailbox {self.settings.url}")
+            self.task = loop.create_task(self._run(), name=f"mail poller {self.settings.url}")
         else:
             self.wake.set()
         return waiter
@@ -196,7 +197,7 @@ class Mailbox:
                         f"mailbox session timed out during {self.phase or 'retrieve'}",
                     )
                 except Exception as exc:  # a bug here must fail the probes, not hang them
-                    logger.exception("Mailbox poller failed")
+                    logger.exception("Mail poller failed")
                     self._fail(Reason.INTERNAL, f"internal error: {type(exc).__name__}")
                 finally:
                     self.phase = ""
@@ -221,7 +222,7 @@ class Mailbox:
             phases[name] = now() - start
 
     async def _session(self) -> None:
-        session = new_session(self.settings)
+        session = _new_session(self.settings, self.address)
         phases: dict[str, float] = {}
         try:
             with self._phase("connect", phases):
@@ -312,3 +313,9 @@ class _Plan:
     late: list[tuple[str, _Abandoned]] = field(default_factory=list)
     stale: int = 0
     probe_mails: int = 0
+
+
+def _new_session(settings: ReceiveSettings, address: AddressChoice) -> MailSession:
+    if settings.parsed_url.scheme.startswith("pop3"):
+        return Pop3Session(settings, address)
+    return ImapSession(settings, address)

@@ -1,0 +1,23 @@
+"""The address choice every network prober's block shares (its own module: email.py and
+modules.py both build on it, and modules.py imports email.py)."""
+
+from __future__ import annotations
+
+from pydantic import field_validator
+
+from .fields import IpProtocol, Strict, check_ip
+
+
+class AddressChoice(Strict):
+    """How a network prober picks the address to probe from and to (see resolve.py)."""
+
+    preferred_ip_protocol: IpProtocol = "ip4"
+    ip_protocol_fallback: bool = True
+    source_ip_address: str | None = None
+
+    @field_validator("source_ip_address")
+    @classmethod
+    def _ip_literal(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_ip(value)
+        return value
