@@ -26,6 +26,8 @@ from mailstack import AUTHRES_SUBJECT, HOLD_SUBJECT, MailStack
 from sonde_exporter.logs import LogfmtFormatter
 from sonde_exporter.probers import mailbox as mailbox_module
 
+pytestmark = [pytest.mark.root, pytest.mark.mailstack]
+
 SEND_MODES = ("smtp", "submission", "smtps")
 RECEIVE_MODES = ("pop3", "pop3s", "imap", "imaps")
 
@@ -516,6 +518,7 @@ def promtool(text: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.prometheus
 async def test_promtool_accepts_probe_and_exporter_metrics(email_client):
     client = await email_client(
         {

@@ -160,6 +160,7 @@ def test_parse_host_rejects_what_the_handler_rejects() -> None:
             parse_host(target)
 
 
+@pytest.mark.root
 async def test_loopback_ipv4(exporter_client) -> None:
     client = await exporter_client(CONFIG)
     status, body = await probe(client, module="icmp", target="127.0.0.1")
@@ -182,6 +183,7 @@ async def test_loopback_ipv4(exporter_client) -> None:
     } <= metrics.keys()
 
 
+@pytest.mark.root
 async def test_loopback_ipv6_bracketed(exporter_client) -> None:
     client = await exporter_client(CONFIG)
     _, body = await probe(client, module="icmp6", target="[::1]")
@@ -191,6 +193,7 @@ async def test_loopback_ipv6_bracketed(exporter_client) -> None:
     assert metrics["probe_icmp_packets_received"] == 4
 
 
+@pytest.mark.root
 async def test_rtt_keeps_full_precision(exporter_client) -> None:
     client = await exporter_client(CONFIG)
     _, body = await probe(client, module="icmp", target="127.0.0.1")
@@ -220,6 +223,7 @@ async def test_wrong_family_without_fallback_is_a_dns_failure(exporter_client) -
     assert 'probe_failure_reason{reason="dns"} 1' in body
 
 
+@pytest.mark.root
 async def test_metrics_shows_the_socket_mode(exporter_client) -> None:
     client = await exporter_client(CONFIG)
     await probe(client, module="icmp", target="127.0.0.1")
@@ -237,6 +241,8 @@ def promtool_check(text: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.root
+@pytest.mark.prometheus
 async def test_promtool_accepts_the_icmp_output(exporter_client) -> None:
     client = await exporter_client(CONFIG)
     outputs = [

@@ -13,6 +13,8 @@ import subprocess
 import pytest
 import trustme
 
+pytestmark = pytest.mark.prometheus
+
 CONFIG = """
 modules:
   tcp:

@@ -31,6 +31,7 @@ EXPORTER_ALERTS = {
 }
 
 
+@pytest.mark.prometheus
 def test_rule_files_pass_promtool_check():
     assert RULE_FILES, "no grafana/rules/*.rules.yml"
     result = run_promtool("check", "rules", *RULE_FILES)
@@ -38,6 +39,7 @@ def test_rule_files_pass_promtool_check():
 
 
 @pytest.mark.parametrize("test_file", RULE_TESTS, ids=lambda p: p.name)
+@pytest.mark.prometheus
 def test_promtool_unit_tests_pass(test_file: Path):
     result = run_promtool("test", "rules", test_file)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -56,6 +58,7 @@ def test_every_alert_has_a_firing_and_a_quiet_unit_test():
     assert alerts - quiet == set(), "alerts without a unit test where they stay quiet"
 
 
+@pytest.mark.prometheus
 def test_the_unit_tests_can_fail(tmp_path: Path):
     """A wrong expectation is reported as a failure (the suite is not vacuous)."""
     source = next(p for p in RULE_TESTS if p.name == "tls.test.yml").read_text()
@@ -144,6 +147,7 @@ def test_grafana_rules_link_to_existing_dashboard_panels():
         assert int(rule["annotations"]["__panelId__"]) in ids, rule["title"]
 
 
+@pytest.mark.prometheus
 def test_grafana_rule_queries_parse(tmp_path: Path):
     check_promql({r["title"]: grafana_query(r) for r in grafana_rules()}, tmp_path)
 

@@ -22,6 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tcpservers import hold_open, loopback_v6_available, odd_leaf
 from test_promtool import promtool_check
 
+pytestmark = pytest.mark.prometheus
+
 BLACKBOX = "/usr/bin/prometheus-blackbox-exporter"
 COMPARED = (
     "probe_success",

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from conftest import parse_metrics, probe
 from tcpservers import hold_open, loopback_v6_available
 from test_tcp import assert_failed, assert_succeeded
@@ -158,6 +159,7 @@ def probe_in_namespace(tmp_path, requests: list[tuple[str, str]]) -> list[dict[s
     return [parse_metrics(body) for body in json.loads(result.stdout)]
 
 
+@pytest.mark.root
 def test_names_with_preferred_protocol_and_fallback(tmp_path):
     requests = [
         ("prefer_ip4", "dual.sonde.test"),
