@@ -1,4 +1,10 @@
-"""Shared fixtures: an exporter under test, real loopback servers, and metric parsing."""
+"""Shared fixtures: an exporter under test, real loopback servers, a test PKI, the mail stack.
+
+Helpers that are not fixtures live in helpers.py. Markers (registered in pyproject.toml) name
+what a test needs beyond this process: `root`, `mailstack`, `prometheus`. A test that lacks
+what it needs fails with a message that says so, never skips; deselect instead, for example
+`pytest -m "not root"` (see the README).
+"""
 
 from __future__ import annotations
 
@@ -11,22 +17,12 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 from mailstack import mail_stack  # noqa: F401  (session fixture: real Postfix + Dovecot)
-from prometheus_client.parser import text_string_to_metric_families
+from tcpservers import Pki
 
 from sonde_exporter.exporter import Exporter
 from sonde_exporter.server import create_app
 
 StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """`{'probe_success': 1.0, 'probe_tcp_duration_seconds{phase="connect"}': ...}`"""
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return out
 
 
 @pytest.fixture
@@ -57,11 +53,6 @@ async def exporter_client(aiohttp_client, write_config) -> ExporterClient:  # ty
     return start
 
 
-async def probe(client: TestClient, **params: str) -> tuple[int, str]:
-    response = await client.get("/probe", params=params)
-    return response.status, await response.text()
-
-
 @pytest.fixture
 async def tcp_server() -> AsyncIterator[Callable[..., Awaitable[int]]]:
     """Start a real asyncio TCP server on loopback for a handler; returns its port."""
@@ -84,3 +75,9 @@ def closed_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    """A private CA with a localhost server certificate, its files under tmp_path."""
+    return Pki.create(tmp_path)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import parse_metrics, probe
+from helpers import parse_metrics, probe
 from mailstack import AUTHRES_SUBJECT, HOLD_SUBJECT, MailStack
 
 from sonde_exporter.logs import LogfmtFormatter

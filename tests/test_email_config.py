@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import probe
+from helpers import probe
 
 from sonde_exporter.config import ConfigError, parse_config
 from sonde_exporter.probers import get_prober

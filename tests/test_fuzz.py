@@ -24,7 +24,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from aiohttp import web
-from conftest import parse_metrics
+from helpers import parse_metrics
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 

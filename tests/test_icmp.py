@@ -11,7 +11,7 @@ import struct
 import subprocess
 
 import pytest
-from conftest import parse_metrics, probe
+from helpers import parse_metrics, probe
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import parse_metrics
+from helpers import parse_metrics
 
 pytestmark = pytest.mark.root
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import parse_metrics
 from grafana_files import ROOT, run_promtool
+from helpers import parse_metrics
 from processes import Process
 
 DOCS = ROOT / "docs" / "sidecar.md"

@@ -15,9 +15,8 @@ import sys
 import textwrap
 
 import pytest
-from conftest import parse_metrics, probe
+from helpers import assert_failed, assert_succeeded, parse_metrics, probe
 from tcpservers import hold_open, loopback_v6_available
-from test_tcp import assert_failed, assert_succeeded
 
 from sonde_exporter.config import TcpModule
 from sonde_exporter.resolve import fnv32a
