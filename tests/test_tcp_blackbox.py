@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import trustme
-from helpers import probe, promtool_check
+from helpers import parse_metrics, probe, promtool_check
 from processes import Process
 from prometheus_client.parser import text_string_to_metric_families
 from tcpservers import hold_open, loopback_v6_available, odd_leaf
@@ -103,14 +103,18 @@ modules:
 """
     client = await exporter_client(config)
     blackbox_url = blackbox(config)
-    for module, target in [
-        ("tls", f"127.0.0.1:{v4}"),
-        ("tls", f"[::1]:{v6}"),
-        ("tls", f"127.0.0.1:{gone}"),
-        ("insecure", f"127.0.0.1:{v4}"),
-        ("insecure", f"[::1]:{v6}"),
+    for module, target, success in [
+        ("tls", f"127.0.0.1:{v4}", 1),
+        ("tls", f"[::1]:{v6}", 1),
+        ("tls", f"127.0.0.1:{gone}", 0),  # expired: verification fails
+        ("insecure", f"127.0.0.1:{v4}", 1),
+        ("insecure", f"[::1]:{v6}", 1),
     ]:
         _, ours_text = await probe(client, module=module, target=target)
+        # Both agreeing is worth something only if the probe went as planned: a handshake
+        # that failed on both sides would leave no certificate series to compare.
+        assert parse_metrics(ours_text)["probe_success"] == success, ours_text
+        assert ("probe_ssl_last_chain_info{" in ours_text) == bool(success), ours_text
         promtool_check(ours_text)  # the escaped distinguished names are valid exposition text
         theirs = series(await fetch(f"{blackbox_url}/probe", module=module, target=target))
         ours = series(ours_text, drop_labels=("serialnumber",))  # not in blackbox 0.23
