@@ -203,6 +203,7 @@ async def test_rtt_keeps_full_precision(exporter_client) -> None:
     assert len(value.replace("e-", "").replace(".", "").lstrip("0")) > 3  # ns, not rounded ms
 
 
+@pytest.mark.root  # the probe needs an ICMP socket before it checks the budget
 async def test_timeout_too_short_for_the_packets_fails_before_sending(exporter_client) -> None:
     client = await exporter_client(CONFIG)
     response = await client.get(
