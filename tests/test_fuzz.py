@@ -28,6 +28,7 @@ import pytest
 from helpers import parse_metrics
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from processes import finish_by_stdin
 
 from sonde_exporter.handler import TIMEOUT_HEADER
 
@@ -117,14 +118,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         ready = json.loads(line)
         yield Server(socket_path, ready["live_port"], ready["interfaces"], ready["netns"])
     finally:
-        runner.stdin.close()
-        try:
-            runner.wait(15)
-        except subprocess.TimeoutExpired:
-            runner.kill()
-            runner.wait(15)
+        status = finish_by_stdin(runner)
         stderr.close()
-    assert runner.returncode == 0, _log(workdir)
+    assert status == 0, _log(workdir)
 
 
 def _log(workdir: Path) -> str:

@@ -28,7 +28,7 @@ import pytest
 import yaml
 from grafana_files import ROOT, run_promtool
 from helpers import parse_metrics
-from processes import Process
+from processes import Process, finish_by_stdin
 
 DOCS = ROOT / "docs" / "sidecar.md"
 DOCKERFILE = ROOT / "docs" / "sidecar" / "Dockerfile"
@@ -158,12 +158,7 @@ def pod() -> Iterator[Pod]:
         assert line.strip().isdigit(), f"the pod namespace did not start: {line!r}"
         yield Pod(holder.pid, int(line))
     finally:
-        holder.stdin.close()
-        try:
-            holder.wait(10)
-        except subprocess.TimeoutExpired:
-            holder.kill()
-            holder.wait(10)
+        finish_by_stdin(holder)
 
 
 def python_for_nobody(workdir: Path) -> tuple[list[str], dict[str, str]]:
