@@ -15,6 +15,7 @@ import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import loopback_guard
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -34,6 +35,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         names = ", ".join(report.nodeid for report in skipped[:5])
         reporter.write_line(f"CI: {len(skipped)} skipped test(s) count as failures: {names}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_only() -> Iterator[None]:
+    """No test in this process can resolve a name or reach an address off this machine."""
+    with loopback_guard.installed():
+        yield
 
 
 StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

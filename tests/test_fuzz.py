@@ -5,8 +5,8 @@ The exporter runs in a network namespace of its own with only loopback (fuzz_net
 started with `unshare --net`), so no fuzzed target can reach past this machine whatever the
 code does. It serves on a Unix socket, which this process reaches from the host namespace, and
 requests go over real HTTP so that raw query strings (bad escapes, repeated keys) reach it as
-sent. Inside, a guard also refuses any name but localhost and any address but loopback; a test
-shows it holds, with the namespace underneath. Needs root (network namespaces): fails, never
+sent. Inside, loopback_guard also refuses any name but localhost and any address but loopback;
+a test shows it holds, with the namespace underneath. Needs root (network namespaces): fails, never
 skips, without it.
 """
 
@@ -28,6 +28,7 @@ import pytest
 from helpers import parse_metrics
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from loopback_guard import GUARD
 from processes import finish_by_stdin
 
 from sonde_exporter.handler import TIMEOUT_HEADER
@@ -210,4 +211,4 @@ def test_fuzz_guard_refuses_what_is_not_loopback(server: Server, target: str, re
     status, body = server.get("GET", f"/probe?module=tcp&debug=true&target={target}")
     assert status == 200
     assert f'probe_failure_reason{{reason="{reason}"}} 1' in body
-    assert "fuzz test:" in body
+    assert GUARD in body
