@@ -1,22 +1,22 @@
 # Two entry points: `make run` (install, then serve config.yml) and `make test` (install
-# everything the suite needs, then run lint, types and the whole test suite).
+# everything the suite needs, then run lint, format check, types and the whole test suite).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Every Python file of the repository is linted and format-checked.
+PY_DIRS := src tests bench grafana
 
 .PHONY: run test lint system-deps clean
 
 run: $(VENV)/.installed
 	$(BIN)/sonde-exporter --config.file config.yml
 
-test: $(VENV)/.installed-test system-deps
-	$(BIN)/ruff check src tests
-	$(BIN)/mypy
+test: lint system-deps
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
 
 system-deps:

@@ -106,6 +106,18 @@ class Process:
         return int(self.proc.returncode)
 
 
+def finish_by_stdin(proc: subprocess.Popen[str], timeout: float = 15.0) -> int:
+    """Close the child's stdin, its cue to clean up and exit, and wait for it; kill it if it
+    does not exit within `timeout`. Returns the exit status."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(timeout)
+
+
 class LoopbackServer:
     """A TCP (optionally TLS) listener on 127.0.0.1 that accepts, handshakes and hangs up.
 

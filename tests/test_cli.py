@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import parse_metrics
+from helpers import parse_metrics
 from processes import Process, wait_for
 
 from sonde_exporter import __version__

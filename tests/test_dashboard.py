@@ -110,6 +110,7 @@ def test_template_variables(dashboard):
         assert var["multi"] and var["includeAll"] and var["allValue"] == ALL
 
 
+@pytest.mark.prometheus
 def test_variable_queries_parse(dashboard, tmp_path: Path):
     selectors: dict[str, str] = {}
     for name, query in query_variables(dashboard).items():
@@ -120,6 +121,7 @@ def test_variable_queries_parse(dashboard, tmp_path: Path):
     check_promql(selectors, tmp_path)
 
 
+@pytest.mark.prometheus
 def test_panel_queries_parse(dashboard, tmp_path: Path):
     values = dict.fromkeys(VARIABLES, ALL)
     check_promql({q.key: substitute(q.expr, values) for q in panel_queries(dashboard)}, tmp_path)
@@ -155,6 +157,7 @@ def test_every_prober_metric_is_on_the_dashboard(dashboard, prober):
     assert {name for name in exported if not re.search(rf"\b{name}(_total)?\b", shown)} == set()
 
 
+@pytest.mark.prometheus
 def test_check_promql_rejects_bad_queries(tmp_path: Path):
     with pytest.raises(AssertionError, match="does not parse"):
         check_promql({"broken": "sum(rate(probe_success[5m])"}, tmp_path)

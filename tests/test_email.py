@@ -11,7 +11,6 @@ import secrets
 import smtplib
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from email.utils import formatdate
@@ -20,11 +19,13 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import parse_metrics, probe
+from helpers import parse_metrics, probe, promtool_check
 from mailstack import AUTHRES_SUBJECT, HOLD_SUBJECT, MailStack
 
 from sonde_exporter.logs import LogfmtFormatter
 from sonde_exporter.probers.email import poller as poller_module
+
+pytestmark = [pytest.mark.root, pytest.mark.mailstack]
 
 SEND_MODES = ("smtp", "submission", "smtps")
 RECEIVE_MODES = ("pop3", "pop3s", "imap", "imaps")
@@ -512,12 +513,7 @@ async def test_no_credential_in_logs_config_or_debug_output(
         assert secret not in everything
 
 
-def promtool(text: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["/usr/bin/promtool", "check", "metrics"], input=text, capture_output=True, text=True
-    )
-
-
+@pytest.mark.prometheus
 async def test_promtool_accepts_probe_and_exporter_metrics(email_client):
     client = await email_client(
         {
@@ -534,8 +530,7 @@ async def test_promtool_accepts_probe_and_exporter_metrics(email_client):
     assert "probe_email_auth_result" in outputs[0]
     assert "sonde_email_late_mails_total" in outputs[2]
     for text in outputs:
-        result = promtool(text)
-        assert (result.returncode, result.stdout + result.stderr) == (0, ""), text
+        promtool_check(text)
 
 
 async def test_silent_servers_time_out_with_the_step_that_hangs(email_client, tcp_server):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import probe
+from helpers import probe
 
 from sonde_exporter.config import ConfigError, dump_yaml, parse_config
 from sonde_exporter.probers import get_prober

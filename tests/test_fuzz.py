@@ -1,41 +1,45 @@
 """Hypothesis fuzzing of /probe: whatever the query string and headers, the answer is a 2xx or
 4xx, never a 5xx or a traceback; a 200 is valid exposition text and a 400 is one line.
 
-The exporter runs in this process on a loopback port, in a thread with its own event loop, and
+The exporter runs in a network namespace of its own with only loopback (fuzz_netns_runner.py,
+started with `unshare --net`), so no fuzzed target can reach past this machine whatever the
+code does. It serves on a Unix socket, which this process reaches from the host namespace, and
 requests go over real HTTP so that raw query strings (bad escapes, repeated keys) reach it as
-sent. Fuzzed targets must never reach the network: that loop refuses to resolve any name but
-localhost, and while this module runs sockets refuse to connect anywhere but loopback (at
-the socket, so whichever way the prober connects), which the probe reports as a dns or
-connect_error failure like any unreachable host.
+sent. Inside, loopback_guard also refuses any name but localhost and any address but loopback;
+a test shows it holds, with the namespace underneath. Needs root (network namespaces): fails, never
+skips, without it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import errno
 import http.client
-import ipaddress
+import json
+import os
 import socket
-import threading
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO
 from urllib.parse import quote, quote_plus
 
 import pytest
-from aiohttp import web
-from conftest import parse_metrics
+from helpers import parse_metrics
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from loopback_guard import GUARD
+from processes import finish_by_stdin
 
-from sonde_exporter.exporter import Exporter
 from sonde_exporter.handler import TIMEOUT_HEADER
-from sonde_exporter.server import create_app
 
+pytestmark = pytest.mark.root
+
+RUNNER = Path(__file__).with_name("fuzz_netns_runner.py")
 CONFIG = """
 # Every module connects from 127.0.0.1 over IPv4 only: the kernel refuses to route a
-# loopback source address anywhere but loopback (EINVAL), so no fuzzed target can leave
-# this machine even if the guards below were bypassed.
+# loopback source address anywhere but loopback (EINVAL), a third wall after the namespace
+# and the runner's guard.
 modules:
   tcp:
     prober: tcp
@@ -59,85 +63,69 @@ modules:
 """
 
 
-def _is_local(host: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return False
-    return ip.is_loopback or ip.is_unspecified
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP to a server listening on a Unix socket (the Host header says localhost)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost", timeout=10)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(str(self.path))
 
 
-class LoopbackOnlyLoop(asyncio.SelectorEventLoop):
-    """An event loop that cannot reach past loopback (see the module docstring)."""
-
-    async def getaddrinfo(self, host: Any, *args: Any, **kwargs: Any) -> Any:
-        name = host.decode() if isinstance(host, bytes) else str(host)
-        if name != "localhost" and not _is_local(name):
-            raise socket.gaierror(socket.EAI_NONAME, "fuzz test: names other than localhost")
-        return await super().getaddrinfo(host, *args, **kwargs)
-
-
-def _loopback_only(connect: Any) -> Any:
-    def guarded(self: socket.socket, address: Any) -> Any:
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(str(address[0])):
-            raise OSError(errno.ENETUNREACH, "fuzz test: loopback only")
-        return connect(self, address)
-
-    return guarded
-
-
-@pytest.fixture(scope="module", autouse=True)
-def loopback_only_sockets() -> Iterator[None]:
-    """socket.connect and connect_ex refuse any address but loopback while this module runs."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("connect", "connect_ex"):
-            patch.setattr(socket.socket, name, _loopback_only(getattr(socket.socket, name)))
-        yield
-
-
+@dataclass
 class Server:
-    def __init__(self, config_file: Path) -> None:
-        self.exporter = Exporter.from_file(config_file)
-        self.loop = LoopbackOnlyLoop()
-        self._ready = threading.Event()
-        self._stop = asyncio.Event()
-        self._thread = threading.Thread(target=self.loop.run_until_complete, args=(self._run(),))
-        self.port = self.live_port = 0
+    """The exporter in its namespace: its Unix socket and what the runner reported."""
 
-    async def _run(self) -> None:
-        async def accept_and_close(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writer.write(b"220 fuzz\r\n")
-            writer.close()
+    socket_path: Path
+    live_port: int  # a loopback port in the namespace that greets with "220" and hangs up
+    interfaces: list[str]
+    netns: str
 
-        target = await asyncio.start_server(accept_and_close, "127.0.0.1", 0)
-        runner = web.AppRunner(create_app(self.exporter))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        self.port = runner.addresses[0][1]
-        self.live_port = target.sockets[0].getsockname()[1]
-        self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
-        target.close()
-        await target.wait_closed()
-
-    def __enter__(self) -> Server:
-        self._thread.start()
-        assert self._ready.wait(10), "fuzz server did not start"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-        self.loop.close()
+    def get(self, method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        connection = UnixHTTPConnection(self.socket_path)
+        try:
+            connection.request(method, path, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, response.read().decode("utf-8", errors="replace")
+        finally:
+            connection.close()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    path = tmp_path_factory.mktemp("fuzz") / "config.yml"
-    path.write_text(CONFIG)
-    with Server(path) as running:
-        yield running
+    if os.geteuid() != 0:
+        pytest.fail("the fuzz test needs root: its exporter runs in a network namespace")
+    workdir = tmp_path_factory.mktemp("fuzz")
+    config, socket_path = workdir / "config.yml", workdir / "exporter.sock"
+    config.write_text(CONFIG)
+    stderr: IO[bytes] = (workdir / "runner.log").open("wb")
+    runner = subprocess.Popen(
+        ["unshare", "--net", "--", sys.executable, str(RUNNER), str(socket_path), str(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+    assert runner.stdin is not None and runner.stdout is not None
+    try:
+        line = runner.stdout.readline()
+        if not line:
+            runner.wait(10)
+            pytest.fail(f"fuzz runner exited with {runner.returncode}:\n{_log(workdir)}")
+        ready = json.loads(line)
+        yield Server(socket_path, ready["live_port"], ready["interfaces"], ready["netns"])
+    finally:
+        status = finish_by_stdin(runner)
+        stderr.close()
+    assert status == 0, _log(workdir)
+
+
+def _log(workdir: Path) -> str:
+    return (workdir / "runner.log").read_text(errors="replace")[-4000:]
 
 
 # Values worth hitting often, with {live} standing for a listening loopback port.
@@ -197,34 +185,30 @@ def test_probe_never_answers_5xx_or_a_traceback(server: Server, request) -> None
     query = query.replace("%7Blive%7D", str(server.live_port)).replace(
         "{live}", str(server.live_port)
     )
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    try:
-        connection.request(method, f"/probe?{query}", headers=headers)
-        response = connection.getresponse()
-        body = response.read().decode("utf-8", errors="replace")
-    finally:
-        connection.close()
-    event(f"status {response.status}")
-    assert response.status < 500, body
+    status, body = server.get(method, f"/probe?{query}", headers)
+    event(f"status {status}")
+    assert status < 500, body
     assert "Traceback" not in body
     if method == "HEAD":
         assert body == ""
-    elif response.status == 400:
+    elif status == 400:
         assert body.endswith("\n") and body.count("\n") == 1, body
-    elif response.status == 200 and "Logs for the probe:" not in body:
+    elif status == 200 and "Logs for the probe:" not in body:
         assert parse_metrics(body)["probe_success"] in (0, 1)
+
+
+def test_fuzzed_exporter_has_only_loopback(server: Server) -> None:
+    """The wall that holds whatever the code does: no interface to leave by."""
+    assert server.interfaces == ["lo"]
+    assert server.netns != os.readlink("/proc/self/ns/net")
 
 
 @pytest.mark.parametrize(
     ("target", "reason"), [("10.1.2.3:80", "connect_error"), ("example.org:443", "dns")]
 )
-def test_fuzz_server_cannot_reach_past_loopback(server: Server, target: str, reason: str) -> None:
-    """The guard above holds: were it bypassed, fuzzing could touch real hosts."""
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    try:
-        connection.request("GET", f"/probe?module=tcp&debug=true&target={target}")
-        body = connection.getresponse().read().decode()
-    finally:
-        connection.close()
+def test_fuzz_guard_refuses_what_is_not_loopback(server: Server, target: str, reason: str) -> None:
+    """The runner's guard holds (inside the namespace, so nothing could leave if it did not)."""
+    status, body = server.get("GET", f"/probe?module=tcp&debug=true&target={target}")
+    assert status == 200
     assert f'probe_failure_reason{{reason="{reason}"}} 1' in body
-    assert "fuzz test:" in body
+    assert GUARD in body

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import parse_metrics, probe
+from helpers import parse_metrics, probe
 
 import sonde_exporter.handler as handler_module
 from sonde_exporter.config import Config, Module, Secret

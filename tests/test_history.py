@@ -39,7 +39,8 @@ def test_failure_moves_to_the_preserved_window_when_it_ages_out() -> None:
     for _ in range(20):
         add(history, True)
     assert ids(history) == [21, 20, 19, failure]
-    assert history.by_id(failure) is not None
+    kept = history.by_id(failure)
+    assert kept is not None and (kept.id, kept.success) == (failure, False)
     assert history.by_id(2) is None
 
 

@@ -8,10 +8,9 @@ import ipaddress
 import random
 import socket
 import struct
-import subprocess
 
 import pytest
-from conftest import parse_metrics, probe
+from helpers import parse_metrics, probe, promtool_check
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -161,6 +160,7 @@ def test_parse_host_rejects_what_the_handler_rejects() -> None:
             parse_host(target)
 
 
+@pytest.mark.root
 async def test_loopback_ipv4(exporter_client) -> None:
     client = await exporter_client(CONFIG)
     status, body = await probe(client, module="icmp", target="127.0.0.1")
@@ -183,6 +183,7 @@ async def test_loopback_ipv4(exporter_client) -> None:
     } <= metrics.keys()
 
 
+@pytest.mark.root
 async def test_loopback_ipv6_bracketed(exporter_client) -> None:
     client = await exporter_client(CONFIG)
     _, body = await probe(client, module="icmp6", target="[::1]")
@@ -192,6 +193,7 @@ async def test_loopback_ipv6_bracketed(exporter_client) -> None:
     assert metrics["probe_icmp_packets_received"] == 4
 
 
+@pytest.mark.root
 async def test_rtt_keeps_full_precision(exporter_client) -> None:
     client = await exporter_client(CONFIG)
     _, body = await probe(client, module="icmp", target="127.0.0.1")
@@ -201,6 +203,7 @@ async def test_rtt_keeps_full_precision(exporter_client) -> None:
     assert len(value.replace("e-", "").replace(".", "").lstrip("0")) > 3  # ns, not rounded ms
 
 
+@pytest.mark.root  # the probe needs an ICMP socket before it checks the budget
 async def test_timeout_too_short_for_the_packets_fails_before_sending(exporter_client) -> None:
     client = await exporter_client(CONFIG)
     response = await client.get(
@@ -221,6 +224,7 @@ async def test_wrong_family_without_fallback_is_a_dns_failure(exporter_client) -
     assert 'probe_failure_reason{reason="dns"} 1' in body
 
 
+@pytest.mark.root
 async def test_metrics_shows_the_socket_mode(exporter_client) -> None:
     client = await exporter_client(CONFIG)
     await probe(client, module="icmp", target="127.0.0.1")
@@ -232,12 +236,8 @@ async def test_metrics_shows_the_socket_mode(exporter_client) -> None:
     assert 'sonde_icmp_receive_drops_total{ip_protocol="ip4"}' in metrics
 
 
-def promtool_check(text: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["/usr/bin/promtool", "check", "metrics"], input=text, capture_output=True, text=True
-    )
-
-
+@pytest.mark.root
+@pytest.mark.prometheus
 async def test_promtool_accepts_the_icmp_output(exporter_client) -> None:
     client = await exporter_client(CONFIG)
     outputs = [
@@ -247,9 +247,7 @@ async def test_promtool_accepts_the_icmp_output(exporter_client) -> None:
         await (await client.get("/metrics")).text(),
     ]
     for text in outputs:
-        checked = promtool_check(text)
-        assert checked.returncode == 0, checked.stdout + checked.stderr
-        assert checked.stdout + checked.stderr == ""
+        promtool_check(text)
 
 
 def reference_checksum(data: bytes) -> int:

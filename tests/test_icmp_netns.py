@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import parse_metrics
+from helpers import parse_metrics
+
+pytestmark = pytest.mark.root
 
 RUNNER = Path(__file__).with_name("icmp_netns_runner.py")
 NO_DATAGRAM = "1 0"  # Debian's default: nobody may open datagram ICMP sockets

@@ -55,6 +55,8 @@ from processes import LoopbackServer, Process, refusing_port, wait_for
 
 from sonde_exporter.durations import parse_duration
 
+pytestmark = [pytest.mark.root, pytest.mark.mailstack, pytest.mark.prometheus]
+
 EXPORTER_ADDRESS = "localhost:10115"  # as written in grafana/prometheus.yml
 EXPORTER_JOB = "sonde-exporter"
 T = TypeVar("T")

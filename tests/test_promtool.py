@@ -6,12 +6,11 @@ promtool is installed by .ci/install-system-deps; without it these tests fail, n
 from __future__ import annotations
 
 import asyncio
-import shutil
-import ssl
-import subprocess
 
 import pytest
-import trustme
+from helpers import promtool_check
+
+pytestmark = pytest.mark.prometheus
 
 CONFIG = """
 modules:
@@ -34,30 +33,15 @@ modules:
 """
 
 
-def promtool_check(text: str) -> None:
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: run .ci/install-system-deps (Debian package prometheus)"
-    result = subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
-    )
-    assert (result.returncode, result.stdout + result.stderr) == (0, ""), text
-
-
 @pytest.fixture
-async def tls_banner_port(tcp_server, tmp_path):
-    ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server_context)
-    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-
+async def tls_banner_port(tcp_server, pki):
     async def banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"SSH-2.0-OpenSSH_9.2p1 Debian\r\n")
         await writer.drain()
         await reader.readline()
         writer.close()
 
-    return await tcp_server(banner, ssl=server_context), tmp_path / "ca.pem"
+    return await tcp_server(banner, ssl=pki.server_context()), pki.ca_file
 
 
 async def test_probe_output_passes_promtool(

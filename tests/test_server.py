@@ -7,7 +7,7 @@ import platform
 import time
 
 import pytest
-from conftest import parse_metrics, probe
+from helpers import parse_metrics, probe
 from pydantic import BaseModel
 
 from sonde_exporter import __version__

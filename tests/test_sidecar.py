@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import parse_metrics
 from grafana_files import ROOT, run_promtool
-from processes import Process
+from helpers import parse_metrics
+from processes import Process, finish_by_stdin
 
 DOCS = ROOT / "docs" / "sidecar.md"
 DOCKERFILE = ROOT / "docs" / "sidecar" / "Dockerfile"
@@ -158,12 +158,7 @@ def pod() -> Iterator[Pod]:
         assert line.strip().isdigit(), f"the pod namespace did not start: {line!r}"
         yield Pod(holder.pid, int(line))
     finally:
-        holder.stdin.close()
-        try:
-            holder.wait(10)
-        except subprocess.TimeoutExpired:
-            holder.kill()
-            holder.wait(10)
+        finish_by_stdin(holder)
 
 
 def python_for_nobody(workdir: Path) -> tuple[list[str], dict[str, str]]:
@@ -274,6 +269,7 @@ def debug_failure(body: str) -> str:
     return line
 
 
+@pytest.mark.root
 def test_exporter_as_a_sidecar_probes_the_pods_loopback(pod: Pod, world_readable_dir: Path):
     with sidecar(pod, world_readable_dir) as exporter:
         assert pod.get(f"{exporter.url}/-/healthy")[0] == 200
@@ -290,6 +286,7 @@ def test_exporter_as_a_sidecar_probes_the_pods_loopback(pod: Pod, world_readable
         assert metrics['probe_failure_reason{reason="connect_refused"}'] == 1
 
 
+@pytest.mark.root
 def test_icmp_without_ping_group_range_fails_with_icmp_permission(
     pod: Pod, world_readable_dir: Path
 ):
@@ -322,6 +319,7 @@ def test_icmp_without_ping_group_range_fails_with_icmp_permission(
     assert 'msg="ICMP probes cannot run"' in exporter.process.log()  # said once at start-up
 
 
+@pytest.mark.root
 def test_icmp_works_when_the_pods_ping_group_range_includes_its_group(
     pod: Pod, world_readable_dir: Path
 ):
@@ -376,6 +374,7 @@ def test_manifest_config_passes_config_check(tmp_path: Path):
     assert f"--config.file={mount}/config.yml" in sidecar_container()["args"]
 
 
+@pytest.mark.prometheus
 def test_sidecar_scrape_config_is_valid(tmp_path: Path):
     """promtool checks it, with Kubernetes discovery swapped for static targets: Debian's
     Prometheus is built without Kubernetes discovery."""

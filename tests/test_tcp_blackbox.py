@@ -7,20 +7,21 @@ dashboard or alert would read: certificate expiries, probe_ssl_last_chain_info's
 
 from __future__ import annotations
 
-import asyncio
 import datetime
-import os
 import shutil
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 import trustme
-from conftest import probe
+from helpers import parse_metrics, probe, promtool_check
+from processes import Process
 from prometheus_client.parser import text_string_to_metric_families
 from tcpservers import hold_open, loopback_v6_available, odd_leaf
-from test_promtool import promtool_check
+
+pytestmark = pytest.mark.prometheus
 
 BLACKBOX = "/usr/bin/prometheus-blackbox-exporter"
 COMPARED = (
@@ -45,53 +46,25 @@ def series(text: str, *, drop_labels: tuple[str, ...] = ()) -> Series:
     return out
 
 
-def listening_port(pid: int) -> int | None:
-    """The TCP port process `pid` listens on, from its socket inodes and /proc/net/tcp."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[len("socket:[") : -1])
-    with open("/proc/net/tcp") as lines:
-        next(lines)
-        for line in lines:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                return int(fields[1].rsplit(":", 1)[1], 16)
-    return None
-
-
 @pytest.fixture
-async def blackbox(tmp_path) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
+def blackbox(tmp_path: Path) -> Iterator[Callable[[str], str]]:
     """Start blackbox_exporter with a config on an ephemeral port; returns its base URL."""
     assert shutil.which(BLACKBOX), f"{BLACKBOX} missing: install prometheus-blackbox-exporter"
-    processes: list[asyncio.subprocess.Process] = []
+    processes: list[Process] = []
 
-    async def start(config: str) -> str:
+    def start(config: str) -> str:
         (tmp_path / "blackbox.yml").write_text(config)
-        process = await asyncio.create_subprocess_exec(
+        argv = [
             BLACKBOX,
             f"--config.file={tmp_path / 'blackbox.yml'}",
             "--web.listen-address=127.0.0.1:0",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        processes.append(process)
-        for _ in range(200):  # it listens within milliseconds; allow a slow machine 10 s
-            assert process.returncode is None, "blackbox_exporter exited"
-            port = listening_port(process.pid)
-            if port:
-                return f"http://127.0.0.1:{port}"
-            await asyncio.sleep(0.05)
-        raise AssertionError("blackbox_exporter did not start listening")
+        ]
+        processes.append(Process("blackbox", argv, tmp_path))
+        return f"http://127.0.0.1:{processes[-1].wait_listening()}"
 
     yield start
     for process in processes:
-        process.terminate()
-        await process.wait()
+        process.stop()
 
 
 async def test_tls_metrics_match_blackbox(exporter_client, tcp_server, blackbox, tmp_path):
@@ -129,15 +102,19 @@ modules:
         insecure_skip_verify: true
 """
     client = await exporter_client(config)
-    blackbox_url = await blackbox(config)
-    for module, target in [
-        ("tls", f"127.0.0.1:{v4}"),
-        ("tls", f"[::1]:{v6}"),
-        ("tls", f"127.0.0.1:{gone}"),
-        ("insecure", f"127.0.0.1:{v4}"),
-        ("insecure", f"[::1]:{v6}"),
+    blackbox_url = blackbox(config)
+    for module, target, success in [
+        ("tls", f"127.0.0.1:{v4}", 1),
+        ("tls", f"[::1]:{v6}", 1),
+        ("tls", f"127.0.0.1:{gone}", 0),  # expired: verification fails
+        ("insecure", f"127.0.0.1:{v4}", 1),
+        ("insecure", f"[::1]:{v6}", 1),
     ]:
         _, ours_text = await probe(client, module=module, target=target)
+        # Both agreeing is worth something only if the probe went as planned: a handshake
+        # that failed on both sides would leave no certificate series to compare.
+        assert parse_metrics(ours_text)["probe_success"] == success, ours_text
+        assert ("probe_ssl_last_chain_info{" in ours_text) == bool(success), ours_text
         promtool_check(ours_text)  # the escaped distinguished names are valid exposition text
         theirs = series(await fetch(f"{blackbox_url}/probe", module=module, target=target))
         ours = series(ours_text, drop_labels=("serialnumber",))  # not in blackbox 0.23

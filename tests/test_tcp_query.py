@@ -5,16 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import parse_metrics, probe
-from tcpservers import Pki
-from test_tcp import assert_failed, assert_succeeded
+from helpers import assert_failed, assert_succeeded, parse_metrics, probe
 
 from sonde_exporter.config import ConfigError, load_config
-
-
-@pytest.fixture
-def pki(tmp_path) -> Pki:
-    return Pki.create(tmp_path)
 
 
 def speaker(*lines: bytes, close: bool = True):

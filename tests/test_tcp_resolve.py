@@ -14,9 +14,9 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import parse_metrics, probe
+import pytest
+from helpers import assert_failed, assert_succeeded, parse_metrics, probe
 from tcpservers import hold_open, loopback_v6_available
-from test_tcp import assert_failed, assert_succeeded
 
 from sonde_exporter.config import TcpModule
 from sonde_exporter.resolve import fnv32a
@@ -158,6 +158,7 @@ def probe_in_namespace(tmp_path, requests: list[tuple[str, str]]) -> list[dict[s
     return [parse_metrics(body) for body in json.loads(result.stdout)]
 
 
+@pytest.mark.root
 def test_names_with_preferred_protocol_and_fallback(tmp_path):
     requests = [
         ("prefer_ip4", "dual.sonde.test"),

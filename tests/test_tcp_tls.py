@@ -7,17 +7,11 @@ import hashlib
 import ssl
 
 import pytest
-from conftest import parse_metrics, probe
 from cryptography.hazmat.primitives.serialization import Encoding
+from helpers import assert_failed, assert_succeeded, parse_metrics, probe
 from tcpservers import Pki, blocking_tls_server, hold_open, leaf_certificate
-from test_tcp import assert_failed, assert_succeeded
 
 UTC = datetime.UTC
-
-
-@pytest.fixture
-def pki(tmp_path) -> Pki:
-    return Pki.create(tmp_path)
 
 
 def tls_module(name: str, **tls_config: str) -> str:
