@@ -372,7 +372,8 @@ def status_row(y: int) -> list[Panel]:
             description="Latest result of every probe and, when it failed, the failure reason "
             "(the documented fixed set: connect_refused, connect_timeout, tls_verify, "
             "packet_loss, icmp_permission, smtp_auth, not_delivered, ...). instance is the "
-            "exporter that ran the probe.",
+            "exporter that ran the probe; in jobs with the classic blackbox_exporter relabeling "
+            "it is the target, and module shows the job's name.",
             overrides=[
                 column(
                     "Value",
