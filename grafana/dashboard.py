@@ -37,6 +37,29 @@ PER_TARGET = "max by (job, instance, module, target)"
 IS_EMAIL = f"and on(job, instance, module, target) probe_email_send_success{{{PROBE}}}"
 
 
+def filled(expr: str, label: str, source: str, first: str) -> str:
+    """`expr` with `label` kept where it is set and copied from `source` where it is empty.
+
+    PromQL has no "if empty": label_join writes "label;source" into `label`, and label_replace
+    keeps the part before the separator, or after it when nothing comes before. `first` is the
+    group that picks that part out of "label;source": greedy when only `label` may hold a ";",
+    lazy when only `source` may.
+    """
+    joined = f'label_join({expr}, "{label}", ";", "{label}", "{source}")'
+    return f'label_replace({joined}, "{label}", "$1$2", "{label}", ";(.*)|{first};.*")'
+
+
+def probed(expr: str) -> str:
+    """`expr` (probe series) with a `target` and a `module` label under either scrape config.
+
+    grafana/prometheus.yml sets both. The classic blackbox_exporter relabeling sets neither and
+    writes the target into `instance`: `target` is taken from there, and `module` from the job
+    name, the only place such a config names it. Legends and table columns built on `target`
+    and `module` then show the probed address and the job for those jobs.
+    """
+    return filled(filled(expr, "target", "instance", "(.*)"), "module", "job", "(.*?)")
+
+
 def target(expr: str, ref: str = "A", legend: str = "", *, instant: bool = False) -> Panel:
     return {
         "datasource": DATASOURCE,
@@ -300,7 +323,7 @@ def latest_table(
         pid,
         "table",
         title,
-        [target(c.query, ref=c.ref, instant=True) for c in columns],
+        [target(probed(c.query), ref=c.ref, instant=True) for c in columns],
         grid,
         description=description,
         overrides=column_overrides(columns),
@@ -311,6 +334,7 @@ def latest_table(
 
 def status_row(y: int) -> list[Panel]:
     up_down = value_map(("1", "green", "UP"), ("0", "red", "DOWN"))
+    success_over_range = probed(f"avg_over_time(probe_success{{{PROBE}}}[$__range])")
     return [
         row(100, "Status", y),
         stat(
@@ -336,9 +360,11 @@ def status_row(y: int) -> list[Panel]:
             [
                 # Failing probes carry their reason label; `or on(...)` adds the others.
                 target(
-                    f"(probe_success{{{PROBE}}} * on(job, instance, module, target) "
-                    f"group_left(reason) probe_failure_reason{{{PROBE}}}) "
-                    f"or on(job, instance, module, target) probe_success{{{PROBE}}}",
+                    probed(
+                        f"(probe_success{{{PROBE}}} * on(job, instance, module, target) "
+                        f"group_left(reason) probe_failure_reason{{{PROBE}}}) "
+                        f"or on(job, instance, module, target) probe_success{{{PROBE}}}"
+                    ),
                     instant=True,
                 )
             ],
@@ -346,7 +372,8 @@ def status_row(y: int) -> list[Panel]:
             description="Latest result of every probe and, when it failed, the failure reason "
             "(the documented fixed set: connect_refused, connect_timeout, tls_verify, "
             "packet_loss, icmp_permission, smtp_auth, not_delivered, ...). instance is the "
-            "exporter that ran the probe.",
+            "exporter that ran the probe; in jobs with the classic blackbox_exporter relabeling "
+            "it is the target, and module shows the job's name.",
             overrides=[
                 column(
                     "Value",
@@ -361,11 +388,16 @@ def status_row(y: int) -> list[Panel]:
         labels_table(
             104,
             "Probe scrapes failing",
-            f'up{{{PROBE}, module!=""}} == 0',
+            probed(
+                f'(up{{{PROBE}, module!=""}} == 0) or (up{{job=~"$job", instance=~"$instance"}} '
+                f"== 0 and on(job) probe_success{{{PROBE}}})"
+            ),
             (18, y + 1, 6, 8),
             description="Probe jobs Prometheus could not scrape: no result at all, so these "
             "targets are missing from the status table. Usually the exporter is down or the "
-            "job's scrape_timeout is shorter than the module's timeout. Empty when all is well.",
+            "job's scrape_timeout is shorter than the module's timeout. Empty when all is well. "
+            "A job with the classic blackbox_exporter relabeling (no module label) shows here "
+            "while another of its targets still reports a result.",
         ),
         panel(
             105,
@@ -373,7 +405,7 @@ def status_row(y: int) -> list[Panel]:
             "Availability over the time range",
             [
                 target(
-                    f"avg by (target, module) (avg_over_time(probe_success{{{PROBE}}}[$__range]))",
+                    f"avg by (target, module) ({success_over_range})",
                     legend="{{target}} ({{module}})",
                     instant=True,
                 )
@@ -397,7 +429,11 @@ def latency_row(y: int) -> list[Panel]:
         timeseries(
             201,
             "TCP latency by phase",
-            [target(f"probe_tcp_duration_seconds{{{PROBE}}}", legend="{{target}} {{phase}}")],
+            [
+                target(
+                    probed(f"probe_tcp_duration_seconds{{{PROBE}}}"), legend="{{target}} {{phase}}"
+                )
+            ],
             (0, y + 1, 12, 8),
             description="Time spent in each phase of the TCP probe (resolve, connect, tls, "
             "query), stacked: the top of each stack is the whole probe.",
@@ -407,7 +443,7 @@ def latency_row(y: int) -> list[Panel]:
         timeseries(
             202,
             "TCP handshake round trip (kernel)",
-            [target(f"probe_tcp_rtt_seconds{{{PROBE}}}", legend="{{target}}")],
+            [target(probed(f"probe_tcp_rtt_seconds{{{PROBE}}}"), legend="{{target}}")],
             (12, y + 1, 12, 8),
             description="The kernel's own round-trip measure of the TCP handshake (TCP_INFO); "
             "unaffected by the exporter's load.",
@@ -417,9 +453,11 @@ def latency_row(y: int) -> list[Panel]:
             203,
             "Probe duration against timeout",
             [
-                target(f"probe_duration_seconds{{{PROBE}}}", legend="{{target}} ({{module}})"),
                 target(
-                    f"max by (module) (probe_timeout_seconds{{{PROBE}}})",
+                    probed(f"probe_duration_seconds{{{PROBE}}}"), legend="{{target}} ({{module}})"
+                ),
+                target(
+                    f"max by (module) ({probed(f'probe_timeout_seconds{{{PROBE}}}')})",
                     ref="B",
                     legend="timeout {{module}}",
                 ),
@@ -464,7 +502,7 @@ def tls_row(y: int) -> list[Panel]:
             "TLS certificate days left",
             [
                 target(
-                    f"(probe_ssl_earliest_cert_expiry{{{PROBE}}} - time()) / 86400",
+                    probed(f"(probe_ssl_earliest_cert_expiry{{{PROBE}}} - time()) / 86400"),
                     instant=True,
                 )
             ],
@@ -487,7 +525,7 @@ def tls_row(y: int) -> list[Panel]:
         labels_table(
             402,
             "TLS version",
-            f"probe_tls_version_info{{{PROBE}}} == 1",
+            probed(f"probe_tls_version_info{{{PROBE}}} == 1"),
             (16, y + 1, 8, 8),
             description="TLS version negotiated by the latest probe of each target.",
             hide=("job", "instance"),
@@ -527,7 +565,12 @@ def icmp_row(y: int) -> list[Panel]:
         timeseries(
             501,
             "ICMP packet loss",
-            [target(f"probe_icmp_packet_loss_ratio{{{PROBE}}}", legend="{{target}} ({{module}})")],
+            [
+                target(
+                    probed(f"probe_icmp_packet_loss_ratio{{{PROBE}}}"),
+                    legend="{{target}} ({{module}})",
+                )
+            ],
             (0, y + 1, 12, 8),
             description="Share of each probe's echo requests that got no reply (config.yml's "
             "icmp module sends 3, so steps of 1/3). No point where a probe sent nothing: it "
@@ -541,7 +584,7 @@ def icmp_row(y: int) -> list[Panel]:
             "ICMP round-trip time",
             [
                 target(
-                    f'probe_icmp_rtt_seconds{{{PROBE}, stat=~"min|avg|max"}}',
+                    probed(f'probe_icmp_rtt_seconds{{{PROBE}, stat=~"min|avg|max"}}'),
                     legend="{{target}} {{stat}}",
                 )
             ],
@@ -555,9 +598,9 @@ def icmp_row(y: int) -> list[Panel]:
             503,
             "ICMP jitter",
             [
-                target(f"probe_icmp_jitter_seconds{{{PROBE}}}", legend="{{target}} jitter"),
+                target(probed(f"probe_icmp_jitter_seconds{{{PROBE}}}"), legend="{{target}} jitter"),
                 target(
-                    f'probe_icmp_rtt_seconds{{{PROBE}, stat="stddev"}}',
+                    probed(f'probe_icmp_rtt_seconds{{{PROBE}, stat="stddev"}}'),
                     ref="B",
                     legend="{{target}} stddev",
                 ),
@@ -571,7 +614,11 @@ def icmp_row(y: int) -> list[Panel]:
         timeseries(
             504,
             "ICMP time by phase",
-            [target(f"probe_icmp_duration_seconds{{{PROBE}}}", legend="{{target}} {{phase}}")],
+            [
+                target(
+                    probed(f"probe_icmp_duration_seconds{{{PROBE}}}"), legend="{{target}} {{phase}}"
+                )
+            ],
             (8, y + 9, 8, 8),
             description="blackbox_exporter's ICMP phases: resolve (name lookup), setup (socket "
             "and request building) and rtt, which is the mean round trip of the replies, not "
@@ -581,7 +628,7 @@ def icmp_row(y: int) -> list[Panel]:
         timeseries(
             505,
             "ICMP reply hop limit",
-            [target(f"probe_icmp_reply_hop_limit{{{PROBE}}}", legend="{{target}}")],
+            [target(probed(f"probe_icmp_reply_hop_limit{{{PROBE}}}"), legend="{{target}}")],
             (16, y + 9, 8, 8),
             description="TTL (IPv4) or hop limit (IPv6) of the last reply: the responder's "
             "starting value minus the routers on the way back. A step means the return path "
@@ -654,10 +701,11 @@ def email_row(y: int) -> list[Panel]:
             "Email delivery time",
             [
                 target(
-                    f"probe_email_delivery_seconds{{{PROBE}}}", legend="{{target}} ({{module}})"
+                    probed(f"probe_email_delivery_seconds{{{PROBE}}}"),
+                    legend="{{target}} ({{module}})",
                 ),
                 target(
-                    f"max by (module) (probe_timeout_seconds{{{PROBE}}} {IS_EMAIL})",
+                    f"max by (module) ({probed(f'probe_timeout_seconds{{{PROBE}}} {IS_EMAIL}')})",
                     ref="B",
                     legend="timeout {{module}}",
                 ),
@@ -676,9 +724,9 @@ def email_row(y: int) -> list[Panel]:
             "state-timeline",
             "Email sent and delivered",
             [
-                target(f"probe_email_send_success{{{PROBE}}}", legend="{{target}} sent"),
+                target(probed(f"probe_email_send_success{{{PROBE}}}"), legend="{{target}} sent"),
                 target(
-                    f"probe_success{{{PROBE}}} {IS_EMAIL}",
+                    probed(f"probe_success{{{PROBE}}} {IS_EMAIL}"),
                     ref="B",
                     legend="{{target}} delivered",
                 ),
@@ -703,7 +751,7 @@ def email_row(y: int) -> list[Panel]:
             "SMTP time by phase",
             [
                 target(
-                    f'probe_email_duration_seconds{{{PROBE}, phase=~"smtp_.*"}}',
+                    probed(f'probe_email_duration_seconds{{{PROBE}, phase=~"smtp_.*"}}'),
                     legend="{{target}} {{phase}}",
                 )
             ],
@@ -720,7 +768,7 @@ def email_row(y: int) -> list[Panel]:
             "Mailbox time by phase",
             [
                 target(
-                    f'probe_email_duration_seconds{{{PROBE}, phase=~"receive_.*"}}',
+                    probed(f'probe_email_duration_seconds{{{PROBE}, phase=~"receive_.*"}}'),
                     legend="{{target}} {{phase}}",
                 )
             ],
@@ -734,7 +782,7 @@ def email_row(y: int) -> list[Panel]:
         labels_table(
             605,
             "Authentication-Results verdicts",
-            f"probe_email_auth_result{{{PROBE}}} == 1",
+            probed(f"probe_email_auth_result{{{PROBE}}} == 1"),
             (0, y + 17, 10, 8),
             description="DKIM, SPF and DMARC verdicts the receiving server wrote into the "
             "probe mail's topmost Authentication-Results header. Empty for targets whose "

@@ -83,6 +83,8 @@ class PanelQuery:
     ref: str
     expr: str
     instant: bool
+    legend: str  # Grafana's legendFormat: "{{label}}" templates, or "__auto"
+    panel_type: str
 
     @property
     def key(self) -> str:
@@ -91,7 +93,15 @@ class PanelQuery:
 
 def panel_queries(dashboard: dict[str, Any]) -> list[PanelQuery]:
     return [
-        PanelQuery(p["id"], p["title"], t["refId"], t["expr"], bool(t.get("instant")))
+        PanelQuery(
+            p["id"],
+            p["title"],
+            t["refId"],
+            t["expr"],
+            bool(t.get("instant")),
+            t.get("legendFormat", "__auto"),
+            p["type"],
+        )
         for p in all_panels(dashboard)
         if p["type"] != "row"
         for t in p.get("targets", [])
@@ -108,7 +118,8 @@ def query_variables(dashboard: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-_VAR = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
+# A variable name starts with a letter: `$1` is a capture group of label_replace, left as is.
+_VAR = re.compile(r"\$\{([A-Za-z_]\w*)(?::\w+)?\}|\$([A-Za-z_]\w*)")
 
 
 def substitute(expr: str, values: dict[str, str]) -> str:

@@ -9,10 +9,15 @@ Postfix + Dovecot of tests/mailstack.py. The tests then ask Prometheus' HTTP API
 Prometheus would know: every job up, the probe results, healthy rules, the alert for the
 refused port (pending: the shipped `for:` is minutes, the alert is pending from the first
 evaluation), and data behind every dashboard query.
+
+Each probe job also has a twin with the classic blackbox_exporter relabeling (the target in
+`instance`, no `target` or `module` label), as most users who switch keep it: the dashboard's
+queries must return data for those jobs too, with no legend or table column left blank.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -36,6 +41,7 @@ from grafana_files import (
     GRAFANA,
     ROOT,
     SCRAPE_CONFIG,
+    PanelQuery,
     crosses,
     grafana_query,
     grafana_rules,
@@ -71,6 +77,11 @@ EMAIL_USER = "prometheus"  # the mail stack's mailbox for this test alone
 EMAIL_SCRAPE = {"scrape_interval": "2s", "scrape_timeout": "2s"}
 TIMEOUT_OFFSET = 0.5  # the exporter's default --timeout-offset
 
+# Twin of each probe job with the classic blackbox_exporter relabeling: "classic-sonde-tcp", ...
+CLASSIC = "classic-"
+# Grafana's legend templates: {{label}}.
+LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
 # Dashboard queries that are empty while everything works, so an empty answer is right here.
 EMPTY_ON_SUCCESS = {
     # up == 0 of probe jobs: only when Prometheus cannot scrape a probe at all.
@@ -84,6 +95,7 @@ class Stack:
     exporter: str  # host:port, the instance label of every job
     targets: dict[str, str]  # role -> target
     jobs: dict[str, list[str]]  # probe job -> its targets
+    classic: dict[str, list[str]]  # classic-relabeling twin of each probe job -> its targets
     processes: list[Process]  # the exporter, then Prometheus
     email_password: str  # must show up nowhere
 
@@ -110,6 +122,11 @@ class Stack:
     def alerts(self) -> list[dict[str, Any]]:
         alerts: list[dict[str, Any]] = self.api("alerts")["alerts"]
         return alerts
+
+
+def address(labels: dict[str, str]) -> str:
+    """The probed address of a probe series under either relabeling."""
+    return labels.get("target") or labels["instance"]
 
 
 def eventually(observe: Callable[[], T], expected: T, timeout: float = WAIT) -> None:
@@ -170,10 +187,26 @@ def prometheus_config(path: Path, exporter: str, jobs: dict[str, list[str]]) -> 
             job.update(EMAIL_SCRAPE)
         if job["job_name"] in jobs:
             job["static_configs"] = [{"targets": jobs[job["job_name"]]}]
+    config["scrape_configs"] += [
+        classic_twin(job, exporter) for job in config["scrape_configs"] if job["job_name"] in jobs
+    ]
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     result = run_promtool("check", "config", path)
     assert result.returncode == 0, result.stdout + result.stderr
     return path
+
+
+def classic_twin(job: dict[str, Any], exporter: str) -> dict[str, Any]:
+    """The probe job with blackbox_exporter's classic relabeling: the target becomes `instance`,
+    and no `target` or `module` label is set (the module is a URL parameter only)."""
+    twin = copy.deepcopy(job)
+    twin["job_name"] = CLASSIC + job["job_name"]
+    twin["relabel_configs"] = [
+        {"source_labels": ["__address__"], "target_label": "__param_target"},
+        {"source_labels": ["__param_target"], "target_label": "instance"},
+        {"target_label": "__address__", "replacement": exporter},
+    ]
+    return twin
 
 
 @pytest.fixture(scope="module")
@@ -235,6 +268,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mail_stack: MailStack) -> It
             address,
             targets,
             jobs,
+            {CLASSIC + job: job_targets for job, job_targets in jobs.items()},
             processes,
             mail_stack.passwords[EMAIL_USER],
         )
@@ -263,7 +297,7 @@ def _assert_icmp_usable(exporter: str) -> None:
 
 def _wait_until_evaluated(stack: Stack) -> None:
     """At least two scrapes of every target, then a rule evaluation of every group after that."""
-    expected = {(job, t) for job, ts in stack.jobs.items() for t in ts}
+    expected = {(job, t) for job, ts in (stack.jobs | stack.classic).items() for t in ts}
     expected.add((EXPORTER_JOB, stack.exporter))
 
     def scraped_twice() -> bool:
@@ -271,9 +305,7 @@ def _wait_until_evaluated(stack: Stack) -> None:
             result = stack.query("count_over_time(up[5m]) >= 2")
         except OSError:  # Prometheus still starting
             return False
-        seen = {
-            (r["metric"]["job"], r["metric"].get("target", r["metric"]["instance"])) for r in result
-        }
+        seen = {(r["metric"]["job"], address(r["metric"])) for r in result}
         return expected <= seen
 
     wait_for("two scrapes of every target", scraped_twice, WAIT, POLL)
@@ -296,6 +328,11 @@ def _by_target(results: list[dict[str, Any]]) -> dict[str, float]:
     return {r["metric"]["target"]: float(r["value"][1]) for r in results}
 
 
+def _twins(ours: dict[tuple[str, str], T]) -> dict[tuple[str, str], T]:
+    """(job, address) -> value of our jobs, and the same for their classic twins."""
+    return ours | {(CLASSIC + job, where): value for (job, where), value in ours.items()}
+
+
 def test_every_job_is_up(stack: Stack):
     def jobs_up() -> dict[str, set[tuple[str, float]]]:
         out: dict[str, set[tuple[str, float]]] = {}
@@ -305,45 +342,50 @@ def test_every_job_is_up(stack: Stack):
             )
         return out
 
-    # Every job up, and the exporter's address is the instance of every job (panels join on it).
-    eventually(jobs_up, {job: {(stack.exporter, 1.0)} for job in [EXPORTER_JOB, *stack.jobs]})
+    # Every job up, and the exporter's address is the instance of every job (panels join on it);
+    # the classic twins have their targets as instances.
+    expected = {job: {(stack.exporter, 1.0)} for job in [EXPORTER_JOB, *stack.jobs]}
+    expected |= {job: {(t, 1.0) for t in targets} for job, targets in stack.classic.items()}
+    eventually(jobs_up, expected)
 
 
 def test_probe_results(stack: Stack):
     t = stack.targets
 
-    def results() -> dict[str, tuple[str, float]]:
+    def results() -> dict[tuple[str, str], tuple[str | None, float]]:
         return {
-            r["metric"]["target"]: (r["metric"]["module"], float(r["value"][1]))
+            (r["metric"]["job"], address(r["metric"])): (
+                r["metric"].get("module"),
+                float(r["value"][1]),
+            )
             for r in stack.query("probe_success")
         }
 
-    eventually(
-        results,
-        {
-            t["open"]: ("tcp", 1),
-            t["closed"]: ("tcp", 0),
-            t["tls"]: ("tcp_tls", 1),
-            t["icmp"]: ("icmp", 1),
-            t["email"]: (EMAIL_MODULE, 1),
-        },
-    )
+    ours = {
+        ("sonde-tcp", t["open"]): ("tcp", 1.0),
+        ("sonde-tcp", t["closed"]): ("tcp", 0.0),
+        ("sonde-tcp-tls", t["tls"]): ("tcp_tls", 1.0),
+        ("sonde-icmp", t["icmp"]): ("icmp", 1.0),
+        (EMAIL_JOB, t["email"]): (EMAIL_MODULE, 1.0),
+    }
+    classic = {(CLASSIC + job, where): (None, ok) for (job, where), (_, ok) in ours.items()}
+    eventually(results, ours | classic)
 
 
 def test_closed_port_fails_with_connect_refused(stack: Stack):
-    def reasons() -> list[tuple[str, str]]:
-        return [
-            (r["metric"]["target"], r["metric"]["reason"])
+    def reasons() -> dict[tuple[str, str], str]:
+        return {
+            (r["metric"]["job"], address(r["metric"])): r["metric"]["reason"]
             for r in stack.query("probe_failure_reason == 1")
-        ]
+        }
 
-    eventually(reasons, [(stack.targets["closed"], "connect_refused")])
+    eventually(reasons, _twins({("sonde-tcp", stack.targets["closed"]): "connect_refused"}))
 
 
 def test_tls_targets_report_their_certificates(stack: Stack):
     """The TLS listener's, and the SMTP server's after STARTTLS."""
     tls_targets = {stack.targets["tls"], stack.targets["email"]}
-    expiry = "(probe_ssl_earliest_cert_expiry - time()) / 86400"
+    expiry = '(probe_ssl_earliest_cert_expiry{target!=""} - time()) / 86400'
     eventually(lambda: _by_target(stack.query(expiry)).keys(), tls_targets)
     days = _by_target(stack.query(f"last_over_time(({expiry})[1m:1s])"))
     for target in tls_targets:
@@ -437,25 +479,36 @@ def test_rules_are_loaded_and_healthy(stack: Stack):
 
 
 def test_probe_failing_alert_for_the_closed_port_only(stack: Stack):
-    def failing_alert() -> dict[str, Any] | None:
-        for alert in stack.alerts():
-            if alert["labels"]["alertname"] == "SondeProbeFailing":
-                return alert
-        return None
+    closed = stack.targets["closed"]
+    classic_job = CLASSIC + "sonde-tcp"
 
-    alert = wait_for("SondeProbeFailing to be pending", failing_alert, WAIT, POLL)
-    assert alert["labels"]["target"] == stack.targets["closed"]
-    assert alert["state"] in {"pending", "firing"}
-    assert alert["labels"]["severity"] == "critical"
-    # The description looked the failure reason up in Prometheus.
-    assert "Failure reason: connect_refused." in alert["annotations"]["description"]
+    def failing_alerts() -> dict[str, dict[str, Any]] | None:
+        alerts = {
+            a["labels"]["job"]: a
+            for a in stack.alerts()
+            if a["labels"]["alertname"] == "SondeProbeFailing"
+        }
+        return alerts if set(alerts) == {"sonde-tcp", classic_job} else None
+
+    alerts = wait_for("SondeProbeFailing to be pending for both jobs", failing_alerts, WAIT, POLL)
+    for alert in alerts.values():
+        assert address(alert["labels"]) == closed
+        assert alert["state"] in {"pending", "firing"}
+        assert alert["labels"]["severity"] == "critical"
+        # The description looked the failure reason up in Prometheus.
+        assert "Failure reason: connect_refused." in alert["annotations"]["description"]
+    ours, classic = alerts["sonde-tcp"]["annotations"], alerts[classic_job]["annotations"]
+    assert ours["summary"] == f"Probe of {closed} (tcp) is failing"
+    assert f"run by {stack.exporter}," in ours["description"]
+    # No target or module label: the target from instance, the module by the job's name.
+    assert classic["summary"] == f"Probe of {closed} ({classic_job}) is failing"
+    assert f"run by the exporter of job {classic_job}," in classic["description"]
 
     # No alert of any kind for the healthy targets or the exporter. The rules have been
     # evaluated since every target was scraped twice, so a wrong alert would be pending, and
     # stay so; only a real, momentary scrape failure comes and goes.
     def others() -> list[dict[str, str]]:
-        closed = stack.targets["closed"]
-        return [a["labels"] for a in stack.alerts() if a["labels"].get("target") != closed]
+        return [a["labels"] for a in stack.alerts() if address(a["labels"]) != closed]
 
     eventually(others, [])
 
@@ -477,23 +530,39 @@ def test_variable_queries_list_the_targets(stack: Stack):
     eventually(
         values,
         {
-            "job": set(stack.jobs),
+            "job": set(stack.jobs) | set(stack.classic),
+            # The classic twins add no module or target, and their targets as instances.
             "module": {"tcp", "tcp_tls", "icmp", EMAIL_MODULE},
-            "instance": {stack.exporter},
+            "instance": {stack.exporter, *stack.targets.values()},
             "target": set(stack.targets.values()),
         },
     )
 
 
-@pytest.mark.parametrize("one_exporter", [False, True], ids=["all", "one-exporter"])
-def test_every_dashboard_query_returns_data(stack: Stack, one_exporter: bool):
+def picked(*values: str) -> str:
+    """A multi-value variable with `values` picked, as Grafana writes it into a query: each value
+    regex-escaped, then escaped for the PromQL string."""
+    return "(" + "|".join(re.escape(v).replace("\\", "\\\\") for v in values) + ")"
+
+
+def variable_values(stack: Stack, picks: str) -> dict[str, str]:
+    """All of every variable, but: one exporter picked, or the classic jobs only."""
+    values = dict.fromkeys(query_variables(load_dashboard()), ALL)
+    if picks == "one-exporter":  # the exporter-health row must still match it
+        values["instance"] = picked(stack.exporter)
+    elif picks == "classic":  # every probe panel shows these jobs alone
+        values["job"] = picked(*stack.classic)
+    return values
+
+
+PICKS = ["all", "one-exporter", "classic"]
+
+
+@pytest.mark.parametrize("picks", PICKS)
+def test_every_dashboard_query_returns_data(stack: Stack, picks: str):
     """Each panel query, variables substituted, has data; except those named EMPTY_ON_SUCCESS."""
-    dashboard = load_dashboard()
-    values = dict.fromkeys(query_variables(dashboard), ALL)
-    if one_exporter:  # one exporter picked: the exporter-health row must still match it
-        # Grafana regex-escapes the value and then escapes it for the PromQL string.
-        values["instance"] = re.escape(stack.exporter).replace("\\", "\\\\")
-    queries = panel_queries(dashboard)
+    values = variable_values(stack, picks)
+    queries = panel_queries(load_dashboard())
     assert {q.key for q in queries} >= EMPTY_ON_SUCCESS, "EMPTY_ON_SUCCESS names a missing query"
 
     def wrong() -> dict[str, list[str]]:
@@ -510,27 +579,71 @@ def test_every_dashboard_query_returns_data(stack: Stack, one_exporter: bool):
     eventually(wrong, {"without data": [], "expected empty": []})
 
 
+def blanks(query: PanelQuery, series: dict[str, str]) -> list[str]:
+    """What Grafana would show blank for one returned series: a label its legend template names
+    that the series lacks, or, in a table of probe series, an empty target or module column."""
+    names = LEGEND_LABEL.findall(query.legend)
+    if query.panel_type == "table" and "probe_" in query.expr:
+        names += ["target", "module"]
+    return [name for name in names if not series.get(name)]
+
+
+@pytest.mark.parametrize("picks", PICKS)
+def test_no_legend_or_table_column_is_blank(stack: Stack, picks: str):
+    """Every series a panel query returns renders its legend and its target and module columns
+    in full: for the classic twins too, whose series carry neither label."""
+    values = variable_values(stack, picks)
+    queries = panel_queries(load_dashboard())
+    targets = set(stack.targets.values())
+
+    def wrong() -> dict[str, list[str]]:
+        blank, unknown = [], []
+        for query in queries:
+            for series in (r["metric"] for r in stack.query(substitute(query.expr, values))):
+                if missing := blanks(query, series):
+                    blank.append(f"{query.key}: {missing} of {series}")
+                # Under the classic relabeling the target column is the probed address.
+                if picks == "classic" and "target" in series and series["target"] not in targets:
+                    unknown.append(f"{query.key}: {series}")
+        return {"blank": blank, "not a target": unknown}
+
+    eventually(wrong, {"blank": [], "not a target": []})
+
+
+def test_blanks_finds_an_unnamed_series():
+    """The check above can fail: a series without the labels its legend or table names."""
+    legend = PanelQuery(
+        1, "t", "A", "probe_success", False, "{{target}} ({{module}})", "timeseries"
+    )
+    assert blanks(legend, {"job": "j", "instance": "i", "module": "tcp"}) == ["target"]
+    table = PanelQuery(2, "t", "A", "probe_success", True, "__auto", "table")
+    assert blanks(table, {"job": "j", "instance": "i"}) == ["target", "module"]
+    assert blanks(table, {"target": "t", "module": "m"}) == []
+
+
 def test_status_table_shows_the_failure_reason(stack: Stack):
     (status,) = [q for q in panel_queries(load_dashboard()) if q.title == "Status per target"]
     expr = substitute(status.expr, dict.fromkeys(["job", "module", "instance", "target"], ALL))
 
-    def rows() -> dict[str, tuple[float, str | None]]:
+    def rows() -> dict[tuple[str, str], tuple[float, str | None]]:
+        # The target column, for the classic twins too (taken from instance there).
         return {
-            r["metric"]["target"]: (float(r["value"][1]), r["metric"].get("reason"))
+            (r["metric"]["job"], r["metric"]["target"]): (
+                float(r["value"][1]),
+                r["metric"].get("reason"),
+            )
             for r in stack.query(expr)
         }
 
     t = stack.targets
-    eventually(
-        rows,
-        {
-            t["open"]: (1, None),
-            t["closed"]: (0, "connect_refused"),
-            t["tls"]: (1, None),
-            t["icmp"]: (1, None),
-            t["email"]: (1, None),
-        },
-    )
+    ours = {
+        ("sonde-tcp", t["open"]): (1.0, None),
+        ("sonde-tcp", t["closed"]): (0.0, "connect_refused"),
+        ("sonde-tcp-tls", t["tls"]): (1.0, None),
+        ("sonde-icmp", t["icmp"]): (1.0, None),
+        (EMAIL_JOB, t["email"]): (1.0, None),
+    }
+    eventually(rows, _twins(ours))
 
 
 @pytest.mark.parametrize(
@@ -542,12 +655,19 @@ def test_per_target_table_queries_merge_into_one_row_per_target(
     stack: Stack, panel_id: int, job: str, module: str, role: str, columns: int
 ):
     """Grafana's merge transformation joins the table's queries on equal labels: each query
-    must return exactly the same label sets, one per target of that prober."""
+    must return exactly the same label sets, one per target of that prober (and one for the
+    classic twin, its module being the job's name)."""
     queries = [q for q in panel_queries(load_dashboard()) if q.panel_id == panel_id]
     assert len(queries) == columns
     values = dict.fromkeys(["job", "module", "instance", "target"], ALL)
-    row = {"job": job, "instance": stack.exporter, "module": module}
-    one_row = {frozenset({**row, "target": stack.targets[role]}.items())}
+    where = stack.targets[role]
+    classic = CLASSIC + job
+    rows = {
+        frozenset(
+            {"job": job, "instance": stack.exporter, "module": module, "target": where}.items()
+        ),
+        frozenset({"job": classic, "instance": where, "module": classic, "target": where}.items()),
+    }
 
     def label_sets() -> dict[str, set[frozenset[tuple[str, str]]]]:
         return {
@@ -555,7 +675,7 @@ def test_per_target_table_queries_merge_into_one_row_per_target(
             for q in queries
         }
 
-    eventually(label_sets, {q.ref: one_row for q in queries})
+    eventually(label_sets, {q.ref: rows for q in queries})
 
 
 def test_grafana_rules_agree_with_prometheus_alerts(stack: Stack):

@@ -43,6 +43,26 @@ CORE_ALERTS = {
 }
 
 
+# Under the classic blackbox_exporter relabeling a probe series has no target or module label
+# and its instance is the target: outside a branch taken only when `target` is set, annotations
+# name these with a fallback ({{ or $labels.target $labels.instance }}), never bare.
+TARGET_SET_BRANCH = re.compile(r"\{\{ if \$labels\.target \}\}.*?\{\{ else \}\}", re.S)
+BARE_LABEL = re.compile(r"\{\{\s*\$labels\.(target|module|instance)\b")
+
+
+def assert_classic_safe(template: str) -> None:
+    unguarded = TARGET_SET_BRANCH.sub("", template)
+    assert not BARE_LABEL.search(unguarded), (
+        f"a label that the classic relabeling leaves unset: {template}"
+    )
+
+
+def test_classic_safe_check_can_fail():
+    with pytest.raises(AssertionError):
+        assert_classic_safe("Probe of {{ $labels.target }}")
+    assert_classic_safe("{{ if $labels.target }}{{ $labels.instance }}{{ else }}job{{ end }}")
+
+
 @pytest.mark.prometheus
 def test_rule_files_pass_promtool_check():
     assert RULE_FILES, "no grafana/rules/*.rules.yml"
@@ -96,6 +116,7 @@ def test_alert_has_severity_summary_and_description(name: str):
     # Alerts about a probe name its target; the others are about the exporter itself.
     if name not in EXPORTER_ALERTS:
         assert "$labels.target" in summary and "$labels.target" in description
+        assert_classic_safe(summary + description)
     # Every description gives the failure reason or says what causes the alert.
     assert re.search(r"[Ff]ailure reason|Reason:", description), description
     # Production rules wait before firing; the end-to-end test relies on the pending state.
@@ -133,6 +154,7 @@ def test_grafana_rule_mirrors_the_prometheus_alert(rule):
     assert "$labels.instance" in annotations["description"]
     if rule["title"] not in EXPORTER_ALERTS:
         assert "$labels.target" in annotations["summary"]
+        assert_classic_safe(annotations["summary"] + annotations["description"])
     # Grafana interpolates environment variables in labels, so they must not hold a `$`.
     assert all("$" not in value for value in rule["labels"].values())
     assert rule["noDataState"] in {"OK", "NoData", "Alerting"}
