@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -263,3 +264,64 @@ def test_sighup_with_a_bad_config_keeps_the_old_one(exporter_process, closed_por
     )
     assert "tcp_new" in exporter.get("/config")[1]
     assert exporter.metric("sonde_config_last_reload_success_timestamp_seconds") >= started_at
+
+
+BACKTRACKING_CONFIG = """\
+modules:
+  pathological:
+    prober: tcp
+    timeout: 20s
+    tcp:
+      query_response:
+        - expect: "(a+)+$"
+          send: "next\\r"
+        - expect: "^bye"
+"""
+
+
+def test_a_backtracking_pattern_cannot_freeze_the_exporter(exporter_process) -> None:
+    """`(a+)+$` against a's followed by "!" takes about 2^n steps in a backtracking engine:
+    with Python's re, forty a's held the event loop (and SIGTERM) for minutes. With RE2 the
+    exporter reads twenty 60,000-byte such lines, answers /-/healthy while the probe is still
+    open, and the probe succeeds well inside its 20 s timeout: linear matching of 1.2 MB takes
+    milliseconds even on a loaded 2-core box, and a backtracking engine would never finish the
+    first line, so the bound cannot flake and cannot pass by luck."""
+    bad_line = b"a" * 60_000 + b"!\r\n"  # under the prober's 64 KiB line limit
+    next_received = threading.Event()
+    healthy_answered = threading.Event()
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(30)
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(30)
+                conn.sendall(bad_line * 20 + b"a" * 40 + b"\r\n")  # the last line matches
+                if conn.makefile("rb").readline() == b"next\r\n":
+                    next_received.set()
+                if healthy_answered.wait(30):
+                    conn.sendall(b"bye\r\n")
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        exporter = exporter_process(BACKTRACKING_CONFIG)
+        answer: list[tuple[int, str]] = []
+        port = listener.getsockname()[1]
+        prober = threading.Thread(
+            target=lambda: answer.append(
+                exporter.get(f"/probe?module=pathological&target=127.0.0.1:{port}")
+            )
+        )
+        prober.start()
+        assert next_received.wait(30), "the exporter never got past the pathological lines"
+        assert prober.is_alive()  # the probe waits for "bye": it is still open
+        assert exporter.get("/-/healthy") == (200, "Healthy\n")
+        healthy_answered.set()
+        prober.join(30)
+        server.join(30)
+
+    status, body = answer[0]
+    metrics = parse_metrics(body)
+    assert (status, metrics["probe_success"]) == (200, 1), body
+    assert metrics["probe_duration_seconds"] < 20

@@ -39,7 +39,22 @@ ERRORS = {
     "bad_duration": (4, "modules.tcp.timeout", "invalid duration '5 seconds'"),
     "duration_not_string": (4, "modules.tcp.timeout", "expected a duration string"),
     "negative_timeout": (4, "modules.tcp.timeout", "must not be negative"),
-    "bad_regex": (6, "modules.smtp.tcp.query_response[0].expect", "invalid regular expression"),
+    "bad_regex": (
+        6,
+        "modules.smtp.tcp.query_response[0].expect",
+        "invalid regular expression '^(220': missing ): ^(220",
+    ),
+    # RE2, as Go: no backreferences, no lookaround
+    "backreference_regex": (
+        6,
+        "modules.banner.tcp.query_response[0].expect",
+        "invalid regular expression '^(\\w+) \\1$': invalid escape sequence: \\1",
+    ),
+    "lookahead_regex": (
+        7,
+        "modules.banner.tcp.query_response[1].expect",
+        "invalid perl operator: (?=",
+    ),
     "expect_and_expect_bytes": (
         7,
         "modules.smtp.tcp.query_response[1]",
