@@ -120,6 +120,61 @@ def test_config_check_resolves_files_next_to_the_config(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout) == (0, "OK\n")
 
 
+def test_config_check_passes_blackbox_sample_with_a_warning_for_its_http_and_dns() -> None:
+    path = CONFIGS / "blackbox_sample.yml"
+    result = run("--config.check", "--config.file", str(path))
+    assert (result.returncode, result.stdout) == (0, "OK\n")
+    assert result.stderr == (
+        f"{path}: warning: these modules load, but sonde-exporter does not have their prober, "
+        "so probing them answers 400: web (http), web_post (http), resolver (dns)\n"
+    )
+
+
+ROUND_TRIP_CONFIG = """\
+modules:
+  tcp_banner:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      query_response:
+        - expect: "^+OK (\\\\w+)"
+          labels: [{name: word, value: "${1}"}]
+  ping:
+    prober: icmp
+    timeout: 5s
+    icmp: {count: 2, ttl: 32}
+  mail_implicit_tls:
+    prober: email
+    timeout: 30s
+    email:
+      smtp:
+        url: smtps://127.0.0.1:465
+        username: probe
+        password_env: SONDE_TEST_UNSET_PASSWORD
+      receive:
+        url: imaps://127.0.0.1:993
+        username: probe
+        password_env: SONDE_TEST_UNSET_PASSWORD
+      from: probe@example.com
+      to: probe@example.com
+  web:
+    prober: http
+    http: {method: GET}
+"""
+
+
+def test_config_endpoint_output_passes_config_check(exporter_process, tmp_path: Path) -> None:
+    """What /config prints is a config: the real checker accepts it as it is."""
+    exporter = exporter_process(ROUND_TRIP_CONFIG)
+    status, text = exporter.get("/config")
+    assert status == 200
+    dumped = tmp_path / "dumped.yml"
+    dumped.write_text(text)
+    result = run("--config.check", "--config.file", str(dumped))
+    assert (result.returncode, result.stdout) == (0, "OK\n"), result.stderr
+    assert result.stderr.endswith("probing them answers 400: web (http)\n")
+
+
 def test_config_check_prints_every_error_and_fails() -> None:
     path = CONFIGS / "two_errors.yml"
     result = run("--config.check", "--config.file", str(path))

@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from . import __version__
-from .config import ConfigError, load_config
+from .config import ConfigError, describe_unsupported, load_config
 from .exporter import Exporter
 from .logs import LEVELS, configure, fields
 from .server import create_app
@@ -93,6 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("Error loading config", extra=fields(err=str(exc)))
         return 1
     if args.check:
+        if config.unsupported:
+            print(
+                f"{config_file}: warning: these modules load, but sonde-exporter does not have "
+                f"their prober, so probing them answers 400: {describe_unsupported(config)}",
+                file=sys.stderr,
+            )
         print("OK")
         return 0
     exporter = Exporter(config_file, config, args.timeout_offset, args.history_limit)

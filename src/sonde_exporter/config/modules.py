@@ -6,7 +6,15 @@ import re
 from functools import cached_property
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from .email import EmailModule
 from .fields import Duration, IpProtocol, Regex, Strict, check_ip, latin1
@@ -116,17 +124,31 @@ class IcmpModule(AddressChoice):
 ProberName = Literal["tcp", "icmp", "email"]
 """Every prober name; kept equal to the keys of probers.PROBERS (a test checks it)."""
 
+ForeignProberName = Literal["http", "dns", "grpc", "unix", "websocket"]
+"""blackbox_exporter's probers that sonde-exporter does not have. Their modules load, so that
+both exporters can read one file, but probing them is a 400; any other name is an error."""
+
 _PROBER_BLOCKS: tuple[str, ...] = get_args(ProberName)
+_FOREIGN_BLOCKS: tuple[str, ...] = get_args(ForeignProberName)
+
+ForeignBlock = Annotated[dict[str, Any] | None, Field(exclude=True)]
+"""A foreign prober's block: blackbox_exporter's to check, so its keys are taken unread.
+Never written out: /config and debug output must not show what may hold its passwords."""
 
 
 class Module(Strict):
     """One entry under `modules:`: which prober, its timeout, and that prober's block."""
 
-    prober: ProberName
+    prober: Literal[ProberName, ForeignProberName]
     timeout: Duration = 0.0
     tcp: TcpModule | None = None
     icmp: IcmpModule | None = None
     email: EmailModule | None = None
+    http: ForeignBlock = None
+    dns: ForeignBlock = None
+    grpc: ForeignBlock = None
+    unix: ForeignBlock = None
+    websocket: ForeignBlock = None
 
     @model_validator(mode="before")
     @classmethod
@@ -138,13 +160,14 @@ class Module(Strict):
                 data = {**data, own: {}}
         return data
 
-    @field_validator(*_PROBER_BLOCKS)
+    @field_validator(*_PROBER_BLOCKS, *_FOREIGN_BLOCKS)
     @classmethod
     def _only_own_block(cls, value: Any, info: ValidationInfo) -> Any:
         prober = info.data.get("prober")
-        if value is not None and prober is not None and prober != info.field_name:
+        block = info.field_name or ""
+        if value is not None and prober is not None and prober != block:
             raise ValueError(
-                f"a module with prober {prober!r} cannot have a {info.field_name!r} block"
+                f"a module with prober {prober!r} cannot have {_article(block)} {block!r} block"
             )
         return value
 
@@ -157,6 +180,17 @@ class Module(Strict):
             )
         return self
 
+    @model_serializer(mode="wrap")
+    def _without_other_blocks(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Written out (/config, debug output) with its own block only, as it could be loaded."""
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None or k not in _PROBER_BLOCKS}
+
+    @property
+    def supported(self) -> bool:
+        """Whether sonde-exporter has this module's prober (it may be a foreign one)."""
+        return self.prober in _PROBER_BLOCKS
+
     @property
     def settings(self) -> BaseModel:
         """The block of this module's own prober (`tcp:` for prober tcp, and so on)."""
@@ -164,5 +198,15 @@ class Module(Strict):
         return block
 
 
+def _article(name: str) -> str:
+    """ "an" before a vowel sound: icmp, email, and http (read letter by letter), not unix."""
+    return "an" if name[0] in "aeioh" else "a"
+
+
 class Config(Strict):
     modules: dict[Annotated[str, Field(min_length=1)], Module]
+
+    @property
+    def unsupported(self) -> dict[str, str]:
+        """Module name -> prober, for the modules whose prober sonde-exporter does not have."""
+        return {name: m.prober for name, m in self.modules.items() if not m.supported}
