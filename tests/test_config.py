@@ -64,12 +64,17 @@ ERRORS = {
         "modules.banner.tcp.query_response[1].expect",
         "invalid perl operator: (?=",
     ),
+    # a model validator that blames one field names that field and its line, not the parent's
     "expect_and_expect_bytes": (
-        7,
-        "modules.smtp.tcp.query_response[1]",
+        8,
+        "modules.smtp.tcp.query_response[1].expect_bytes",
         "expect and expect_bytes cannot be used in the same step",
     ),
-    "empty_expect_bytes": (6, "modules.raw.tcp.query_response[0]", "expect_bytes must not be"),
+    "empty_expect_bytes": (
+        6,
+        "modules.raw.tcp.query_response[0].expect_bytes",
+        "must not be empty",
+    ),
     "bad_ip_protocol": (
         5,
         "modules.tcp6.tcp.preferred_ip_protocol",

@@ -273,12 +273,12 @@ async def test_starttls_mid_dialogue(exporter_client, tcp_server, pki):
     [
         (
             '- expect: "(a)"\n  labels: [{name: v, value: "${1}"}, {name: v, value: x}]',
-            ":7: modules.m.tcp.query_response[0]: labels: a label name may appear only once",
+            ":8: modules.m.tcp.query_response[0].labels: a label name may appear only once",
         ),
         (
             '- expect: "a"\n  labels: [{name: v, value: x}]\n'
             '- expect: "b"\n  labels: [{name: w, value: y}]',
-            ":5: modules.m.tcp: query_response: steps with labels must all use the same",
+            ":6: modules.m.tcp.query_response: steps with labels must all use the same",
         ),
     ],
     ids=["duplicate", "two_label_sets"],

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from .email import EmailModule
+from .errors import field_error
 from .fields import Duration, IpProtocol, Regex, Strict, check_ip, latin1
 from .tls import TlsConfig
 
@@ -50,12 +51,14 @@ class QueryStep(Strict):
     @model_validator(mode="after")
     def _one_kind_of_expect(self) -> QueryStep:
         if self.expect is not None and self.expect_bytes is not None:
-            raise ValueError("expect and expect_bytes cannot be used in the same step")
+            raise field_error(
+                "expect_bytes", "expect and expect_bytes cannot be used in the same step"
+            )
         if self.expect_bytes == "":
-            raise ValueError("expect_bytes must not be empty")
+            raise field_error("expect_bytes", "must not be empty")
         names = [label.name for label in self.labels]
         if len(set(names)) != len(names):
-            raise ValueError("labels: a label name may appear only once")
+            raise field_error("labels", "a label name may appear only once")
         return self
 
     @cached_property
@@ -91,9 +94,10 @@ class TcpModule(AddressChoice):
     def _one_expect_info(self) -> TcpModule:
         label_sets = {tuple(label.name for label in s.labels) for s in self.query_response}
         if len(label_sets - {()}) > 1:
-            raise ValueError(
-                "query_response: steps with labels must all use the same label names "
-                "(they are series of one metric, probe_expect_info)"
+            raise field_error(
+                "query_response",
+                "steps with labels must all use the same label names "
+                "(they are series of one metric, probe_expect_info)",
             )
         return self
 
@@ -174,9 +178,10 @@ class Module(Strict):
     @model_validator(mode="after")
     def _icmp_fits_timeout(self) -> Module:
         if self.icmp is not None and self.timeout > 0 and self.icmp.send_span >= self.timeout:
-            raise ValueError(
-                f"icmp: sending {self.icmp.count} echo requests {self.icmp.interval:g}s apart "
-                f"takes {self.icmp.send_span:g}s, which does not fit the {self.timeout:g}s timeout"
+            raise field_error(
+                "icmp",
+                f"sending {self.icmp.count} echo requests {self.icmp.interval:g}s apart "
+                f"takes {self.icmp.send_span:g}s, which does not fit the {self.timeout:g}s timeout",
             )
         return self
 
