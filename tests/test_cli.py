@@ -240,6 +240,25 @@ def test_flag_defaults() -> None:
     assert parse_args(["--web.listen-address", "[::1]:9"]).listen == [("::1", 9)]
 
 
+def test_help_shows_every_default() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    options = " ".join(result.stdout.split("options:")[1].split())  # undo the line wrapping
+    helps = {h.split(" ")[0]: h for h in re.split(r" (?=--[a-z])", options)}
+    for flag, default in [
+        ("--config.file FILE", "config.yml"),
+        ("--web.listen-address ADDRESS", ":10115"),
+        ("--timeout-offset SECONDS", "0.5"),
+        ("--log.level {debug,info,warn,error}", "info"),
+        ("--log.format {logfmt,json}", "logfmt"),
+        ("--log.prober {debug,info,warn,error}", "error"),
+        ("--history.limit N", "100"),
+    ]:
+        name = flag.split(" ")[0]
+        assert helps[name].startswith(flag), helps[name]
+        assert helps[name].endswith(f"(default: {default})"), helps[name]
+
+
 def test_start_with_a_bad_config_exits_1(tmp_path: Path) -> None:
     path = tmp_path / "config.yml"
     path.write_text(BROKEN_CONFIG)
