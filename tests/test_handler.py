@@ -269,6 +269,18 @@ async def test_debug_output_has_logs_metrics_and_module_config(exporter_client, 
     assert "Traceback" not in body
 
 
+@pytest.mark.parametrize(("debug", "is_report"), [("TRUE", True), ("True", True), ("FALSE", False)])
+async def test_debug_takes_true_or_false_in_any_case(
+    exporter_client, closed_port, debug, is_report
+):
+    client = await exporter_client(CONFIG)
+    status, body = await probe(client, module="tcp", target=f"127.0.0.1:{closed_port}", debug=debug)
+    assert status == 200
+    assert body.startswith("Logs for the probe:\n") is is_report
+    if not is_report:
+        assert parse_metrics(body)["probe_success"] == 0
+
+
 class _ModuleWithPassword(Module):
     """Stands in for a prober block with a password until the email prober lands."""
 
