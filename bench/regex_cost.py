@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""CPU per TCP probe with `expect` steps, this tree against another git revision.
+
+Issue 9 moved `expect` from Python's re to RE2 (linear time); this measures what that costs
+a probe. Each side runs in its own process with PYTHONPATH pointing at its src/, calls
+probe_tcp in process (no HTTP) against a loopback banner server in a third process, and
+reports CPU (process_time) per probe, best of --rounds. The sides alternate, so drift from
+other load on the box hits both.
+
+    .venv/bin/python bench/regex_cost.py --rev 2ea2664      # before the RE2 change
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# An SSH-like greeting: two lines the pattern skips, then the one it matches and captures.
+BANNER = (
+    b"Welcome to the benchmark host, all connections are logged\r\n"
+    b"Debian GNU/Linux 12 (bookworm) built 2026-11-01 for amd64\r\n"
+    b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"
+)
+CONFIG = r"""
+modules:
+  banner:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      query_response:
+        - expect: "^SSH-2\\.0-([^ ]+) (.*)$"
+          labels:
+            - name: version
+              value: "${1}"
+"""
+
+
+def serve() -> None:
+    """The banner server: greet each connection and close it. Prints its port first."""
+    with socket.create_server(("127.0.0.1", 0), backlog=1024) as listener:
+        print(listener.getsockname()[1], flush=True)
+        while True:
+            conn, _ = listener.accept()
+            with conn:
+                conn.sendall(BANNER)
+
+
+def measure(port: int, n: int) -> dict[str, float]:
+    """One side: CPU per probe and per expect search, in the src/ on PYTHONPATH."""
+    from sonde_exporter.config import load_config
+    from sonde_exporter.probe_metrics import ProbeMetrics
+    from sonde_exporter.probers.base import ProbeContext, ProbeLog
+    from sonde_exporter.probers.tcp import probe_tcp
+    from sonde_exporter.targets import parse_host_port
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "config.yml")
+        path.write_text(CONFIG)
+        settings = load_config(path).modules["banner"].settings
+    target = parse_host_port(f"127.0.0.1:{port}")
+    expect = settings.query_response[0].expect  # type: ignore[attr-defined]
+
+    async def probes() -> float:
+        loop = asyncio.get_running_loop()
+        start = time.process_time()
+        for _ in range(n):
+            ctx = ProbeContext(
+                metrics=ProbeMetrics(),
+                log=ProbeLog(bound=(("module", "banner"),)),
+                deadline=loop.time() + 5,
+            )
+            await probe_tcp(target, settings, ctx)
+        return (time.process_time() - start) / n
+
+    probe_cpu = asyncio.run(probes())
+    lines = BANNER.splitlines()
+    start = time.process_time()
+    for _ in range(n * 10):
+        for line in lines:
+            expect.search(line)
+    search_cpu = (time.process_time() - start) / (n * 10 * len(lines))
+    return {"probe_us": probe_cpu * 1e6, "search_us": search_cpu * 1e6}
+
+
+def run_side(src: Path, port: int, n: int) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    out = subprocess.run(
+        [sys.executable, __file__, "--side", str(port), "-n", str(n)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    result: dict[str, float] = json.loads(out.stdout.splitlines()[-1])
+    return result
+
+
+def checkout(rev: str, into: Path) -> Path:
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "src"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into / "src"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rev", default="HEAD~1", help="the revision to compare with")
+    parser.add_argument("-n", type=int, default=2000, help="probes per round and side")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--side", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve()
+        return
+    if args.side is not None:
+        print(json.dumps(measure(args.side, args.n)))
+        return
+
+    server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        with tempfile.TemporaryDirectory(prefix="sonde-regex-") as tmp:
+            sides = {"this tree": ROOT / "src", args.rev: checkout(args.rev, Path(tmp))}
+            best: dict[str, dict[str, float]] = {}
+            for _ in range(args.rounds):
+                for name, src in sides.items():
+                    result = run_side(src, port, args.n)
+                    for key, value in result.items():
+                        kept = best.setdefault(name, {}).get(key, float("inf"))
+                        best[name][key] = min(kept, value)
+    finally:
+        server.terminate()
+        server.wait(10)
+    load = os.getloadavg()[0]
+    print(f"CPU per operation, best of {args.rounds} rounds of {args.n} (load average {load:.2f})")
+    print("| side | probe_tcp with expect + label | one expect search |")
+    print("|---|---|---|")
+    for name, values in best.items():
+        print(f"| {name} | {values['probe_us']:.1f} µs | {values['search_us']:.2f} µs |")
+    new, old = best["this tree"], best[args.rev]
+    searches = len(BANNER.splitlines())  # lines searched per probe
+    extra = (new["search_us"] - old["search_us"]) * searches
+    print(
+        f"ratio this tree / {args.rev}: probe {new['probe_us'] / old['probe_us']:.3f}, "
+        f"search {new['search_us'] / old['search_us']:.2f}; the searches of one probe cost "
+        f"{extra:+.1f} µs, {extra / old['probe_us']:+.1%} of its CPU"
+    )
+
+
+if __name__ == "__main__":
+    main()
