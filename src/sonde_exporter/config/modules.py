@@ -204,7 +204,8 @@ class Module(Strict):
 
 
 def _article(name: str) -> str:
-    """ "an" before a vowel sound: icmp, email, and http (read letter by letter), not unix."""
+    """The article before a block name: "an" for a vowel sound (icmp, email, and http, read
+    letter by letter), "a" otherwise (tcp, dns, unix)."""
     return "an" if name[0] in "aeioh" else "a"
 
 
