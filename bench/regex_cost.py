@@ -4,7 +4,7 @@
 Issue 9 moved `expect` from Python's re to RE2 (linear time); this measures what that costs
 a probe. Each side runs in its own process with PYTHONPATH pointing at its src/, calls
 probe_tcp in process (no HTTP) against a loopback banner server in a third process, and
-reports CPU (process_time) per probe, best of --rounds. The sides alternate, taking turns
+reports CPU per probe (user and kernel, getrusage), best of --rounds. The sides alternate, taking turns
 to go first, so drift from other load on the box hits both; the probe ratio is also given as
 the median of the rounds' pairs, which is steadier than the ratio of the bests.
 
@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -72,9 +73,9 @@ def measure(port: int, n: int) -> dict[str, float]:
     target = parse_host_port(f"127.0.0.1:{port}")
     expect = settings.query_response[0].expect  # type: ignore[attr-defined]
 
-    async def probes() -> float:
+    async def probes() -> tuple[float, float]:
         loop = asyncio.get_running_loop()
-        start = time.process_time()
+        start = resource.getrusage(resource.RUSAGE_SELF)
         for _ in range(n):
             ctx = ProbeContext(
                 metrics=ProbeMetrics(),
@@ -82,16 +83,22 @@ def measure(port: int, n: int) -> dict[str, float]:
                 deadline=loop.time() + 5,
             )
             await probe_tcp(target, settings, ctx)
-        return (time.process_time() - start) / n
+        end = resource.getrusage(resource.RUSAGE_SELF)
+        return (end.ru_utime - start.ru_utime) / n, (end.ru_stime - start.ru_stime) / n
 
-    probe_cpu = asyncio.run(probes())
+    probe_user, probe_system = asyncio.run(probes())
     lines = BANNER.splitlines()
     start = time.process_time()
     for _ in range(n * 10):
         for line in lines:
             expect.search(line)
     search_cpu = (time.process_time() - start) / (n * 10 * len(lines))
-    return {"probe_us": probe_cpu * 1e6, "search_us": search_cpu * 1e6}
+    return {
+        "probe_us": (probe_user + probe_system) * 1e6,
+        "probe_user_us": probe_user * 1e6,
+        "probe_system_us": probe_system * 1e6,
+        "search_us": search_cpu * 1e6,
+    }
 
 
 def run_side(src: Path, port: int, n: int) -> dict[str, float]:
@@ -146,22 +153,28 @@ def main() -> None:
         server.terminate()
         server.wait(10)
     load = os.getloadavg()[0]
-    best = {name: {k: min(r[k] for r in runs) for k in runs[0]} for name, runs in rounds.items()}
+    best = {name: min(runs, key=lambda r: r["probe_us"]) for name, runs in rounds.items()}
+    for name, runs in rounds.items():
+        best[name] = {**best[name], "search_us": min(r["search_us"] for r in runs)}
     print(f"CPU per operation, best of {args.rounds} rounds of {args.n} (load average {load:.2f})")
-    print("| side | probe_tcp with expect + label | one expect search |")
+    print("| side | probe_tcp with expect + label (user + kernel) | one expect search |")
     print("|---|---|---|")
-    for name, values in best.items():
-        print(f"| {name} | {values['probe_us']:.1f} µs | {values['search_us']:.2f} µs |")
+    for name, v in best.items():
+        print(
+            f"| {name} | {v['probe_us']:.1f} µs ({v['probe_user_us']:.1f} + "
+            f"{v['probe_system_us']:.1f}) | {v['search_us']:.2f} µs |"
+        )
     new, old = best["this tree"], best[args.rev]
     # Rounds run back to back, so each pair saw about the same load: their ratio is steadier.
     paired = sorted(
-        a["probe_us"] / b["probe_us"]
+        a["probe_user_us"] / b["probe_user_us"]
         for a, b in zip(rounds["this tree"], rounds[args.rev], strict=True)
     )
     searches = len(BANNER.splitlines())  # lines searched per probe
     extra = (new["search_us"] - old["search_us"]) * searches
     print(
-        f"probe CPU, this tree / {args.rev}: median of paired rounds "
+        f"probe user CPU (where the matching runs), this tree / {args.rev}: median of paired "
+        "rounds "
         f"{statistics.median(paired):.3f} (range {paired[0]:.3f}-{paired[-1]:.3f}); "
         f"search {new['search_us'] / old['search_us']:.2f}x, so the searches of one probe cost "
         f"{extra:+.1f} µs, {extra / old['probe_us']:+.1%} of its CPU"
