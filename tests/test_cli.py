@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -119,6 +120,61 @@ def test_config_check_resolves_files_next_to_the_config(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout) == (0, "OK\n")
 
 
+def test_config_check_passes_blackbox_sample_with_a_warning_for_its_http_and_dns() -> None:
+    path = CONFIGS / "blackbox_sample.yml"
+    result = run("--config.check", "--config.file", str(path))
+    assert (result.returncode, result.stdout) == (0, "OK\n")
+    assert result.stderr == (
+        f"{path}: warning: these modules load, but sonde-exporter does not have their prober, "
+        "so probing them answers 400: web (http), web_post (http), resolver (dns)\n"
+    )
+
+
+ROUND_TRIP_CONFIG = """\
+modules:
+  tcp_banner:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      query_response:
+        - expect: "^+OK (\\\\w+)"
+          labels: [{name: word, value: "${1}"}]
+  ping:
+    prober: icmp
+    timeout: 5s
+    icmp: {count: 2, ttl: 32}
+  mail_implicit_tls:
+    prober: email
+    timeout: 30s
+    email:
+      smtp:
+        url: smtps://127.0.0.1:465
+        username: probe
+        password_env: SONDE_TEST_UNSET_PASSWORD
+      receive:
+        url: imaps://127.0.0.1:993
+        username: probe
+        password_env: SONDE_TEST_UNSET_PASSWORD
+      from: probe@example.com
+      to: probe@example.com
+  web:
+    prober: http
+    http: {method: GET}
+"""
+
+
+def test_config_endpoint_output_passes_config_check(exporter_process, tmp_path: Path) -> None:
+    """What /config prints is a config: the real checker accepts it as it is."""
+    exporter = exporter_process(ROUND_TRIP_CONFIG)
+    status, text = exporter.get("/config")
+    assert status == 200
+    dumped = tmp_path / "dumped.yml"
+    dumped.write_text(text)
+    result = run("--config.check", "--config.file", str(dumped))
+    assert (result.returncode, result.stdout) == (0, "OK\n"), result.stderr
+    assert result.stderr.endswith("probing them answers 400: web (http)\n")
+
+
 def test_config_check_prints_every_error_and_fails() -> None:
     path = CONFIGS / "two_errors.yml"
     result = run("--config.check", "--config.file", str(path))
@@ -182,6 +238,25 @@ def test_flag_defaults() -> None:
     assert (args.timeout_offset, args.history_limit) == (0.5, 100)
     assert (args.log_level, args.log_format, args.log_prober) == ("info", "logfmt", "error")
     assert parse_args(["--web.listen-address", "[::1]:9"]).listen == [("::1", 9)]
+
+
+def test_help_shows_every_default() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    options = " ".join(result.stdout.split("options:")[1].split())  # undo the line wrapping
+    helps = {h.split(" ")[0]: h for h in re.split(r" (?=--[a-z])", options)}
+    for flag, default in [
+        ("--config.file FILE", "config.yml"),
+        ("--web.listen-address ADDRESS", ":10115"),
+        ("--timeout-offset SECONDS", "0.5"),
+        ("--log.level {debug,info,warn,error}", "info"),
+        ("--log.format {logfmt,json}", "logfmt"),
+        ("--log.prober {debug,info,warn,error}", "error"),
+        ("--history.limit N", "100"),
+    ]:
+        name = flag.split(" ")[0]
+        assert helps[name].startswith(flag), helps[name]
+        assert helps[name].endswith(f"(default: {default})"), helps[name]
 
 
 def test_start_with_a_bad_config_exits_1(tmp_path: Path) -> None:
@@ -263,3 +338,64 @@ def test_sighup_with_a_bad_config_keeps_the_old_one(exporter_process, closed_por
     )
     assert "tcp_new" in exporter.get("/config")[1]
     assert exporter.metric("sonde_config_last_reload_success_timestamp_seconds") >= started_at
+
+
+BACKTRACKING_CONFIG = """\
+modules:
+  pathological:
+    prober: tcp
+    timeout: 20s
+    tcp:
+      query_response:
+        - expect: "(a+)+$"
+          send: "next\\r"
+        - expect: "^bye"
+"""
+
+
+def test_a_backtracking_pattern_cannot_freeze_the_exporter(exporter_process) -> None:
+    """`(a+)+$` against a's followed by "!" takes about 2^n steps in a backtracking engine:
+    with Python's re, forty a's held the event loop (and SIGTERM) for minutes. With RE2 the
+    exporter reads twenty 60,000-byte such lines, answers /-/healthy while the probe is still
+    open, and the probe succeeds well inside its 20 s timeout: linear matching of 1.2 MB takes
+    milliseconds even on a loaded 2-core box, and a backtracking engine would never finish the
+    first line, so the bound cannot flake and cannot pass by luck."""
+    bad_line = b"a" * 60_000 + b"!\r\n"  # under the prober's 64 KiB line limit
+    next_received = threading.Event()
+    healthy_answered = threading.Event()
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(30)
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(30)
+                conn.sendall(bad_line * 20 + b"a" * 40 + b"\r\n")  # the last line matches
+                if conn.makefile("rb").readline() == b"next\r\n":
+                    next_received.set()
+                if healthy_answered.wait(30):
+                    conn.sendall(b"bye\r\n")
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        exporter = exporter_process(BACKTRACKING_CONFIG)
+        answer: list[tuple[int, str]] = []
+        port = listener.getsockname()[1]
+        prober = threading.Thread(
+            target=lambda: answer.append(
+                exporter.get(f"/probe?module=pathological&target=127.0.0.1:{port}")
+            )
+        )
+        prober.start()
+        assert next_received.wait(30), "the exporter never got past the pathological lines"
+        assert prober.is_alive()  # the probe waits for "bye": it is still open
+        assert exporter.get("/-/healthy") == (200, "Healthy\n")
+        healthy_answered.set()
+        prober.join(30)
+        server.join(30)
+
+    status, body = answer[0]
+    metrics = parse_metrics(body)
+    assert (status, metrics["probe_success"]) == (200, 1), body
+    assert metrics["probe_duration_seconds"] < 20

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from pydantic import BaseModel
@@ -14,7 +15,9 @@ from sonde_exporter.config import (
     Config,
     ConfigError,
     Duration,
+    ForeignProberName,
     Module,
+    ProberName,
     Secret,
     Strict,
     dump_yaml,
@@ -34,18 +37,44 @@ ERRORS = {
     "unknown_key_tls_config": (7, "modules.tls.tcp.tls_config.insecure", "unknown field"),
     "unknown_key_query_step": (7, "modules.smtp.tcp.query_response[1].expct", "unknown field"),
     "unknown_key_label": (10, "modules.ssh.tcp.query_response[0].labels[0].help", "unknown field"),
-    "unknown_prober": (3, "modules.web.prober", "'http' is not valid; expected 'tcp'"),
+    # a name blackbox_exporter does not know either (its http, dns ... load as unsupported)
+    "unknown_prober": (
+        3,
+        "modules.web.prober",
+        "'ftp' is not valid; expected 'tcp', 'icmp', 'email', 'http', 'dns', 'grpc', 'unix' or "
+        "'websocket'",
+    ),
     "missing_prober": (2, "modules.tcp.prober", "required field is missing"),
     "bad_duration": (4, "modules.tcp.timeout", "invalid duration '5 seconds'"),
     "duration_not_string": (4, "modules.tcp.timeout", "expected a duration string"),
     "negative_timeout": (4, "modules.tcp.timeout", "must not be negative"),
-    "bad_regex": (6, "modules.smtp.tcp.query_response[0].expect", "invalid regular expression"),
-    "expect_and_expect_bytes": (
+    "bad_regex": (
+        6,
+        "modules.smtp.tcp.query_response[0].expect",
+        "invalid regular expression '^(220': missing ): ^(220",
+    ),
+    # RE2, as Go: no backreferences, no lookaround
+    "backreference_regex": (
+        6,
+        "modules.banner.tcp.query_response[0].expect",
+        "invalid regular expression '^(\\w+) \\1$': invalid escape sequence: \\1",
+    ),
+    "lookahead_regex": (
         7,
-        "modules.smtp.tcp.query_response[1]",
+        "modules.banner.tcp.query_response[1].expect",
+        "invalid perl operator: (?=",
+    ),
+    # a model validator that blames one field names that field and its line, not the parent's
+    "expect_and_expect_bytes": (
+        8,
+        "modules.smtp.tcp.query_response[1].expect_bytes",
         "expect and expect_bytes cannot be used in the same step",
     ),
-    "empty_expect_bytes": (6, "modules.raw.tcp.query_response[0]", "expect_bytes must not be"),
+    "empty_expect_bytes": (
+        6,
+        "modules.raw.tcp.query_response[0].expect_bytes",
+        "must not be empty",
+    ),
     "bad_ip_protocol": (
         5,
         "modules.tcp6.tcp.preferred_ip_protocol",
@@ -74,9 +103,27 @@ ERRORS = {
     "wrong_type_bool": (5, "modules.tls.tcp.tls", "expected a valid boolean"),
     "wrong_type_list": (5, "modules.smtp.tcp.query_response", "expected a list"),
     "module_name_not_string": (2, "modules[1]", "keys must be non-empty strings"),
-    # Only the tcp block is valid for prober tcp. Until another prober exists the block is an
-    # unknown field; afterwards it is "cannot have a 'icmp' block". Either way: this line.
-    "block_mismatch": (5, "modules.ping.icmp", ""),
+    "block_mismatch": (
+        5,
+        "modules.ping.icmp",
+        "a module with prober 'tcp' cannot have an 'icmp' block",
+    ),
+    # the invalid siblings of blackbox_sample.yml, as in blackbox_exporter's testdata
+    "blackbox_sample_ttl_negative": (
+        7,
+        "modules.ping4.icmp.ttl",
+        "expected greater than or equal to 1",
+    ),
+    "blackbox_sample_ttl_too_big": (
+        7,
+        "modules.ping4.icmp.ttl",
+        "expected less than or equal to 255",
+    ),
+    "blackbox_sample_open_class": (
+        10,
+        "modules.irc_ping_pong.tcp.query_response[2].expect",
+        "invalid regular expression '^:[^ ]+ 00[1': missing ]: [1",
+    ),
 }
 
 
@@ -94,7 +141,8 @@ def test_each_validation_error_names_file_line_and_field(name: str) -> None:
 
 def test_every_fixture_is_covered() -> None:
     on_disk = {p.stem for p in CONFIGS.glob("*.yml")}
-    covered = {*ERRORS, "good", "invalid_yaml", "empty", "only_comments", "two_errors"}
+    covered = {*ERRORS, "good", "blackbox_sample"}
+    covered |= {"invalid_yaml", "empty", "only_comments", "two_errors"}
     assert on_disk == covered
 
 
@@ -159,7 +207,48 @@ def test_shipped_config_loads_with_the_required_modules() -> None:
 
 
 def test_prober_names_match_the_prober_table() -> None:
-    assert set(Module.model_fields["prober"].annotation.__args__) == set(PROBERS)  # type: ignore[union-attr]
+    assert set(get_args(ProberName)) == set(PROBERS)
+    assert not set(get_args(ForeignProberName)) & set(PROBERS)
+
+
+def test_blackbox_sample_loads_with_its_http_and_dns_modules_unsupported() -> None:
+    config = load_config(CONFIGS / "blackbox_sample.yml")
+    assert config.unsupported == {"web": "http", "web_post": "http", "resolver": "dns"}
+    supported = {name for name, module in config.modules.items() if module.supported}
+    assert supported == {
+        "connect_only",
+        "pop3_over_tls",
+        "ssh_greeting",
+        "smtp_with_starttls",
+        "irc_ping_pong",
+        "ping4",
+    }
+    pop3 = config.modules["pop3_over_tls"].tcp
+    assert pop3 is not None and pop3.tls
+    assert pop3.query_response[0].expect is not None
+    irc = config.modules["irc_ping_pong"].tcp
+    assert irc is not None and irc.query_response[2].send == "PONG ${1}"
+    text = dump_yaml(config)
+    assert "not-shown-anywhere" not in text and "basic_auth" not in text  # blackbox's block
+    assert "web_post:\n    prober: http\n    timeout: 5s\n" in text
+    assert dump_yaml(parse_config(text, "dumped.yml")) == text
+
+
+@pytest.mark.parametrize("block", ["http", "dns"])
+def test_a_foreign_block_belongs_to_its_own_prober_too(block: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(f"modules:\n  m:\n    prober: tcp\n    {block}: {{}}\n", "x.yml")
+    assert str(info.value) == (
+        f"x.yml:4: modules.m.{block}: a module with prober 'tcp' cannot have "
+        f"{'an' if block == 'http' else 'a'} '{block}' block"
+    )
+
+
+def test_dump_leaves_out_the_other_probers_blocks() -> None:
+    text = dump_yaml(load_config(SHIPPED))
+    module_keys = re.findall(r"^    (\w+):(.*)$", text, re.MULTILINE)
+    assert {key for key, _ in module_keys} == {"prober", "timeout", "tcp", "icmp", "email"}
+    assert [key for key, value in module_keys if value.strip() == "null"] == []
 
 
 def test_dump_round_trips_with_durations_as_strings() -> None:

@@ -243,7 +243,7 @@ def test_bad_email_targets(target: str):
 async def test_empty_target_is_still_an_error_for_other_probers(exporter_client):
     assert get_prober("email").accepts_empty_target and not get_prober("tcp").accepts_empty_target
     client = await exporter_client("modules:\n  tcp:\n    prober: tcp\n")
-    assert await probe(client, module="tcp", target="") == (400, "Target parameter is missing\n")
+    assert await probe(client, module="tcp", target="") == (400, "target parameter: missing\n")
 
 
 def test_authentication_results_parsing():

@@ -27,6 +27,10 @@ modules:
     tcp:
       query_response:
         - expect: "^hello"
+  web:
+    prober: http
+    http:
+      method: GET
 """
 
 PROBE_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -38,13 +42,13 @@ async def accept_and_close(reader: asyncio.StreamReader, writer: asyncio.StreamW
 
 # (query parameters, the one-line reason the client gets)
 BAD_REQUESTS = [
-    ({}, "Module parameter is missing"),
-    ({"module": "", "target": "127.0.0.1:80"}, "Module parameter is missing"),
-    ({"module": "nope", "target": "127.0.0.1:80"}, 'Unknown module "nope"'),
-    ({"module": "tcp"}, "Target parameter is missing"),
-    ({"module": "tcp", "target": ""}, "Target parameter is missing"),
-    ({"module": "tcp", "target": "127.0.0.1"}, "target '127.0.0.1' is missing a port"),
-    ({"module": "tcp", "target": "localhost"}, "target 'localhost' is missing a port"),
+    ({}, "module parameter: missing"),
+    ({"module": "", "target": "127.0.0.1:80"}, "module parameter: missing"),
+    ({"module": "nope", "target": "127.0.0.1:80"}, 'module parameter: unknown module "nope"'),
+    ({"module": "tcp"}, "target parameter: missing"),
+    ({"module": "tcp", "target": ""}, "target parameter: missing"),
+    ({"module": "tcp", "target": "127.0.0.1"}, "target parameter: '127.0.0.1' is missing a port"),
+    ({"module": "tcp", "target": "localhost"}, "target parameter: 'localhost' is missing a port"),
     ({"module": "tcp", "target": "127.0.0.1:"}, "port '' is not a number from 1 to 65535"),
     ({"module": "tcp", "target": "127.0.0.1:0"}, "port '0' is not a number from 1 to 65535"),
     ({"module": "tcp", "target": "127.0.0.1:65536"}, "port '65536' is not a number"),
@@ -54,11 +58,23 @@ BAD_REQUESTS = [
     ({"module": "tcp", "target": "tcp://127.0.0.1:80"}, "has a URL scheme; expected host:port"),
     ({"module": "tcp", "target": "https://example.org"}, "has a URL scheme"),
     ({"module": "tcp", "target": "127.0.0.1:80/health"}, "has a path; expected host:port"),
-    ({"module": "tcp", "target": "a" * 250 + ".org:80"}, "target is longer than 255 characters"),
-    ({"module": "tcp", "target": "127.0.0.1:80\n"}, "target contains control characters"),
-    ({"module": "tcp", "target": "127.0.0.1\x00:80"}, "target contains control characters"),
-    ({"module": "tcp", "target": "host\t:80"}, "target contains control characters"),
-    ({"module": "tcp", "target": "evil\u202e.example:80"}, "target contains control characters"),
+    (
+        {"module": "tcp", "target": "a" * 250 + ".org:80"},
+        "target parameter: longer than 255 characters",
+    ),
+    (
+        {"module": "tcp", "target": "127.0.0.1:80\n"},
+        "target parameter: contains control characters",
+    ),
+    (
+        {"module": "tcp", "target": "127.0.0.1\x00:80"},
+        "target parameter: contains control characters",
+    ),
+    ({"module": "tcp", "target": "host\t:80"}, "target parameter: contains control characters"),
+    (
+        {"module": "tcp", "target": "evil\u202e.example:80"},
+        "target parameter: contains control characters",
+    ),
     ({"module": "tcp", "target": "256.1.1.1:80"}, "is not a valid IPv4 address or hostname"),
     ({"module": "tcp", "target": "a" * 64 + ".example:80"}, "label longer than 63 characters"),
     ({"module": "tcp", "target": "::1:80"}, "an IPv6 address needs brackets, as [::1]:port"),
@@ -67,19 +83,28 @@ BAD_REQUESTS = [
     ({"module": "tcp", "target": "[127.0.0.1]:80"}, "in brackets is not an IPv6 address"),
     ({"module": "tcp", "target": "bad host:80"}, "contains whitespace"),
     ({"module": "tcp", "target": "-bad-.example:80"}, "is not a valid hostname"),
-    ({"module": "tcp", "target": ":80"}, "target has an empty host"),
+    ({"module": "tcp", "target": ":80"}, "target parameter: empty host"),
     (
         {"module": "tcp", "target": "127.0.0.1:80", "hostname": "bad host"},
-        "host 'bad host' contains whitespace",
+        "hostname parameter: host 'bad host' contains whitespace",
     ),
     (
         {"module": "tcp", "target": "127.0.0.1:80", "hostname": "x" * 300},
-        "hostname is longer than 255 characters",
+        "hostname parameter: longer than 255 characters",
     ),
     (
         {"module": "tcp", "target": "127.0.0.1:80", "hostname": "a/b"},
-        "is not a valid hostname",
+        "hostname parameter: host 'a/b' is not a valid hostname",
     ),
+    (
+        {"module": "web", "target": "http://127.0.0.1/"},
+        'module parameter: module "web" uses the http prober, which only blackbox_exporter has',
+    ),
+    (
+        {"module": "tcp", "target": "127.0.0.1:80", "debug": "yes"},
+        "debug parameter: expected true or false, not 'yes'",
+    ),
+    ({"module": "tcp", "target": "127.0.0.1:80", "debug": ""}, "debug parameter: expected"),
 ]
 
 
@@ -91,6 +116,10 @@ async def test_bad_request_is_400_with_a_one_line_reason(exporter_client, params
     assert response.status == 400
     assert response.content_type == "text/plain"
     assert reason in body
+    parameter = reason.split(" parameter: ")[0] if " parameter: " in reason else None
+    if parameter is None:  # a target error: the reason is the target checker's own words
+        parameter = "target"
+    assert body.startswith(f"{parameter} parameter: "), body
     assert body.endswith("\n") and body.count("\n") == 1
     assert "Traceback" not in body
     assert len(client.exporter.history) == 0  # a bad request is not a probe
@@ -99,12 +128,12 @@ async def test_bad_request_is_400_with_a_one_line_reason(exporter_client, params
 @pytest.mark.parametrize(
     ("header", "reason"),
     [
-        ("fifteen", "Failed to parse timeout from Prometheus header: 'fifteen'"),
-        ("15s", "Failed to parse timeout from Prometheus header: '15s'"),
-        ("NaN", f"{TIMEOUT_HEADER} must be a non-negative number of seconds"),
-        ("inf", f"{TIMEOUT_HEADER} must be a non-negative number of seconds"),
-        ("-1", f"{TIMEOUT_HEADER} must be a non-negative number of seconds"),
-        ("1e999", f"{TIMEOUT_HEADER} must be a non-negative number of seconds"),
+        ("fifteen", "not a number: 'fifteen'"),
+        ("15s", "not a number: '15s'"),
+        ("NaN", "must be a non-negative number of seconds"),
+        ("inf", "must be a non-negative number of seconds"),
+        ("-1", "must be a non-negative number of seconds"),
+        ("1e999", "must be a non-negative number of seconds"),
         ("0.3", "scrape timeout 0.3s minus --timeout-offset 0.5s leaves no time to probe"),
     ],
 )
@@ -116,14 +145,14 @@ async def test_bad_scrape_timeout_header_is_400(exporter_client, header, reason)
         headers={TIMEOUT_HEADER: header},
     )
     body = await response.text()
-    assert (response.status, body) == (400, reason + "\n")
+    assert (response.status, body) == (400, f"{TIMEOUT_HEADER} header: {reason}\n")
 
 
 async def test_unknown_module_counts(exporter_client):
     client = await exporter_client(CONFIG)
     for _ in range(3):
         status, body = await probe(client, module="ssh_banner", target="127.0.0.1:22")
-        assert (status, body) == (400, 'Unknown module "ssh_banner"\n')
+        assert (status, body) == (400, 'module parameter: unknown module "ssh_banner"\n')
     metrics = parse_metrics(await (await client.get("/metrics")).text())
     assert metrics["sonde_module_unknown_total"] == 3
 
@@ -132,7 +161,7 @@ async def test_unknown_module_name_is_shown_safely(exporter_client):
     client = await exporter_client(CONFIG)
     status, body = await probe(client, module="x\ny\x1b[31m" + "z" * 500, target="a:1")
     assert status == 400
-    assert body.startswith('Unknown module "x?y?[31mzzz')
+    assert body.startswith('module parameter: unknown module "x?y?[31mzzz')
     assert body.count("\n") == 1 and len(body) < 200
 
 
@@ -250,6 +279,18 @@ async def test_debug_output_has_logs_metrics_and_module_config(exporter_client, 
     assert parse_metrics(metrics)["probe_success"] == 0
     assert "prober: tcp\ntimeout: 2s\n" in config
     assert "Traceback" not in body
+
+
+@pytest.mark.parametrize(("debug", "is_report"), [("TRUE", True), ("True", True), ("FALSE", False)])
+async def test_debug_takes_true_or_false_in_any_case(
+    exporter_client, closed_port, debug, is_report
+):
+    client = await exporter_client(CONFIG)
+    status, body = await probe(client, module="tcp", target=f"127.0.0.1:{closed_port}", debug=debug)
+    assert status == 200
+    assert body.startswith("Logs for the probe:\n") is is_report
+    if not is_report:
+        assert parse_metrics(body)["probe_success"] == 0
 
 
 class _ModuleWithPassword(Module):

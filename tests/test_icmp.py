@@ -116,7 +116,7 @@ def test_accepted_targets(target: str, host: str) -> None:
 
 
 BAD_TARGETS = [
-    ("", "Target parameter is missing"),
+    ("", "target parameter: missing"),
     ("http://example.com", "has a URL scheme"),
     ("icmp://127.0.0.1", "has a URL scheme"),
     ("example.com/ping", "has a path"),

@@ -128,7 +128,7 @@ async def test_reload_leaves_probes_in_flight_alone(exporter_client, write_confi
     assert status == 200 and parse_metrics(body)["probe_success"] == 1
     assert (await probe(client, module="banner", target=f"127.0.0.1:{port}")) == (
         400,
-        'Unknown module "banner"\n',
+        'module parameter: unknown module "banner"\n',
     )
     metrics = await get_metrics(client)
     assert metrics["sonde_probes_in_flight"] == 0
@@ -170,6 +170,50 @@ async def test_config_shows_secrets_as_placeholder(exporter_client):
     assert "password: <secret>" in text
     assert "username: probe" in text
     assert "hunter2" not in text
+
+
+FOREIGN_CONFIG = """
+modules:
+  tcp:
+    prober: tcp
+  web:
+    prober: http
+    http:
+      basic_auth: {username: u, password: hunter2}
+  resolver:
+    prober: dns
+    dns: {query_name: example.com}
+"""
+
+
+async def test_unsupported_modules_are_shown_and_refused(exporter_client, write_config, caplog):
+    client = await exporter_client(FOREIGN_CONFIG)
+    metrics = await get_metrics(client)
+    assert {k: v for k, v in metrics.items() if k.startswith("sonde_config_unsupported")} == {
+        'sonde_config_unsupported_module_info{module="web",prober="http"}': 1,
+        'sonde_config_unsupported_module_info{module="resolver",prober="dns"}': 1,
+    }
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.getMessage() for r in warnings] == [
+        "Modules with a prober sonde-exporter does not have; probing them answers 400"
+    ]
+    assert dict(warnings[0].fields)["modules"] == "web (http), resolver (dns)"
+    status, body = await probe(client, module="resolver", target="127.0.0.1")
+    assert (status, body) == (
+        400,
+        'module parameter: module "resolver" uses the dns prober, which only blackbox_exporter has\n',
+    )
+    assert len(client.exporter.history) == 0
+    config = await (await client.get("/config")).text()
+    assert "  web:\n    prober: http\n    timeout: 0s\n  resolver:" in config
+    assert "hunter2" not in config and "basic_auth" not in config
+    assert "<li><code>web</code> (http, not supported)</li>" in await (await client.get("/")).text()
+
+    caplog.clear()
+    write_config(CONFIG)
+    assert (await client.post("/-/reload")).status == 200
+    assert not any(k.startswith("sonde_config_unsupported") for k in await get_metrics(client))
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 async def test_healthy_and_ready(exporter_client):
@@ -278,11 +322,11 @@ async def test_logs_by_id_and_by_target(exporter_client, closed_port):
     assert status == 200 and "timeout_seconds=3" in text
     status, text = await logs(target=target, module="tcp")
     assert status == 200 and "timeout_seconds=2" in text
-    assert await logs() == (400, "give either id or target\n")
-    assert await logs(id="1", target=target) == (400, "give either id or target\n")
-    assert await logs(id="1", module="tcp") == (400, "module goes with target\n")
+    assert await logs() == (400, "id or target parameter: give exactly one\n")
+    assert await logs(id="1", target=target) == (400, "id or target parameter: give exactly one\n")
+    assert await logs(id="1", module="tcp") == (400, "module parameter: only goes with target\n")
     for bad in ("x", "-1", "1.0", "", "²", "9" * 5000):
-        assert await logs(id=bad) == (400, "id must be a number\n"), bad
+        assert await logs(id=bad) == (400, "id parameter: must be a number\n"), bad
     assert await logs(id="99") == (404, "probe not found in the history\n")
     assert await logs(target="127.0.0.1:1") == (404, "probe not found in the history\n")
     assert await logs(target=target, module="nope") == (404, "probe not found in the history\n")

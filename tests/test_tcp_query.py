@@ -66,6 +66,32 @@ async def test_regex_mismatch_at_eof(exporter_client, tcp_server):
     assert metrics["probe_failed_due_to_bytes"] == 0
 
 
+@pytest.mark.parametrize(
+    ("banner", "succeeds"),
+    [(b"OK ready\r\n", True), (b"+OK POP3 ready\r\n", False)],
+)
+async def test_blackbox_pop3s_banner_pattern_means_what_go_means(
+    exporter_client, tcp_server, banner, succeeds
+):
+    """blackbox_exporter's sample `expect: "^+OK"` loads; as in Go it is (^)+ then OK, so a
+    "+OK" banner does not match it (`^\\+OK` does)."""
+    body = await run(exporter_client, tcp_server, speaker(banner), '        - expect: "^+OK"\n')
+    if succeeds:
+        assert_succeeded(body)
+    else:
+        assert assert_failed(body, "expect_mismatch")["probe_failed_due_to_regex"] == 1
+
+
+async def test_escaped_plus_matches_a_pop3_banner(exporter_client, tcp_server):
+    body = await run(
+        exporter_client,
+        tcp_server,
+        speaker(b"+OK POP3 ready\r\n"),
+        '        - expect: "^\\\\+OK (\\\\w+)"\n          labels: [{name: proto, value: "${1}"}]\n',
+    )
+    assert assert_succeeded(body)['probe_expect_info{proto="POP3"}'] == 1
+
+
 async def test_debug_output_shows_the_lines_read(exporter_client, tcp_server):
     body = await run(
         exporter_client,
@@ -240,12 +266,12 @@ async def test_starttls_mid_dialogue(exporter_client, tcp_server, pki):
     [
         (
             '- expect: "(a)"\n  labels: [{name: v, value: "${1}"}, {name: v, value: x}]',
-            ":7: modules.m.tcp.query_response[0]: labels: a label name may appear only once",
+            ":8: modules.m.tcp.query_response[0].labels: a label name may appear only once",
         ),
         (
             '- expect: "a"\n  labels: [{name: v, value: x}]\n'
             '- expect: "b"\n  labels: [{name: w, value: y}]',
-            ":5: modules.m.tcp: query_response: steps with labels must all use the same",
+            ":6: modules.m.tcp.query_response: steps with labels must all use the same",
         ),
     ],
     ids=["duplicate", "two_label_sets"],

@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from . import __version__
-from .config import ConfigError, load_config
+from .config import ConfigError, describe_unsupported, load_config
 from .exporter import Exporter
 from .logs import LEVELS, configure, fields
 from .server import create_app
@@ -22,46 +22,76 @@ DEFAULT_LISTEN = ":10115"
 logger = logging.getLogger("sonde_exporter")
 
 
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """--help shows each flag's default, except for switches and repeatable flags."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "(default" in help_text:
+            return help_text
+        return f"{help_text} (default: %(default)s)"
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="sonde-exporter",
         description="Blackbox prober for Prometheus: TCP, ICMP and email round-trip checks.",
+        formatter_class=_HelpWithDefaults,
     )
     p.add_argument(
-        "--config.file", dest="config_file", default="config.yml", help="configuration file"
+        "--config.file",
+        dest="config_file",
+        default="config.yml",
+        metavar="FILE",
+        help="configuration file",
     )
     p.add_argument(
         "--web.listen-address",
         dest="listen",
         action="append",
-        help=f"address to listen on, host:port or :port; repeatable (default {DEFAULT_LISTEN})",
+        metavar="ADDRESS",
+        help=f"address to listen on, host:port or :port; repeatable (default: {DEFAULT_LISTEN})",
     )
     p.add_argument(
         "--timeout-offset",
         dest="timeout_offset",
         type=float,
+        metavar="SECONDS",
         default=0.5,
-        help="seconds subtracted from Prometheus' scrape timeout (default 0.5)",
+        help="seconds subtracted from Prometheus' scrape timeout",
     )
     p.add_argument(
         "--config.check", dest="check", action="store_true", help="validate the config and exit"
     )
-    p.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
-    p.add_argument("--log.format", dest="log_format", choices=["logfmt", "json"], default="logfmt")
+    p.add_argument(
+        "--log.level",
+        dest="log_level",
+        choices=list(LEVELS),
+        default="info",
+        help="lowest level of the exporter's own log lines",
+    )
+    p.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=["logfmt", "json"],
+        default="logfmt",
+        help="log line format",
+    )
     p.add_argument(
         "--log.prober",
         dest="log_prober",
         choices=list(LEVELS),
         default="error",
         help="lowest level of per-probe log lines copied to the log; "
-        "the default (error) logs one line per failed probe",
+        "error logs one line per failed probe",
     )
     p.add_argument(
         "--history.limit",
         dest="history_limit",
         type=int,
+        metavar="N",
         default=100,
-        help="recent probes kept for the status page and /logs (default 100)",
+        help="recent probes kept for the status page and /logs",
     )
     p.add_argument("--version", action="version", version=f"sonde-exporter {__version__}")
     args = p.parse_args(argv)
@@ -93,6 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("Error loading config", extra=fields(err=str(exc)))
         return 1
     if args.check:
+        if config.unsupported:
+            print(
+                f"{config_file}: warning: these modules load, but sonde-exporter does not have "
+                f"their prober, so probing them answers 400: {describe_unsupported(config)}",
+                file=sys.stderr,
+            )
         print("OK")
         return 0
     exporter = Exporter(config_file, config, args.timeout_offset, args.history_limit)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, describe_unsupported, load_config
 from .history import History
 from .logs import fields
 from .probers import get_prober
@@ -24,11 +24,10 @@ class Exporter:
         self, config_file: Path, config: Config, timeout_offset: float, history_limit: int
     ) -> None:
         self.config_file = config_file
-        self.config = config
-        _import_probers(config)
         self.timeout_offset = timeout_offset
         self.history = History(history_limit)
         self.metrics = SelfMetrics()
+        self._use(config)
         self.metrics.config_loaded(True, time.time())
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Future[None]] = set()
@@ -55,12 +54,27 @@ class Exporter:
                     "Error reloading config", extra=fields(file=self.config_file, err=str(exc))
                 )
                 raise
-            _import_probers(config)
-            self.config = config
+            self._use(config)
             self.metrics.config_loaded(True, time.time())
             logger.info(
                 "Loaded config file",
                 extra=fields(file=self.config_file, modules=len(config.modules)),
+            )
+
+    def _use(self, config: Config) -> None:
+        """Put `config` in force: its probers imported, its unsupported modules shown."""
+        for module in config.modules.values():
+            if module.supported:  # import now, so that no probe pays for the import
+                get_prober(module.prober)
+        self.config = config
+        gauge = self.metrics.unsupported_modules
+        gauge.clear()
+        for name, prober in config.unsupported.items():
+            gauge.labels(name, prober).set(1)
+        if config.unsupported:
+            logger.warning(
+                "Modules with a prober sonde-exporter does not have; probing them answers 400",
+                extra=fields(modules=describe_unsupported(config)),
             )
 
     def reload_soon(self) -> None:
@@ -74,12 +88,6 @@ class Exporter:
         if not task.cancelled():
             with contextlib.suppress(ConfigError):
                 task.result()
-
-
-def _import_probers(config: Config) -> None:
-    """Import the probers a config uses now, so that no probe pays for the import."""
-    for module in config.modules.values():
-        get_prober(module.prober)
 
 
 EXPORTER = web.AppKey("exporter", Exporter)

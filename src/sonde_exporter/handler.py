@@ -11,6 +11,8 @@ import functools
 import logging
 import math
 import time
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -28,7 +30,7 @@ from .probe_metrics import (
     ProbeMetrics,
 )
 from .probers import get_prober
-from .probers.base import ProbeContext, ProbeFailure, ProbeLog, Reason, TargetError
+from .probers.base import ProbeContext, ProbeFailure, ProbeLog, Prober, Reason, TargetError
 from .selfmetrics import SelfMetrics
 from .targets import MAX_TARGET_LENGTH, check_common, check_host
 
@@ -51,10 +53,10 @@ def probe_timeout(module_timeout: float, header: str | None, offset: float) -> f
             scrape = float(header)
         except ValueError:
             raise BadRequest(
-                f"Failed to parse timeout from Prometheus header: {one_line(header)!r}"
+                f"{TIMEOUT_HEADER} header: not a number: {one_line(header)!r}"
             ) from None
         if not math.isfinite(scrape) or scrape < 0:
-            raise BadRequest(f"{TIMEOUT_HEADER} must be a non-negative number of seconds")
+            raise BadRequest(f"{TIMEOUT_HEADER} header: must be a non-negative number of seconds")
         if scrape == 0:
             scrape = DEFAULT_SCRAPE_TIMEOUT
     max_timeout = scrape - offset
@@ -62,7 +64,8 @@ def probe_timeout(module_timeout: float, header: str | None, offset: float) -> f
         return module_timeout
     if max_timeout <= 0:  # blackbox would run a probe that times out at once
         raise BadRequest(
-            f"scrape timeout {scrape:g}s minus --timeout-offset {offset:g}s leaves no time to probe"
+            f"{TIMEOUT_HEADER} header: scrape timeout {scrape:g}s minus --timeout-offset "
+            f"{offset:g}s leaves no time to probe"
         )
     return max_timeout
 
@@ -94,31 +97,63 @@ async def handle_probe(request: web.Request) -> web.Response:
         return web.Response(status=400, text=f"{exc}\n")
 
 
-async def _probe(exporter: Exporter, request: web.Request) -> web.Response:
-    query = request.query
+def _module(exporter: Exporter, query: Mapping[str, str]) -> tuple[str, Module]:
     name = query.get("module", "")
     if not name:
-        raise BadRequest("Module parameter is missing")
+        raise BadRequest("module parameter: missing")
     module = exporter.config.modules.get(name)
     if module is None:
         exporter.metrics.module_unknown.inc()
-        raise BadRequest(f'Unknown module "{one_line(name)}"')
+        raise BadRequest(f'module parameter: unknown module "{one_line(name)}"')
+    if not module.supported:
+        raise BadRequest(
+            f'module parameter: module "{name}" uses the {module.prober} prober, '
+            "which only blackbox_exporter has"
+        )
+    return name, module
+
+
+def _target(prober: Prober[Any, Any], target: str) -> object:
+    if not target and not prober.accepts_empty_target:
+        raise BadRequest("target parameter: missing")
+    try:
+        if target:
+            check_common(target)
+        return prober.parse_target(target)
+    except TargetError as exc:
+        raise BadRequest(f"target parameter: {one_line(str(exc), 300)}") from None
+
+
+def _hostname(query: Mapping[str, str]) -> str | None:
+    hostname = query.get("hostname") or None
+    if hostname is None:
+        return None
+    if len(hostname) > MAX_TARGET_LENGTH:
+        raise BadRequest(f"hostname parameter: longer than {MAX_TARGET_LENGTH} characters")
+    try:
+        check_host(hostname)
+    except TargetError as exc:
+        raise BadRequest(f"hostname parameter: {one_line(str(exc), 300)}") from None
+    return hostname
+
+
+def _debug(query: Mapping[str, str]) -> bool:
+    value = query.get("debug", "false")
+    if value.lower() not in ("true", "false"):
+        raise BadRequest(f"debug parameter: expected true or false, not {one_line(value)!r}")
+    return value.lower() == "true"
+
+
+async def _probe(exporter: Exporter, request: web.Request) -> web.Response:
+    query = request.query
+    name, module = _module(exporter, query)
     timeout = probe_timeout(
         module.timeout, request.headers.get(TIMEOUT_HEADER), exporter.timeout_offset
     )
     target = unescape_once_more(query.get("target", ""))
-    prober = get_prober(module.prober)
-    try:
-        if target or not prober.accepts_empty_target:
-            check_common(target)
-        parsed = prober.parse_target(target)
-        hostname = query.get("hostname") or None
-        if hostname is not None:
-            if len(hostname) > MAX_TARGET_LENGTH:
-                raise TargetError(f"hostname is longer than {MAX_TARGET_LENGTH} characters")
-            check_host(hostname)
-    except TargetError as exc:
-        raise BadRequest(one_line(str(exc), 300)) from None
+    parsed = _target(get_prober(module.prober), target)
+    hostname = _hostname(query)
+    debug = _debug(query)
 
     ctx = ProbeContext(
         metrics=ProbeMetrics(),
@@ -127,7 +162,7 @@ async def _probe(exporter: Exporter, request: web.Request) -> web.Response:
         hostname=hostname,
     )
     result = await run_probe(exporter, name, module, target, parsed, timeout, ctx)
-    if query.get("debug", "").lower() == "true":
+    if debug:
         return web.Response(
             text=debug_output(result, ctx.metrics, module), content_type="text/plain"
         )

@@ -110,6 +110,12 @@ class SelfMetrics:
             "Timestamp of the last successful configuration reload",
             registry=r,
         )
+        self.unsupported_modules = Gauge(
+            "sonde_config_unsupported_module_info",
+            "1 for each module whose prober only blackbox_exporter has; probing it answers 400",
+            ("module", "prober"),
+            registry=r,
+        )
         r.register(IcmpSocketCollector())
         for counter in EMAIL_COUNTERS:  # late and stale probe mails, shared by all modules
             r.register(counter)

@@ -66,12 +66,12 @@ async def logs(request: web.Request) -> web.Response:
     history = _exporter(request).history
     probe_id, target, module = query.get("id"), query.get("target"), query.get("module")
     if (probe_id is None) == (target is None):
-        return web.Response(status=400, text="give either id or target\n")
+        return web.Response(status=400, text="id or target parameter: give exactly one\n")
     if module is not None and target is None:
-        return web.Response(status=400, text="module goes with target\n")
+        return web.Response(status=400, text="module parameter: only goes with target\n")
     if probe_id is not None:
         if not (probe_id.isascii() and probe_id.isdigit() and len(probe_id) <= 18):
-            return web.Response(status=400, text="id must be a number\n")
+            return web.Response(status=400, text="id parameter: must be a number\n")
         result = history.by_id(int(probe_id))
     else:
         result = history.by_target(target or "", module)
@@ -84,7 +84,7 @@ async def index(request: web.Request) -> web.Response:
     exporter = _exporter(request)
     e = html.escape
     modules = "".join(
-        f"<li><code>{e(name)}</code> ({e(m.prober)})</li>"
+        f"<li><code>{e(name)}</code> ({e(m.prober)}{'' if m.supported else ', not supported'})</li>"
         for name, m in exporter.config.modules.items()
     )
     rows = "".join(

@@ -25,17 +25,17 @@ class HostPort:
 def check_common(target: str) -> None:
     """Rules for every prober's target: present, short, printable."""
     if not target:
-        raise TargetError("Target parameter is missing")
+        raise TargetError("missing")
     if len(target) > MAX_TARGET_LENGTH:
-        raise TargetError(f"target is longer than {MAX_TARGET_LENGTH} characters")
+        raise TargetError(f"longer than {MAX_TARGET_LENGTH} characters")
     if not target.isprintable():
-        raise TargetError("target contains control characters or other non-printable characters")
+        raise TargetError("contains control characters or other non-printable characters")
 
 
 def check_host(host: str) -> str:
     """Accept an IP literal or a syntactically valid hostname; return it unchanged."""
     if not host:
-        raise TargetError("target has an empty host")
+        raise TargetError("empty host")
     if _ip_version(host):
         return host
     if any(c.isspace() for c in host):
@@ -52,16 +52,16 @@ def check_host(host: str) -> str:
 
 def _reject_url(target: str, expected: str) -> None:
     if "://" in target:
-        raise TargetError(f"target {target!r} has a URL scheme; expected {expected}")
+        raise TargetError(f"{target!r} has a URL scheme; expected {expected}")
     if "/" in target:
-        raise TargetError(f"target {target!r} has a path; expected {expected}")
+        raise TargetError(f"{target!r} has a path; expected {expected}")
 
 
 def _split_bracketed(target: str) -> tuple[str, str]:
     """`[v6]rest` -> (v6, rest), checking that the part in brackets is an IPv6 address."""
     close = target.find("]")
     if close < 0:
-        raise TargetError(f"target {target!r} has an unclosed '['")
+        raise TargetError(f"{target!r} has an unclosed '['")
     return _bracketed_v6(target[1:close]), target[close + 1 :]
 
 
@@ -85,14 +85,14 @@ def parse_host_port(target: str) -> HostPort:
     if target.startswith("["):
         host, rest = _split_bracketed(target)
         if not rest.startswith(":"):
-            raise TargetError(f"target {target!r} is missing a port; expected [ipv6]:port")
+            raise TargetError(f"{target!r} is missing a port; expected [ipv6]:port")
         port_text = rest[1:]
     else:
         if target.count(":") > 1:
-            raise TargetError(f"target {target!r}: an IPv6 address needs brackets, as [::1]:port")
+            raise TargetError(f"{target!r}: an IPv6 address needs brackets, as [::1]:port")
         host, sep, port_text = target.partition(":")
         if not sep:
-            raise TargetError(f"target {target!r} is missing a port; expected host:port")
+            raise TargetError(f"{target!r} is missing a port; expected host:port")
         check_host(host)
     if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise TargetError(f"port {port_text!r} is not a number from 1 to 65535")
@@ -104,20 +104,20 @@ def parse_host(target: str) -> str:
     brackets. A scheme, path, port or whitespace is an error."""
     _reject_url(target, "a hostname or IP address")
     if any(c.isspace() for c in target):
-        raise TargetError(f"target {target!r} contains whitespace")
+        raise TargetError(f"{target!r} contains whitespace")
     if target.startswith("["):
         host, rest = _split_bracketed(target)
         if rest.startswith(":"):
-            raise TargetError(f"target {target!r} has a port; ICMP targets take no port")
+            raise TargetError(f"{target!r} has a port; ICMP targets take no port")
         if rest:
-            raise TargetError(f"target {target!r} has text after ']'")
+            raise TargetError(f"{target!r} has text after ']'")
         return host
     if ":" in target:
         if _ip_version(target) == 6:
             return target
         if target.count(":") == 1:
-            raise TargetError(f"target {target!r} has a port; ICMP targets take no port")
-        raise TargetError(f"target {target!r} is not a valid IPv6 address")
+            raise TargetError(f"{target!r} has a port; ICMP targets take no port")
+        raise TargetError(f"{target!r} is not a valid IPv6 address")
     return check_host(target)
 
 

@@ -12,9 +12,10 @@ from .address import AddressChoice
 from .email import EmailModule, MailUrl, ReceiveSettings, SmtpSettings, parse_mail_url
 from .errors import ConfigError
 from .fields import REDACTED, Duration, Regex, Secret, Strict
-from .loader import dump_yaml, load_config, parse_config
+from .loader import describe_unsupported, dump_yaml, load_config, parse_config
 from .modules import (
     Config,
+    ForeignProberName,
     IcmpModule,
     Label,
     Module,
@@ -31,6 +32,7 @@ __all__ = [
     "ConfigError",
     "Duration",
     "EmailModule",
+    "ForeignProberName",
     "IcmpModule",
     "Label",
     "MailUrl",
@@ -44,6 +46,7 @@ __all__ = [
     "Strict",
     "TcpModule",
     "TlsConfig",
+    "describe_unsupported",
     "dump_yaml",
     "load_config",
     "parse_config",

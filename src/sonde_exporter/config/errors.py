@@ -6,10 +6,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import yaml
+from pydantic_core import PydanticCustomError
+
+_FIELD_ERROR = "field_error"
 
 
 class ConfigError(Exception):
     """A config file that cannot be used; the message has one line per problem."""
+
+
+def field_error(field: str, message: str) -> PydanticCustomError:
+    """For a model validator to raise when the fault lies in one of its fields: the error then
+    names that field and its line (the `starttls:` line, not its parent `receive:`)."""
+    return PydanticCustomError(_FIELD_ERROR, "{message}", {"field": field, "message": message})
 
 
 def key_lines(
@@ -40,9 +49,12 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 
 def describe(err: Any, filename: str, lines: dict[tuple[str, ...], int]) -> str:
-    loc = tuple(str(p) for p in err["loc"])
-    message = str(err["msg"]).removeprefix("Value error, ")
+    full_loc = tuple(err["loc"])
     kind = err["type"]
+    if kind == _FIELD_ERROR:
+        full_loc = (*full_loc, err["ctx"]["field"])
+    loc = tuple(str(p) for p in full_loc)
+    message = str(err["msg"]).removeprefix("Value error, ")
     if loc and loc[-1] == "[key]":  # a mapping key of the wrong type, such as a number
         loc, message = loc[:-1], "keys must be non-empty strings"
     elif kind == "extra_forbidden":
@@ -58,4 +70,4 @@ def describe(err: Any, filename: str, lines: dict[tuple[str, ...], int]) -> str:
     else:
         message = message.replace("Input should be", "expected")
     line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), 1)
-    return f"{filename}:{line}: {_field(tuple(err['loc'])[: len(loc)])}: {message}"
+    return f"{filename}:{line}: {_field(full_loc[: len(loc)])}: {message}"

@@ -45,6 +45,11 @@ def parse_config(text: str, filename: str) -> Config:
         ) from None
 
 
+def describe_unsupported(config: Config) -> str:
+    """The modules whose prober only blackbox_exporter has: "http_2xx (http), dns (dns)"."""
+    return ", ".join(f"{name} ({prober})" for name, prober in config.unsupported.items())
+
+
 def dump_yaml(model: BaseModel) -> str:
     """A model as YAML, the form of /config and debug output: durations as strings, secrets
     as <secret> (SecretStr not typed as Secret still shows only asterisks)."""

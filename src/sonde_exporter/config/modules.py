@@ -6,10 +6,19 @@ import re
 from functools import cached_property
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from .address import AddressChoice
 from .email import EmailModule
+from .errors import field_error
 from .fields import Duration, Regex, Strict, latin1
 from .tls import TlsConfig
 
@@ -43,12 +52,14 @@ class QueryStep(Strict):
     @model_validator(mode="after")
     def _one_kind_of_expect(self) -> QueryStep:
         if self.expect is not None and self.expect_bytes is not None:
-            raise ValueError("expect and expect_bytes cannot be used in the same step")
+            raise field_error(
+                "expect_bytes", "expect and expect_bytes cannot be used in the same step"
+            )
         if self.expect_bytes == "":
-            raise ValueError("expect_bytes must not be empty")
+            raise field_error("expect_bytes", "must not be empty")
         names = [label.name for label in self.labels]
         if len(set(names)) != len(names):
-            raise ValueError("labels: a label name may appear only once")
+            raise field_error("labels", "a label name may appear only once")
         return self
 
     @cached_property
@@ -69,9 +80,10 @@ class TcpModule(AddressChoice):
     def _one_expect_info(self) -> TcpModule:
         label_sets = {tuple(label.name for label in s.labels) for s in self.query_response}
         if len(label_sets - {()}) > 1:
-            raise ValueError(
-                "query_response: steps with labels must all use the same label names "
-                "(they are series of one metric, probe_expect_info)"
+            raise field_error(
+                "query_response",
+                "steps with labels must all use the same label names "
+                "(they are series of one metric, probe_expect_info)",
             )
         return self
 
@@ -102,17 +114,31 @@ class IcmpModule(AddressChoice):
 ProberName = Literal["tcp", "icmp", "email"]
 """Every prober name; kept equal to the keys of probers.PROBERS (a test checks it)."""
 
+ForeignProberName = Literal["http", "dns", "grpc", "unix", "websocket"]
+"""blackbox_exporter's probers that sonde-exporter does not have. Their modules load, so that
+both exporters can read one file, but probing them is a 400; any other name is an error."""
+
 _PROBER_BLOCKS: tuple[str, ...] = get_args(ProberName)
+_FOREIGN_BLOCKS: tuple[str, ...] = get_args(ForeignProberName)
+
+ForeignBlock = Annotated[dict[str, Any] | None, Field(exclude=True)]
+"""A foreign prober's block: blackbox_exporter's to check, so its keys are taken unread.
+Never written out: /config and debug output must not show what may hold its passwords."""
 
 
 class Module(Strict):
     """One entry under `modules:`: which prober, its timeout, and that prober's block."""
 
-    prober: ProberName
+    prober: Literal[ProberName, ForeignProberName]
     timeout: Duration = 0.0
     tcp: TcpModule | None = None
     icmp: IcmpModule | None = None
     email: EmailModule | None = None
+    http: ForeignBlock = None
+    dns: ForeignBlock = None
+    grpc: ForeignBlock = None
+    unix: ForeignBlock = None
+    websocket: ForeignBlock = None
 
     @model_validator(mode="before")
     @classmethod
@@ -124,24 +150,37 @@ class Module(Strict):
                 data = {**data, own: {}}
         return data
 
-    @field_validator(*_PROBER_BLOCKS)
+    @field_validator(*_PROBER_BLOCKS, *_FOREIGN_BLOCKS)
     @classmethod
     def _only_own_block(cls, value: Any, info: ValidationInfo) -> Any:
         prober = info.data.get("prober")
-        if value is not None and prober is not None and prober != info.field_name:
+        block = info.field_name or ""
+        if value is not None and prober is not None and prober != block:
             raise ValueError(
-                f"a module with prober {prober!r} cannot have a {info.field_name!r} block"
+                f"a module with prober {prober!r} cannot have {_article(block)} {block!r} block"
             )
         return value
 
     @model_validator(mode="after")
     def _icmp_fits_timeout(self) -> Module:
         if self.icmp is not None and self.timeout > 0 and self.icmp.send_span >= self.timeout:
-            raise ValueError(
-                f"icmp: sending {self.icmp.count} echo requests {self.icmp.interval:g}s apart "
-                f"takes {self.icmp.send_span:g}s, which does not fit the {self.timeout:g}s timeout"
+            raise field_error(
+                "icmp",
+                f"sending {self.icmp.count} echo requests {self.icmp.interval:g}s apart "
+                f"takes {self.icmp.send_span:g}s, which does not fit the {self.timeout:g}s timeout",
             )
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_other_blocks(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Written out (/config, debug output) with its own block only, as it could be loaded."""
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None or k not in _PROBER_BLOCKS}
+
+    @property
+    def supported(self) -> bool:
+        """Whether sonde-exporter has this module's prober (it may be a foreign one)."""
+        return self.prober in _PROBER_BLOCKS
 
     @property
     def settings(self) -> BaseModel:
@@ -150,5 +189,16 @@ class Module(Strict):
         return block
 
 
+def _article(name: str) -> str:
+    """The article before a block name: "an" for a vowel sound (icmp, email, and http, read
+    letter by letter), "a" otherwise (tcp, dns, unix)."""
+    return "an" if name[0] in "aeioh" else "a"
+
+
 class Config(Strict):
     modules: dict[Annotated[str, Field(min_length=1)], Module]
+
+    @property
+    def unsupported(self) -> dict[str, str]:
+        """Module name -> prober, for the modules whose prober sonde-exporter does not have."""
+        return {name: m.prober for name, m in self.modules.items() if not m.supported}

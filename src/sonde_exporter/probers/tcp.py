@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
 import socket
 import ssl
 import struct
@@ -18,6 +17,7 @@ from typing import TypeVar
 from ..config import QueryStep, TcpModule
 from ..connect import bind_source, connect
 from ..probe_metrics import ProbeGauge
+from ..regex import Match, Pattern
 from ..resolve import resolve
 from ..targets import HostPort, parse_host_port
 from ..tls import describe_tls_error, error_text, record_tls_metrics
@@ -44,7 +44,6 @@ _TCP_INFO = getattr(socket, "TCP_INFO", None)
 _RTT_OFFSET = 68
 _MAX_LINE = 64 * 1024
 _LOGGED_LINE = 256
-_TEMPLATE = re.compile(rb"\$(\$|\{(\w+)\}|(\w+))")
 
 _T = TypeVar("_T")
 
@@ -151,16 +150,16 @@ async def _run_step(
     writer: asyncio.StreamWriter,
     ctx: ProbeContext,
 ) -> None:
-    match: re.Match[bytes] | None = None
+    match: Match | None = None
     if step.expect is not None:
-        ctx.log.debug("Expecting", step=index, regexp=step.expect.pattern.decode())
+        ctx.log.debug("Expecting", step=index, regexp=step.expect.text)
         match = await _expect_line(reader, step.expect, ctx)
         if match is None:
             ctx.metrics.set(FAILED_DUE_TO_REGEX, 1)
             raise ProbeFailure(
                 Reason.EXPECT_MISMATCH,
                 f"query_response step {index}: connection closed before a line matched "
-                f"{step.expect.pattern.decode()!r}",
+                f"{step.expect.text!r}",
             )
     wanted = step.expect_bytes_raw
     if wanted is not None:
@@ -195,8 +194,8 @@ async def _run_step(
 
 
 async def _expect_line(
-    reader: asyncio.StreamReader, pattern: re.Pattern[bytes], ctx: ProbeContext
-) -> re.Match[bytes] | None:
+    reader: asyncio.StreamReader, pattern: Pattern, ctx: ProbeContext
+) -> Match | None:
     """Read lines until one matches; None when the peer closes first."""
     while True:
         try:
@@ -219,22 +218,9 @@ def _expect_info(label_names: tuple[str, ...]) -> ProbeGauge:
     return ProbeGauge("probe_expect_info", "Explicit content matched", label_names)
 
 
-def _expand(template: bytes, match: re.Match[bytes] | None) -> bytes:
-    """Go regexp.Expand: `$1`, `${1}`, `$name`, `${name}`; `$$` is a dollar sign."""
-    if match is None or b"$" not in template:
-        return template
-
-    def group(m: re.Match[bytes]) -> bytes:
-        if m.group(1) == b"$":
-            return b"$"
-        name = (m.group(2) or m.group(3)).decode()
-        try:
-            value = match.group(int(name) if name.isdigit() else name)
-        except IndexError:
-            return b""
-        return value or b""
-
-    return _TEMPLATE.sub(group, template)
+def _expand(template: bytes, match: Match | None) -> bytes:
+    """A send or label template with this step's groups; taken as it is without an expect."""
+    return template if match is None else match.expand(template)
 
 
 PROBER = Prober(parse_target=parse_host_port, probe=probe_tcp)
