@@ -12,19 +12,27 @@ left: RE2's `.` and negated classes do not match a byte that is not UTF-8 (Go's 
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
-import re2  # type: ignore[import-untyped]
-
-# The bindings' public search() wraps each match in a generator and an object (about 4 µs a
-# line); the extension's RE2.Match underneath costs a third of that, and this module is the
-# only place that touches it (google-re2 1.1.x).
-from re2 import _re2
-
-_UNANCHORED = _re2.RE2.Anchor.UNANCHORED
 _NO_SPAN = (-1, -1)
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _TEMPLATE_REF = re.compile(rb"\$(\$|\{(\w+)\}|(\w+))")
+
+
+@cache
+def _engine() -> tuple[Any, Any]:
+    """The RE2 bindings, imported when the first pattern is compiled: a config without
+    patterns does not pay their memory (about 2 MB).
+
+    The bindings' public search() wraps each match in a generator and an object (about 4 µs a
+    line); the extension's RE2.Match underneath costs a third of that, and this module is the
+    only place that touches it (google-re2 1.1.x).
+    """
+    import re2  # type: ignore[import-untyped]
+    from re2 import _re2
+
+    return re2, _re2
 
 
 class RegexError(ValueError):
@@ -34,7 +42,7 @@ class RegexError(ValueError):
 class Pattern:
     """A compiled RE2 pattern; `text` is the pattern as written in the config."""
 
-    __slots__ = ("_names", "_re", "text")
+    __slots__ = ("_names", "_re", "_unanchored", "text")
 
     def __init__(self, text: str) -> None:
         if _has_any_byte_escape(text):
@@ -45,6 +53,7 @@ class Pattern:
             encoded = text.encode()
         except UnicodeEncodeError:
             raise RegexError(f"invalid regular expression {_shown(text)}: invalid UTF-8") from None
+        re2, _re2 = _engine()
         options = re2.Options()
         options.log_errors = False  # RE2 would print every refused pattern on stderr
         compiled: Any = _re2.RE2(encoded, options)
@@ -53,13 +62,14 @@ class Pattern:
             raise RegexError(f"invalid regular expression {_shown(text)}: {error}")
         self.text = text
         self._re = compiled
+        self._unanchored = _re2.RE2.Anchor.UNANCHORED
         self._names: dict[str, int] = {
             name.decode(): index for name, index in compiled.NamedCapturingGroups()
         }
 
     def search(self, data: bytes) -> Match | None:
         """The leftmost match in `data` (Go's FindSubmatchIndex), or None."""
-        spans: list[tuple[int, int]] = self._re.Match(_UNANCHORED, data, 0, len(data))
+        spans: list[tuple[int, int]] = self._re.Match(self._unanchored, data, 0, len(data))
         if spans[0] == _NO_SPAN:
             return None
         return Match(self, data, spans)
