@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_va
 
 from .email import EmailModule
 from .fields import Duration, IpProtocol, Regex, Strict, check_ip, latin1
+from .policies import CheckedAssertion, Retries, check_policy
 from .tls import TlsConfig
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -127,6 +128,12 @@ class Module(Strict):
     tcp: TcpModule | None = None
     icmp: IcmpModule | None = None
     email: EmailModule | None = None
+    # Probe policies (policies.py); declared after the blocks, which their checks read.
+    retries: Retries | None = None
+    degraded_response_time: Duration | None = None
+    max_response_time: Duration | None = None
+    should_fail: bool = False
+    assertions: tuple[CheckedAssertion, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -147,6 +154,23 @@ class Module(Strict):
                 f"a module with prober {prober!r} cannot have a {info.field_name!r} block"
             )
         return value
+
+    @field_validator("retries", "degraded_response_time", "max_response_time", "should_fail")
+    @classmethod
+    def _policy_fits(cls, value: Any, info: ValidationInfo) -> Any:
+        check_policy(info.field_name, value, info.data)
+        return value
+
+    @cached_property
+    def has_policies(self) -> bool:
+        """False for a plain module, which runs its prober once exactly as without policies."""
+        return bool(
+            self.retries is not None
+            or self.degraded_response_time is not None
+            or self.max_response_time is not None
+            or self.should_fail
+            or self.assertions
+        )
 
     @model_validator(mode="after")
     def _icmp_fits_timeout(self) -> Module:
