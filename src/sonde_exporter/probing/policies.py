@@ -2,8 +2,9 @@
 
 Every attempt runs the prober with fresh metrics under its own deadline, a share of the
 probe's: (time left - the backoff delays still to come) / attempts left, so a hung attempt
-leaves time for the retries; the last attempt gets all that is left. A retry starts only if,
-after its backoff delay, at least MIN_ATTEMPT_SECONDS of the probe's deadline remain. The
+leaves time for the retries. Only the retries that can still fit count (their delays plus
+MIN_ATTEMPT_SECONDS each); the last one gets all that is left. A retry starts only if, after
+its backoff delay, at least MIN_ATTEMPT_SECONDS of the probe's deadline remain. The
 probe's metrics are those of the last attempt, plus what the policies add; the debug log
 lists every attempt.
 """
@@ -108,11 +109,16 @@ async def run_with_policies(
 def _attempt_deadline(
     now: float, deadline: float, retries: Retries | None, number: int, allowed: int
 ) -> float:
-    if retries is None or number == allowed:
+    """This attempt's share of the time left, keeping room for the retries that still fit."""
+    if retries is None:
         return deadline
-    later_delays = sum(retries.delay_before(retry) for retry in range(number, allowed))
-    share = (deadline - now - later_delays) / (allowed - number + 1)
-    return min(deadline, now + max(share, MIN_ATTEMPT_SECONDS))
+    left = deadline - now
+    delays = [retries.delay_before(retry) for retry in range(number, allowed)]
+    while delays and sum(delays) + (len(delays) + 1) * MIN_ATTEMPT_SECONDS > left:
+        delays.pop()  # this retry could not start in time anyway: give its time to the others
+    if not delays:
+        return deadline
+    return now + (left - sum(delays)) / (len(delays) + 1)
 
 
 def _retried(reason: Reason, retries: Retries | None) -> bool:
