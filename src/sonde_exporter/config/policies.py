@@ -88,8 +88,6 @@ class Retries(Strict):
     def _yaml_on(cls, data: Any) -> Any:
         """YAML 1.1 reads an unquoted `on:` key as the boolean true; here it can only mean on."""
         if isinstance(data, dict) and True in data:
-            if "on" in data:
-                raise ValueError("on is given twice")
             data = {("on" if key is True else key): value for key, value in data.items()}
         return data
 
@@ -97,7 +95,7 @@ class Retries(Strict):
     @classmethod
     def _delay_range(cls, value: float) -> float:
         if value > MAX_DELAY_SECONDS:
-            raise ValueError("delay must be from 0s to 1m")
+            raise ValueError("must be from 0s to 1m")
         return value
 
     @field_validator("on")
