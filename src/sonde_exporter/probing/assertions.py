@@ -32,7 +32,7 @@ def evaluate(assertions: tuple[Assertion, ...], ctx: ProbeContext) -> str | None
         target = "" if assertion.target is None else f" {assertion.target!r}"
         description = (
             f"assertion {index}: {assertion.source} {assertion.comparison}{target}; "
-            f"observed {_show(observed)}"
+            f"observed {_show(observed, assertion.source)}"
         )
         ctx.log.debug("Assertion held" if held else "Assertion failed", detail=description)
         if not held and failed is None:
@@ -71,10 +71,10 @@ _NUMBER_CHECKS: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-def _show(observed: bytes | float | None) -> str:
+def _show(observed: bytes | float | None, source: str) -> str:
     if observed is None:
         return "nothing (not measured by this probe)"
     if isinstance(observed, bytes):
         more = f" (first {_SHOWN_BYTES} bytes)" if len(observed) > _SHOWN_BYTES else ""
         return f"{len(observed)} bytes {observed[:_SHOWN_BYTES]!r}{more}"
-    return f"{observed:.6g}"
+    return f"{observed:.6g}" if source == "packet_loss" else f"{observed:.6g}s"
