@@ -121,7 +121,8 @@ _PROBER_BLOCKS: tuple[str, ...] = get_args(ProberName)
 
 
 class Module(Strict):
-    """One entry under `modules:`: which prober, its timeout, and that prober's block."""
+    """One entry under `modules:`: which prober, its timeout, that prober's block, and the
+    probe policies (policies.py)."""
 
     prober: ProberName
     timeout: Duration = 0.0
