@@ -31,6 +31,7 @@ from .probe_metrics import (
 )
 from .probers import get_prober
 from .probers.base import ProbeContext, ProbeFailure, ProbeLog, Prober, Reason, TargetError
+from .probing import run_with_policies
 from .selfmetrics import SelfMetrics
 from .targets import MAX_TARGET_LENGTH, check_common, check_host
 
@@ -188,8 +189,11 @@ async def run_probe(
     ctx.log.info("Beginning probe", probe=module.prober, timeout_seconds=round(budget, 3))
     exporter.metrics.in_flight.inc()
     try:
-        async with asyncio.timeout_at(ctx.deadline):
-            await prober.probe(parsed, module.settings, ctx)
+        if module.has_policies:
+            await run_with_policies(prober, parsed, module, ctx)
+        else:
+            async with asyncio.timeout_at(ctx.deadline):
+                await prober.probe(parsed, module.settings, ctx)
     except ProbeFailure as failure:
         reason = failure.reason
         ctx.log.error("Probe failed", reason=reason, error=failure.message)

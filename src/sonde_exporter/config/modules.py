@@ -20,6 +20,7 @@ from .address import AddressChoice
 from .email import EmailModule
 from .errors import field_error
 from .fields import Duration, Regex, Strict, latin1
+from .policies import CheckedAssertion, Retries, check_policy
 from .tls import TlsConfig
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -127,7 +128,8 @@ Never written out: /config and debug output must not show what may hold its pass
 
 
 class Module(Strict):
-    """One entry under `modules:`: which prober, its timeout, and that prober's block."""
+    """One entry under `modules:`: which prober, its timeout, that prober's block, and the
+    probe policies (policies.py)."""
 
     prober: Literal[ProberName, ForeignProberName]
     timeout: Duration = 0.0
@@ -139,6 +141,12 @@ class Module(Strict):
     grpc: ForeignBlock = None
     unix: ForeignBlock = None
     websocket: ForeignBlock = None
+    # Probe policies (policies.py); declared after the blocks, which their checks read.
+    retries: Retries | None = None
+    degraded_response_time: Duration | None = None
+    max_response_time: Duration | None = None
+    should_fail: bool = False
+    assertions: tuple[CheckedAssertion, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -161,6 +169,23 @@ class Module(Strict):
             )
         return value
 
+    @field_validator("retries", "degraded_response_time", "max_response_time", "should_fail")
+    @classmethod
+    def _policy_fits(cls, value: Any, info: ValidationInfo) -> Any:
+        check_policy(info.field_name, value, info.data)
+        return value
+
+    @cached_property
+    def has_policies(self) -> bool:
+        """False for a plain module, which runs its prober once exactly as without policies."""
+        return bool(
+            self.retries is not None
+            or self.degraded_response_time is not None
+            or self.max_response_time is not None
+            or self.should_fail
+            or self.assertions
+        )
+
     @model_validator(mode="after")
     def _icmp_fits_timeout(self) -> Module:
         if self.icmp is not None and self.timeout > 0 and self.icmp.send_span >= self.timeout:
@@ -173,9 +198,14 @@ class Module(Strict):
 
     @model_serializer(mode="wrap")
     def _without_other_blocks(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Written out (/config, debug output) with its own block only, as it could be loaded."""
+        """Written out (/config, debug output) as it could be loaded: its own block only, and
+        only the policies it sets."""
         data: dict[str, Any] = handler(self)
-        return {k: v for k, v in data.items() if v is not None or k not in _PROBER_BLOCKS}
+        return {
+            k: v
+            for k, v in data.items()
+            if not (k in _PROBER_BLOCKS and v is None) and not (k in _POLICIES and not v)
+        }
 
     @property
     def supported(self) -> bool:
@@ -187,6 +217,10 @@ class Module(Strict):
         """The block of this module's own prober (`tcp:` for prober tcp, and so on)."""
         block: BaseModel = getattr(self, self.prober)
         return block
+
+
+_POLICIES = ("retries", "degraded_response_time", "max_response_time", "should_fail", "assertions")
+"""Module keys left out of the written config while unset (None, False or no assertions)."""
 
 
 def _article(name: str) -> str:

@@ -19,6 +19,9 @@ from typing import Any, Generic, TypeVar
 from ..logs import quote, timestamp
 from ..probe_metrics import ProbeGauge, ProbeMetrics
 
+RESPONSE_DATA_LIMIT = 64 * 1024
+"""Most bytes of a TCP dialogue kept for `response_data` assertions."""
+
 
 class Reason(StrEnum):
     """The fixed set of `probe_failure_reason{reason=...}` values (documented in the README)."""
@@ -46,6 +49,10 @@ class Reason(StrEnum):
     RECEIVE_AUTH = "receive_auth"
     RECEIVE_ERROR = "receive_error"
     NOT_DELIVERED = "not_delivered"
+    # probe policies (probing/): the verdict on what the prober observed
+    TOO_SLOW = "too_slow"
+    ASSERTION_FAILED = "assertion_failed"
+    UNEXPECTED_SUCCESS = "unexpected_success"
 
 
 class ProbeFailure(Exception):
@@ -119,6 +126,22 @@ class ProbeContext:
     """The ?hostname= parameter: TLS server name when the module sets none."""
     timeout_reason: Reason = Reason.TIMEOUT
     """What a timeout means right now; phases set it (a timeout in connect is connect_timeout)."""
+    observed: dict[str, float] | None = None
+    """What the probe policies judge (response_time, rtt_avg, ...): None when the module has
+    no policy, so a plain probe records nothing."""
+    response_data: bytearray | None = None
+    """What a TCP dialogue read, capped (see record_read); None when no policy reads it."""
+
+    def observe(self, **values: float) -> None:
+        """Record values the policies judge, under their assertion source names."""
+        if self.observed is not None:
+            self.observed.update(values)
+
+    def record_read(self, data: bytes) -> None:
+        """Keep bytes read from the peer for response_data, up to RESPONSE_DATA_LIMIT."""
+        kept = self.response_data
+        if kept is not None and len(kept) < RESPONSE_DATA_LIMIT:
+            kept += data[: RESPONSE_DATA_LIMIT - len(kept)]
 
     @contextmanager
     def phase(

@@ -191,13 +191,18 @@ def _record(exchange: EchoExchange, ctx: ProbeContext) -> None:
     if not rtts:
         return
     mean = sum(rtts) / len(rtts)
+    ctx.observe(
+        response_time=mean, rtt_avg=mean, rtt_max=max(rtts), packet_loss=(sent - received) / sent
+    )
     metrics.set(ICMP_PHASE, mean, "rtt")
     metrics.set(RTT, min(rtts), "min")
     metrics.set(RTT, mean, "avg")
     metrics.set(RTT, max(rtts), "max")
     metrics.set(RTT, math.sqrt(sum((r - mean) ** 2 for r in rtts) / len(rtts)), "stddev")
     if len(rtts) > 1:
-        metrics.set(JITTER, sum(abs(b - a) for a, b in itertools.pairwise(rtts)) / (len(rtts) - 1))
+        jitter = sum(abs(b - a) for a, b in itertools.pairwise(rtts)) / (len(rtts) - 1)
+        metrics.set(JITTER, jitter)
+        ctx.observe(jitter=jitter)
     hop = next((h for h in reversed(exchange.hop_limits) if h is not None), None)
     if hop is not None:
         metrics.set(REPLY_HOP_LIMIT, hop)

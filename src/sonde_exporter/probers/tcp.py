@@ -11,6 +11,7 @@ import functools
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -56,6 +57,7 @@ async def probe_tcp(target: HostPort, module: TcpModule, ctx: ProbeContext) -> N
             target.host, module.preferred_ip_protocol, module.ip_protocol_fallback, ctx
         )
     sock = socket.socket(address.family, socket.SOCK_STREAM)
+    started = time.perf_counter()
     try:
         sock.setblocking(False)
         if module.source_ip_address is not None:
@@ -90,6 +92,7 @@ async def probe_tcp(target: HostPort, module: TcpModule, ctx: ProbeContext) -> N
         finally:
             writer.transport.abort()  # not close(): a graceful TLS close could outlive the probe
     finally:
+        ctx.observe(response_time=time.perf_counter() - started)
         sock.close()  # a no-op when the stream transport already closed it
 
 
@@ -167,6 +170,7 @@ async def _run_step(
             got = await reader.readexactly(len(wanted))
         except asyncio.IncompleteReadError as exc:
             got = exc.partial
+        ctx.record_read(got)
         if got != wanted:
             ctx.metrics.set(FAILED_DUE_TO_BYTES, 1)
             raise ProbeFailure(
@@ -204,6 +208,7 @@ async def _expect_line(
             raise ProbeFailure(
                 Reason.EXPECT_MISMATCH, f"peer sent a line longer than {_MAX_LINE} bytes"
             ) from None
+        ctx.record_read(line)
         if not line:
             return None
         line = line.removesuffix(b"\n").removesuffix(b"\r")

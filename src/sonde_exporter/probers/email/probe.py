@@ -76,6 +76,7 @@ async def probe_email(target: EmailTarget, module: EmailModule, ctx: ProbeContex
 def _record_delivery(delivery: Delivery, accepted_at: float, ctx: ProbeContext) -> None:
     elapsed = max(0.0, delivery.seen_at - accepted_at)
     ctx.metrics.set(EMAIL_DELIVERY, elapsed)
+    ctx.observe(response_time=elapsed, delivery_time=elapsed)
     for phase, seconds in delivery.phases.items():
         ctx.metrics.set(EMAIL_PHASE, seconds, f"receive_{phase}")
     for method, result in delivery.auth:
