@@ -78,3 +78,25 @@ def promtool_check(text: str) -> None:
         timeout=30,
     )
     assert (result.returncode, result.stdout + result.stderr) == (0, ""), text
+
+
+async def checked_probe(client, **params: str) -> tuple[dict[str, float], str]:  # type: ignore[no-untyped-def]
+    """Probe; return the parsed metrics and the body, which must pass promtool."""
+    status, body = await probe(client, **params)
+    assert status == 200, body
+    promtool_check(body)
+    return parse_metrics(body), body
+
+
+async def debug_text(client, **params: str) -> str:  # type: ignore[no-untyped-def]
+    status, body = await probe(client, debug="true", **params)
+    assert status == 200
+    return body
+
+
+def failure_reason_series(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if k.startswith("probe_failure_reason")}
+
+
+def attempt_failures(metrics: dict[str, float]) -> list[str]:
+    return sorted(k for k in metrics if k.startswith("probe_attempt_failure_reason"))

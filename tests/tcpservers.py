@@ -262,3 +262,9 @@ def blocking_tls_server(context: ssl.SSLContext, banner: bytes = b"") -> Iterato
         stop.set()
         thread.join()
         listener.close()
+
+
+async def answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"OK\r\n")
+    await writer.drain()
+    await hold_open(reader, writer)

@@ -11,9 +11,15 @@ import struct
 from collections.abc import Iterator
 
 import pytest
-from conftest import parse_metrics, probe
-from tcpservers import hold_open
-from test_promtool import promtool_check
+from helpers import (
+    attempt_failures,
+    checked_probe,
+    debug_text,
+    failure_reason_series,
+    parse_metrics,
+    promtool_check,
+)
+from tcpservers import answer_ok, hold_open
 
 from sonde_exporter.handler import TIMEOUT_HEADER
 
@@ -26,33 +32,8 @@ NEW_FAMILIES = (
     "probe_assertion_success",
 )
 
-
-async def checked_probe(client, **params: str) -> tuple[dict[str, float], str]:  # type: ignore[no-untyped-def]
-    """Probe; return the parsed metrics and the body, which must pass promtool."""
-    status, body = await probe(client, **params)
-    assert status == 200, body
-    promtool_check(body)
-    return parse_metrics(body), body
-
-
-async def debug_text(client, **params: str) -> str:  # type: ignore[no-untyped-def]
-    status, body = await probe(client, debug="true", **params)
-    assert status == 200
-    return body
-
-
-def failure_reasons(metrics: dict[str, float]) -> dict[str, float]:
-    return {k: v for k, v in metrics.items() if k.startswith("probe_failure_reason")}
-
-
-def attempt_failures(metrics: dict[str, float]) -> list[str]:
-    return sorted(k for k in metrics if k.startswith("probe_attempt_failure_reason"))
-
-
-async def answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    writer.write(b"OK\r\n")
-    await writer.drain()
-    await hold_open(reader, writer)
+# Every answer goes through promtool (tests/helpers.py checked_probe).
+pytestmark = pytest.mark.prometheus
 
 
 def reset(writer: asyncio.StreamWriter) -> None:
@@ -170,7 +151,7 @@ async def test_refused_first_then_succeeds_on_the_second_attempt(
     assert attempt_failures(metrics) == [
         'probe_attempt_failure_reason{attempt="1",reason="connect_refused"}'
     ]
-    assert failure_reasons(metrics) == {}
+    assert failure_reason_series(metrics) == {}
 
 
 async def test_reset_first_then_succeeds_and_at_once_is_told_apart(exporter_client, tcp_server):
@@ -209,7 +190,7 @@ async def test_retries_exhausted_list_every_attempt(exporter_client, closed_port
     assert attempt_failures(metrics) == [
         f'probe_attempt_failure_reason{{attempt="{n}",reason="connect_refused"}}' for n in (1, 2, 3)
     ]
-    assert failure_reasons(metrics) == {'probe_failure_reason{reason="connect_refused"}': 1}
+    assert failure_reason_series(metrics) == {'probe_failure_reason{reason="connect_refused"}': 1}
     debug = await debug_text(client, module="retry", target=target)
     for n in (1, 2, 3):
         line = next(x for x in debug.splitlines() if f"attempt={n} " in x)
@@ -276,7 +257,7 @@ async def test_network_error_retries_leave_an_assertion_failure_alone(exporter_c
         client, module="retry_network_only", target=f"127.0.0.1:{port}"
     )
     assert (metrics["probe_success"], metrics["probe_attempts"]) == (0, 1)
-    assert failure_reasons(metrics) == {'probe_failure_reason{reason="assertion_failed"}': 1}
+    assert failure_reason_series(metrics) == {'probe_failure_reason{reason="assertion_failed"}': 1}
 
 
 async def test_a_module_without_policies_adds_no_metric(exporter_client, closed_port):
@@ -329,14 +310,14 @@ async def test_degraded_and_too_slow(exporter_client, tcp_server):
 
     metrics, _ = await checked_probe(client, module="degraded", target=late)
     assert (metrics["probe_success"], metrics["probe_degraded"]) == (1, 1)
-    assert failure_reasons(metrics) == {}
+    assert failure_reason_series(metrics) == {}
 
     metrics, _ = await checked_probe(client, module="degraded_relaxed", target=fast)
     assert (metrics["probe_success"], metrics["probe_degraded"]) == (1, 0)
 
     metrics, _ = await checked_probe(client, module="too_slow", target=late)
     assert (metrics["probe_success"], metrics["probe_degraded"]) == (0, 0)
-    assert failure_reasons(metrics) == {'probe_failure_reason{reason="too_slow"}': 1}
+    assert failure_reason_series(metrics) == {'probe_failure_reason{reason="too_slow"}': 1}
     debug = await debug_text(client, module="too_slow", target=late)
     assert "is over max_response_time 0.1s" in debug
 
@@ -359,7 +340,7 @@ async def test_inverted_closed_port_passes_and_open_port_fails(
     )
     assert (metrics["probe_success"], metrics["probe_raw_success"]) == (1, 0)
     assert metrics['probe_raw_failure_reason{reason="connect_refused"}'] == 1
-    assert failure_reasons(metrics) == {}
+    assert failure_reason_series(metrics) == {}
     debug = await debug_text(client, module="must_be_closed", target=f"127.0.0.1:{closed_port}")
     assert "Checks failed, as should_fail expects" in debug and "connect_refused" in debug
 
@@ -368,5 +349,7 @@ async def test_inverted_closed_port_passes_and_open_port_fails(
         client, module="must_be_closed", target=f"127.0.0.1:{open_port}"
     )
     assert (metrics["probe_success"], metrics["probe_raw_success"]) == (0, 1)
-    assert failure_reasons(metrics) == {'probe_failure_reason{reason="unexpected_success"}': 1}
+    assert failure_reason_series(metrics) == {
+        'probe_failure_reason{reason="unexpected_success"}': 1
+    }
     assert "probe_raw_failure_reason" not in body

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 import yaml
+from email_modules import email_module
+from helpers import checked_probe, debug_text, failure_reason_series
 from mailstack import MailStack
-from tcpservers import hold_open
-from test_email import email_module
-from test_policies import answer_ok, checked_probe, debug_text, failure_reasons
+from tcpservers import answer_ok, hold_open
 
 from sonde_exporter.probers.base import RESPONSE_DATA_LIMIT
 
@@ -31,6 +32,9 @@ DATA_CASES = [
 ]
 # Loopback answers in about 1ms; 4s holds on a loaded 2-core box and stays below the timeout.
 TIME_CASES = [("less_than", "4s", 1), ("greater_than", "4s", 0)]
+
+# Every answer goes through promtool (tests/helpers.py checked_probe).
+pytestmark = pytest.mark.prometheus
 
 
 def assertion_yaml(source: str, comparison: str, target: str | None) -> str:
@@ -71,7 +75,7 @@ async def test_tcp_assertions_every_comparison(exporter_client, tcp_server):
         i: held for i, (_, _, _, held) in enumerate(cases)
     }
     assert metrics["probe_success"] == 0
-    assert failure_reasons(metrics) == {'probe_failure_reason{reason="assertion_failed"}': 1}
+    assert failure_reason_series(metrics) == {'probe_failure_reason{reason="assertion_failed"}': 1}
     debug = await debug_text(client, module="banner", target=target)
     assert (
         "assertion 1: response_data equals 'HELLO'; observed 13 bytes b'HELLO world\\\\r\\\\n'"
@@ -135,6 +139,7 @@ ICMP_CASES = [
 ]
 
 
+@pytest.mark.root
 async def test_icmp_assertions(exporter_client):
     lines = "".join(
         f"      - {{source: {s}, comparison: {c}, target: {t}}}\n" for s, c, t, _ in ICMP_CASES
@@ -149,9 +154,11 @@ async def test_icmp_assertions(exporter_client):
     assert {i: metrics[gauge(i, s, c)] for i, (s, c, _, _) in enumerate(ICMP_CASES)} == {
         i: held for i, (_, _, _, held) in enumerate(ICMP_CASES)
     }
-    assert failure_reasons(metrics) == {'probe_failure_reason{reason="assertion_failed"}': 1}
+    assert failure_reason_series(metrics) == {'probe_failure_reason{reason="assertion_failed"}': 1}
 
 
+@pytest.mark.root
+@pytest.mark.mailstack
 async def test_email_delivery_time_assertions(
     exporter_client, mail_stack: MailStack, tmp_path: Path
 ):
@@ -170,4 +177,4 @@ async def test_email_delivery_time_assertions(
     assert metrics[gauge(0, "delivery_time", "greater_than")] == 1
     assert metrics[gauge(1, "delivery_time", "less_than")] == 0
     assert metrics[gauge(2, "response_time", "greater_than")] == 1
-    assert failure_reasons(metrics) == {'probe_failure_reason{reason="assertion_failed"}': 1}
+    assert failure_reason_series(metrics) == {'probe_failure_reason{reason="assertion_failed"}': 1}
