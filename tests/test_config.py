@@ -247,7 +247,15 @@ def test_a_foreign_block_belongs_to_its_own_prober_too(block: str) -> None:
 def test_dump_leaves_out_the_other_probers_blocks() -> None:
     text = dump_yaml(load_config(SHIPPED))
     module_keys = re.findall(r"^    (\w+):(.*)$", text, re.MULTILINE)
-    assert {key for key, _ in module_keys} == {"prober", "timeout", "tcp", "icmp", "email"}
+    # The probers' own blocks, and the policies only the shipped tcp_strict module sets.
+    policies = {"retries", "degraded_response_time", "max_response_time", "assertions"}
+    assert {key for key, _ in module_keys} == {
+        "prober",
+        "timeout",
+        "tcp",
+        "icmp",
+        "email",
+    } | policies
     assert [key for key, value in module_keys if value.strip() == "null"] == []
 
 
