@@ -26,6 +26,8 @@ from grafana_files import (
 
 import sonde_exporter.probers.email.gauges as email_prober
 import sonde_exporter.probers.icmp as icmp_prober
+import sonde_exporter.probing.assertions as assertions
+import sonde_exporter.probing.policies as policies
 from sonde_exporter.probe_metrics import ProbeGauge
 from sonde_exporter.probers.email.counters import COUNTERS as EMAIL_COUNTERS
 
@@ -144,12 +146,16 @@ PROBER_METRICS = {
         11,
     ),
     email_prober: ({counter.describe()[0].name for counter in EMAIL_COUNTERS}, 6),
+    # The probe policies' gauges (README, "Probe policies"), whatever the prober.
+    policies: (set(), 5),
+    assertions: (set(), 1),
 }
 
 
 @pytest.mark.parametrize("prober", PROBER_METRICS, ids=lambda m: m.__name__.rsplit(".", 1)[1])
 def test_every_prober_metric_is_on_the_dashboard(dashboard, prober):
-    """Each metric the ICMP and email probers export, and theirs on /metrics, has a panel."""
+    """Each metric the ICMP and email probers and the probe policies export, and theirs on
+    /metrics, has a panel."""
     on_metrics, count = PROBER_METRICS[prober]
     exported = {v.name for v in vars(prober).values() if isinstance(v, ProbeGauge)} | on_metrics
     shown = " ".join(q.expr for q in panel_queries(dashboard))

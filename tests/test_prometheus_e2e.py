@@ -5,7 +5,10 @@ targets adjusted, a 1s scrape (2s for email) and rule evaluation interval, and g
 It scrapes sonde-exporter, started as a process, probing loopback targets: a listening TCP port, a
 refused one, a TLS listener, ICMP echo to 127.0.0.1 (the exporter needs ICMP sockets: as
 root, CI's user, it gets the shared raw socket) and an email round trip through the real
-Postfix + Dovecot of tests/mailstack.py. The tests then ask Prometheus' HTTP API what a user's
+Postfix + Dovecot of tests/mailstack.py. Two jobs of the test's own exercise the probe
+policies (README, "Probe policies"): config.yml's tcp_strict module (retries, degraded time,
+an assertion) against Postfix's SMTP greeting and the refused port, and a should_fail module
+against the refused port. The tests then ask Prometheus' HTTP API what a user's
 Prometheus would know: every job up, the probe results, healthy rules, the alert for the
 refused port (pending: the shipped `for:` is minutes, the alert is pending from the first
 evaluation), and data behind every dashboard query.
@@ -75,6 +78,11 @@ EMAIL_USER = "prometheus"  # the mail stack's mailbox for this test alone
 # The email job keeps a timing of its own, scaled down as the others' 1s: a probe budget of
 # 1.5s (scrape_timeout minus --timeout-offset), where a round trip takes ~30ms on loopback.
 EMAIL_SCRAPE = {"scrape_interval": "2s", "scrape_timeout": "2s"}
+
+# Probe jobs of the test's own, beside those of grafana/prometheus.yml: job -> module.
+STRICT_JOB, STRICT_MODULE = "sonde-tcp-strict", "tcp_strict"  # config.yml's policies example
+INVERTED_JOB, INVERTED_MODULE = "sonde-tcp-closed", "tcp_closed"  # should_fail, added here
+POLICY_JOBS = {STRICT_JOB: STRICT_MODULE, INVERTED_JOB: INVERTED_MODULE}
 TIMEOUT_OFFSET = 0.5  # the exporter's default --timeout-offset
 
 # Twin of each probe job with the classic blackbox_exporter relabeling: "classic-sonde-tcp", ...
@@ -146,9 +154,12 @@ def eventually(observe: Callable[[], T], expected: T, timeout: float = WAIT) -> 
 
 
 def exporter_config(path: Path, ca_file: Path, mail: MailStack) -> tuple[Path, dict[str, str]]:
-    """The shipped config.yml, with the test CA trusted by the tcp_tls module and the email
-    module sending to the mail stack; and the environment that holds the mailbox password."""
+    """The shipped config.yml, with the test CA trusted by the tcp_tls module, the email
+    module sending to the mail stack and a should_fail module ("this port must be closed");
+    and the environment that holds the mailbox password."""
     config = yaml.safe_load((ROOT / "config.yml").read_text())
+    assert INVERTED_MODULE not in config["modules"]
+    config["modules"][INVERTED_MODULE] = {"prober": "tcp", "timeout": "5s", "should_fail": True}
     config["modules"]["tcp_tls"]["tcp"]["tls_config"]["ca_file"] = str(ca_file)
     email = config["modules"][EMAIL_MODULE]["email"]
     # As shipped: submission with STARTTLS + AUTH, then IMAPS, with the password read from
@@ -168,7 +179,8 @@ def exporter_config(path: Path, ca_file: Path, mail: MailStack) -> tuple[Path, d
 
 
 def prometheus_config(path: Path, exporter: str, jobs: dict[str, list[str]]) -> Path:
-    """grafana/prometheus.yml with the test's exporter address, targets and 1s intervals."""
+    """grafana/prometheus.yml with the test's exporter address, targets and 1s intervals, plus
+    the POLICY_JOBS, shaped like its sonde-tcp job."""
     text = SCRAPE_CONFIG.read_text()
     assert EXPORTER_ADDRESS in text
     config = yaml.safe_load(text.replace(EXPORTER_ADDRESS, exporter))
@@ -178,7 +190,14 @@ def prometheus_config(path: Path, exporter: str, jobs: dict[str, list[str]]) -> 
         j["job_name"] for j in config["scrape_configs"] if j.get("metrics_path") == "/probe"
     }
     # Never let the example targets through: the test probes loopback only.
-    assert probe_jobs == set(jobs), "give every probe job of grafana/prometheus.yml test targets"
+    assert probe_jobs == set(jobs) - set(POLICY_JOBS), (
+        "give every probe job of grafana/prometheus.yml test targets"
+    )
+    (tcp,) = [job for job in config["scrape_configs"] if job["job_name"] == "sonde-tcp"]
+    config["scrape_configs"] += [
+        {**copy.deepcopy(tcp), "job_name": name, "params": {"module": [module]}}
+        for name, module in POLICY_JOBS.items()
+    ]
     for job in config["scrape_configs"]:
         own_timeout = job.pop("scrape_timeout", None)
         job.pop("scrape_interval", None)
@@ -227,13 +246,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mail_stack: MailStack) -> It
         "tls": f"127.0.0.1:{tls_server.port}",
         "icmp": "127.0.0.1",
         "email": f"127.0.0.1:{mail_stack.ports['submission']}",
+        "smtp": f"127.0.0.1:{mail_stack.ports['smtp']}",  # a greeting for tcp_strict
     }
-    # One entry per probe job of grafana/prometheus.yml (prometheus_config() enforces it).
+    # One entry per probe job of grafana/prometheus.yml (prometheus_config() enforces it),
+    # and of POLICY_JOBS.
     jobs = {
         "sonde-tcp": [targets["open"], targets["closed"]],
         "sonde-tcp-tls": [targets["tls"]],
         "sonde-icmp": [targets["icmp"]],
         EMAIL_JOB: [targets["email"]],
+        STRICT_JOB: [targets["smtp"], targets["closed"]],
+        INVERTED_JOB: [targets["closed"]],
     }
     config, secrets = exporter_config(tmp / "sonde.yml", tmp / "ca.pem", mail_stack)
     processes: list[Process] = []
@@ -328,9 +351,9 @@ def _by_target(results: list[dict[str, Any]]) -> dict[str, float]:
     return {r["metric"]["target"]: float(r["value"][1]) for r in results}
 
 
-def _twins(ours: dict[tuple[str, str], T]) -> dict[tuple[str, str], T]:
-    """(job, address) -> value of our jobs, and the same for their classic twins."""
-    return ours | {(CLASSIC + job, where): value for (job, where), value in ours.items()}
+def _twins(ours: dict[tuple[str, ...], T]) -> dict[tuple[str, ...], T]:
+    """(job, address, ...) -> value of our jobs, and the same for their classic twins."""
+    return ours | {(CLASSIC + key[0], *key[1:]): value for key, value in ours.items()}
 
 
 def test_every_job_is_up(stack: Stack):
@@ -367,6 +390,9 @@ def test_probe_results(stack: Stack):
         ("sonde-tcp-tls", t["tls"]): ("tcp_tls", 1.0),
         ("sonde-icmp", t["icmp"]): ("icmp", 1.0),
         (EMAIL_JOB, t["email"]): (EMAIL_MODULE, 1.0),
+        (STRICT_JOB, t["smtp"]): (STRICT_MODULE, 1.0),
+        (STRICT_JOB, t["closed"]): (STRICT_MODULE, 0.0),
+        (INVERTED_JOB, t["closed"]): (INVERTED_MODULE, 1.0),  # closed, as should_fail wants
     }
     classic = {(CLASSIC + job, where): (None, ok) for (job, where), (_, ok) in ours.items()}
     eventually(results, ours | classic)
@@ -379,7 +405,54 @@ def test_closed_port_fails_with_connect_refused(stack: Stack):
             for r in stack.query("probe_failure_reason == 1")
         }
 
-    eventually(reasons, _twins({("sonde-tcp", stack.targets["closed"]): "connect_refused"}))
+    closed = stack.targets["closed"]
+    ours = {("sonde-tcp", closed): "connect_refused", (STRICT_JOB, closed): "connect_refused"}
+    eventually(reasons, _twins(ours))
+
+
+def test_probe_policies_show_in_the_metrics(stack: Stack):
+    """tcp_strict: Postfix's greeting passes at the first attempt, its assertion holds, and it
+    is not degraded (a greeting over 300ms on a loaded machine comes and goes); the refused port
+    gets two attempts, both connect_refused: the 0.5s budget has room for the first retry's
+    200ms backoff, not for the second's 400ms. tcp_closed: the raw outcome, connect_refused,
+    flipped into a success."""
+    t = stack.targets
+    strict, closed = t["smtp"], t["closed"]
+
+    def by_probe(expr: str, *labels: str) -> dict[tuple[str, ...], float]:
+        return {
+            (r["metric"]["job"], address(r["metric"]), *(r["metric"][name] for name in labels)): (
+                float(r["value"][1])
+            )
+            for r in stack.query(expr)
+        }
+
+    def observed() -> dict[str, dict[tuple[str, ...], float]]:
+        return {
+            "attempts": by_probe("probe_attempts"),
+            "failed attempts": by_probe("probe_attempt_failure_reason", "attempt", "reason"),
+            "degraded": by_probe("probe_degraded"),
+            "assertions": by_probe("probe_assertion_success", "assertion", "source", "comparison"),
+            "raw": by_probe("probe_raw_success"),
+            "raw reasons": by_probe("probe_raw_failure_reason", "reason"),
+        }
+
+    eventually(
+        observed,
+        {
+            "attempts": _twins({(STRICT_JOB, strict): 1.0, (STRICT_JOB, closed): 2.0}),
+            "failed attempts": _twins(
+                {
+                    (STRICT_JOB, closed, "1", "connect_refused"): 1.0,
+                    (STRICT_JOB, closed, "2", "connect_refused"): 1.0,
+                }
+            ),
+            "degraded": _twins({(STRICT_JOB, strict): 0.0, (STRICT_JOB, closed): 0.0}),
+            "assertions": _twins({(STRICT_JOB, strict, "0", "response_data", "contains"): 1.0}),
+            "raw": _twins({(INVERTED_JOB, closed): 0.0}),
+            "raw reasons": _twins({(INVERTED_JOB, closed, "connect_refused"): 1.0}),
+        },
+    )
 
 
 def test_tls_targets_report_their_certificates(stack: Stack):
@@ -479,8 +552,10 @@ def test_rules_are_loaded_and_healthy(stack: Stack):
 
 
 def test_probe_failing_alert_for_the_closed_port_only(stack: Stack):
+    """Probed by the tcp and tcp_strict modules (which retries it); tcp_closed passes it."""
     closed = stack.targets["closed"]
     classic_job = CLASSIC + "sonde-tcp"
+    failing_jobs = {"sonde-tcp", classic_job, STRICT_JOB, CLASSIC + STRICT_JOB}
 
     def failing_alerts() -> dict[str, dict[str, Any]] | None:
         alerts = {
@@ -488,9 +563,9 @@ def test_probe_failing_alert_for_the_closed_port_only(stack: Stack):
             for a in stack.alerts()
             if a["labels"]["alertname"] == "SondeProbeFailing"
         }
-        return alerts if set(alerts) == {"sonde-tcp", classic_job} else None
+        return alerts if set(alerts) == failing_jobs else None
 
-    alerts = wait_for("SondeProbeFailing to be pending for both jobs", failing_alerts, WAIT, POLL)
+    alerts = wait_for("SondeProbeFailing to be pending for all 4 jobs", failing_alerts, WAIT, POLL)
     for alert in alerts.values():
         assert address(alert["labels"]) == closed
         assert alert["state"] in {"pending", "firing"}
@@ -504,11 +579,17 @@ def test_probe_failing_alert_for_the_closed_port_only(stack: Stack):
     assert classic["summary"] == f"Probe of {closed} ({classic_job}) is failing"
     assert f"run by the exporter of job {classic_job}," in classic["description"]
 
-    # No alert of any kind for the healthy targets or the exporter. The rules have been
-    # evaluated since every target was scraped twice, so a wrong alert would be pending, and
-    # stay so; only a real, momentary scrape failure comes and goes.
+    # No alert of any kind for the healthy targets or the exporter, and none but
+    # SondeProbeFailing for the closed port: not SondeProbeFlapping for the probes that retried
+    # it, nor anything for the should_fail job it passes. The rules have been evaluated since
+    # every target was scraped twice, so a wrong alert would be pending, and stay so; only a
+    # real, momentary scrape failure (or a degraded probe on a loaded machine) comes and goes.
     def others() -> list[dict[str, str]]:
-        return [a["labels"] for a in stack.alerts() if address(a["labels"]) != closed]
+        return [
+            a["labels"]
+            for a in stack.alerts()
+            if (a["labels"]["alertname"], address(a["labels"])) != ("SondeProbeFailing", closed)
+        ]
 
     eventually(others, [])
 
@@ -532,7 +613,7 @@ def test_variable_queries_list_the_targets(stack: Stack):
         {
             "job": set(stack.jobs) | set(stack.classic),
             # The classic twins add no module or target, and their targets as instances.
-            "module": {"tcp", "tcp_tls", "icmp", EMAIL_MODULE},
+            "module": {"tcp", "tcp_tls", "icmp", EMAIL_MODULE, *POLICY_JOBS.values()},
             "instance": {stack.exporter, *stack.targets.values()},
             "target": set(stack.targets.values()),
         },
@@ -642,32 +723,49 @@ def test_status_table_shows_the_failure_reason(stack: Stack):
         ("sonde-tcp-tls", t["tls"]): (1.0, None),
         ("sonde-icmp", t["icmp"]): (1.0, None),
         (EMAIL_JOB, t["email"]): (1.0, None),
+        (STRICT_JOB, t["smtp"]): (1.0, None),
+        (STRICT_JOB, t["closed"]): (0.0, "connect_refused"),
+        (INVERTED_JOB, t["closed"]): (1.0, None),
     }
     eventually(rows, _twins(ours))
 
 
+# The assertion of config.yml's tcp_strict module: a row of the assertion table.
+STRICT_ASSERTION = {"assertion": "0", "source": "response_data", "comparison": "contains"}
+
+
 @pytest.mark.parametrize(
-    ("panel_id", "job", "module", "role", "columns"),
-    [(506, "sonde-icmp", "icmp", "icmp", 7), (606, EMAIL_JOB, EMAIL_MODULE, "email", 5)],
-    ids=["icmp", "email"],
+    ("panel_id", "job", "module", "roles", "columns", "extra"),
+    [
+        (506, "sonde-icmp", "icmp", ("icmp",), 7, {}),
+        (606, EMAIL_JOB, EMAIL_MODULE, ("email",), 5, {}),
+        (703, STRICT_JOB, STRICT_MODULE, ("smtp", "closed"), 4, {}),
+        # Assertions are evaluated when the prober succeeded: not for the refused port.
+        (705, STRICT_JOB, STRICT_MODULE, ("smtp",), 2, STRICT_ASSERTION),
+    ],
+    ids=["icmp", "email", "retries", "assertions"],
 )
 def test_per_target_table_queries_merge_into_one_row_per_target(
-    stack: Stack, panel_id: int, job: str, module: str, role: str, columns: int
+    stack: Stack,
+    panel_id: int,
+    job: str,
+    module: str,
+    roles: tuple[str, ...],
+    columns: int,
+    extra: dict[str, str],
 ):
     """Grafana's merge transformation joins the table's queries on equal labels: each query
     must return exactly the same label sets, one per target of that prober (and one for the
-    classic twin, its module being the job's name)."""
+    classic twin, its module being the job's name), with `extra` labels (per assertion)."""
     queries = [q for q in panel_queries(load_dashboard()) if q.panel_id == panel_id]
     assert len(queries) == columns
     values = dict.fromkeys(["job", "module", "instance", "target"], ALL)
-    where = stack.targets[role]
     classic = CLASSIC + job
-    rows = {
-        frozenset(
-            {"job": job, "instance": stack.exporter, "module": module, "target": where}.items()
-        ),
-        frozenset({"job": classic, "instance": where, "module": classic, "target": where}.items()),
-    }
+    rows = set()
+    for where in (stack.targets[role] for role in roles):
+        ours = {"job": job, "instance": stack.exporter, "module": module, "target": where}
+        twin = {"job": classic, "instance": where, "module": classic, "target": where}
+        rows |= {frozenset((ours | extra).items()), frozenset((twin | extra).items())}
 
     def label_sets() -> dict[str, set[frozenset[tuple[str, str]]]]:
         return {

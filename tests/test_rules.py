@@ -34,6 +34,8 @@ CORE_ALERTS = {
     "SondeProbeFailing",
     "SondeProbeSlow",
     "SondeTcpConnectSlow",
+    "SondeProbeFlapping",
+    "SondeProbeDegraded",
     "SondeIcmpPacketLoss",
     "SondeCertificateExpiringSoon",
     "SondeConfigReloadFailed",
