@@ -19,6 +19,7 @@ import random
 import socket
 import time
 from enum import StrEnum
+from typing import Self
 
 from ..logs import fields
 from . import linux
@@ -35,6 +36,7 @@ from .packets import (
     parse_echo_reply,
     read_ancillary,
 )
+from .time_exceeded import ERROR_ANCILLARY_SIZE, parse_queued, parse_raw, set_intake
 
 logger = logging.getLogger("sonde_exporter.icmp")
 
@@ -100,7 +102,7 @@ class EchoExchange:
         self.clock_fallbacks = 0
         self._waiter: asyncio.Future[None] | None = None
 
-    def __enter__(self) -> EchoExchange:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -135,27 +137,42 @@ class EchoExchange:
         self.sent += 1
         endpoint.drain()  # on loopback the reply is usually queued already
 
-    def reply(self, index: int, rx_real: int, now_mono: int, hop_limit: int | None) -> None:
-        """Record a reply to request `index` (called by the endpoint's reader)."""
-        if self.rtt_ns[index] is not None:
-            self.duplicates += 1
-            return
+    def measure(self, index: int, rx_real: int, now_mono: int) -> int:
+        """The RTT of request `index` in ns: kernel stamps, bounded by the monotonic clock."""
         bound = now_mono - self.sent_mono[index]
         rtt = rx_real - self.sent_real[index]
         if not 0 <= rtt <= bound:  # no kernel timestamp, or the wall clock stepped
             if rx_real:
                 self.clock_fallbacks += 1
             rtt = bound
-        self.rtt_ns[index] = rtt
+        return rtt
+
+    def reply(self, index: int, rx_real: int, now_mono: int, hop_limit: int | None) -> None:
+        """Record a reply to request `index` (called by the endpoint's reader)."""
+        if self.rtt_ns[index] is not None:
+            self.duplicates += 1
+            return
+        self.rtt_ns[index] = self.measure(index, rx_real, now_mono)
         self.hop_limits[index] = hop_limit
         self.received += 1
+        self.wake()
+
+    def complete(self) -> bool:
+        """Nothing more to wait for: every request sent so far has its reply."""
+        return self.received >= self.sent
+
+    def wake(self) -> None:
+        """Let wait() return once complete (called after each recorded answer)."""
         waiter = self._waiter
-        if waiter is not None and self.received >= self.sent and not waiter.done():
+        if waiter is not None and not waiter.done() and self.complete():
             waiter.set_result(None)
 
+    def expired(self, index: int, rx_real: int, now_mono: int, router: str) -> None:
+        """A router's Time Exceeded for request `index`: for an echo probe, just a loss."""
+
     async def wait(self, until: float) -> None:
-        """Wait until every request sent so far has a reply, or until loop time `until`."""
-        if self.received >= self.sent:
+        """Wait until complete(), or until loop time `until`."""
+        if self.complete():
             return
         self._waiter = asyncio.get_running_loop().create_future()
         try:
@@ -192,6 +209,10 @@ class Endpoint:
         )
         self.drops = 0
         self.unmatched = 0
+        self._tracers = 0
+        """Traceroutes running on this socket; while any runs, Time Exceeded is let in."""
+        self._error_queue = False
+        """Read the error queue too (datagram sockets while a traceroute runs)."""
         self._table: dict[tuple[int, int], tuple[EchoExchange, int]] = {}
         self._idents: dict[int, int] = {}
         self._next_seq = random.getrandbits(16)
@@ -208,8 +229,25 @@ class Endpoint:
     # -- probes' side ---------------------------------------------------------------
 
     def exchange(self, ip: str, count: int, payload_size: int) -> EchoExchange:
-        self._attach()
+        self.attach()
         return EchoExchange(self, ip, count, payload_size)
+
+    def open_intake(self) -> None:
+        """A traceroute starts: let Time Exceeded in (OSError if the socket refuses)."""
+        if not self._tracers:
+            set_intake(self.sock, self.family, self.mode is SocketMode.RAW, True)
+            self._error_queue = self.mode is SocketMode.DATAGRAM
+        self._tracers += 1
+
+    def close_intake(self) -> None:
+        """A traceroute ended: after the last one, echo replies only (and no error queue)."""
+        self._tracers -= 1
+        if not self._tracers:
+            self._error_queue = False
+            try:
+                set_intake(self.sock, self.family, self.mode is SocketMode.RAW, False)
+            except OSError as exc:  # only if the socket is closed already
+                logger.debug("ICMP intake not narrowed", extra=fields(error=str(exc)))
 
     def claim_ident(self) -> int:
         """Datagram: the socket's own id (the kernel rewrites it). Raw: a free random one."""
@@ -253,17 +291,35 @@ class Endpoint:
     def transmit(
         self, packet: bytes, address: tuple[str, int], options: SendOptions, toggle_df: bool
     ) -> None:
+        if not toggle_df:
+            self._send(packet, address, options)
+            return
         sock = self.sock
-        if toggle_df:
-            sock.setsockopt(socket.IPPROTO_IP, linux.IP_MTU_DISCOVER, linux.IP_PMTUDISC_PROBE)
+        sock.setsockopt(socket.IPPROTO_IP, linux.IP_MTU_DISCOVER, linux.IP_PMTUDISC_PROBE)
+        try:
+            self._send(packet, address, options)
+        finally:
+            sock.setsockopt(socket.IPPROTO_IP, linux.IP_MTU_DISCOVER, self._default_pmtu)
+
+    def _send(self, packet: bytes, address: tuple[str, int], options: SendOptions) -> None:
+        """Send; while the error queue is on, a failed send is tried once more.
+
+        With IP_RECVERR a datagram socket also keeps each ICMP error as a pending socket
+        error, which the next send reports (and clears) although that send is fine: so the
+        first failure may be stale, and only a second one is the send's own.
+        """
+        for retry in (False, True):
             try:
-                sock.sendmsg([packet], options, 0, address)
-            finally:
-                sock.setsockopt(socket.IPPROTO_IP, linux.IP_MTU_DISCOVER, self._default_pmtu)
-        elif options:
-            sock.sendmsg([packet], options, 0, address)
-        else:
-            sock.sendto(packet, address)
+                if options:
+                    self.sock.sendmsg([packet], options, 0, address)
+                else:
+                    self.sock.sendto(packet, address)
+                return
+            except BlockingIOError:
+                raise
+            except OSError:
+                if retry or not self._error_queue:
+                    raise
 
     async def writable(self) -> None:
         """Wait until the socket can send again (its send buffer was full)."""
@@ -281,7 +337,7 @@ class Endpoint:
 
     # -- the reader -----------------------------------------------------------------
 
-    def _attach(self) -> None:
+    def attach(self) -> None:
         """Read this socket from the running loop (tests run several loops in turn)."""
         loop = asyncio.get_running_loop()
         if self._loop is loop:
@@ -302,15 +358,25 @@ class Endpoint:
             try:
                 size, ancdata, _flags, address = sock.recvmsg_into([view], ANCILLARY_SIZE)
             except (BlockingIOError, InterruptedError):
+                if self._error_queue:
+                    self._drain_errors()
                 return
             except OSError as exc:  # a pending socket error is reported once, then cleared
-                logger.debug("ICMP socket receive error", extra=fields(error=str(exc)))
+                if not self._error_queue:
+                    logger.debug("ICMP socket receive error", extra=fields(error=str(exc)))
                 continue
             rx_real, hop, drops = read_ancillary(ancdata)
             if drops is not None:
                 self.drops = max(self.drops, drops)
             parsed = parse_echo_reply(buffer, size, self.ip_header, self.reply_type)
             if parsed is None:
+                if self._tracers:
+                    expired = parse_raw(
+                        buffer, size, self.ip_header, self.family, self.request_type
+                    )
+                    if expired is not None:
+                        ident, seq, destination = expired
+                        self._expired(ident, seq, destination, address[0], rx_real)
                 continue
             ident, seq, start = parsed
             entry = table.get((ident, seq))
@@ -330,6 +396,33 @@ class Endpoint:
                 self.unmatched += 1
                 continue
             exchange.reply(index, rx_real, time.monotonic_ns(), hop)
+
+    def _drain_errors(self) -> None:
+        """Read the error queue: the Time Exceeded of datagram traceroutes (the rest dropped)."""
+        sock, buffer, view = self.sock, self._buffer, self._view
+        while True:
+            try:
+                size, ancdata, _flags, address = sock.recvmsg_into(
+                    [view], ERROR_ANCILLARY_SIZE, socket.MSG_ERRQUEUE
+                )
+            except (BlockingIOError, InterruptedError):
+                return
+            parsed = parse_queued(buffer, size, ancdata, self.family, self.request_type)
+            if parsed is not None:
+                ident, seq, router = parsed
+                rx_real = read_ancillary(ancdata)[0]
+                self._expired(ident, seq, address[0], router, rx_real)
+
+    def _expired(self, ident: int, seq: int, destination: str, router: str, rx_real: int) -> None:
+        entry = self._table.get((ident, seq))
+        if self.family == socket.AF_INET6:
+            destination = destination.partition("%")[0]
+            router = router.partition("%")[0]
+        if entry is None or entry[0].ip != destination:
+            self.unmatched += 1
+            return
+        exchange, index = entry
+        exchange.expired(index, rx_real, time.monotonic_ns(), router)
 
     def close(self) -> None:
         loop = self._loop
