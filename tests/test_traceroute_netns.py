@@ -62,6 +62,8 @@ ROUNDS = [
     [
         {"target": CHAIN, "max_hops": 8, "per_hop_timeout": BUDGET},
         {"target": SILENT, "max_hops": 6, "per_hop_timeout": BUDGET},
+        # Joins the sweep above, but its own deadline comes first.
+        {"target": SILENT, "max_hops": 6, "per_hop_timeout": BUDGET, "timeout": 0.1},
         {"target": MUTE, "max_hops": 6, "per_hop_timeout": BUDGET},
         {"target": CACHED, "max_hops": 4, "per_hop_timeout": BUDGET},
         {"target": CACHED, "max_hops": 4, "per_hop_timeout": BUDGET},  # joins the running one
@@ -144,6 +146,15 @@ def test_a_silent_target_still_shows_the_routers_before_it(sweeps: dict[str, Any
     assert trace["reached"] is False
     assert sweeps["seen"][SILENT]["requests"] == 6  # TTL 4..6 reached the silent target
     assert BUDGET <= trace["duration"] < BUDGET + 0.25  # waited for hops 4..6, no longer
+
+
+def test_a_probe_whose_deadline_comes_first_does_not_wait(sweeps: dict[str, Any]) -> None:
+    starter, joiner = (t for t in sweeps["out"]["traceroutes"] if t["params"]["target"] == SILENT)
+    assert "hops" not in joiner and joiner["metrics"] == ""
+    assert joiner["log"] == [
+        ["debug", "Traceroute still running for another probe of this target", {}]
+    ]
+    assert starter["reused"] is False and len(starter["hops"]) == 3
 
 
 def test_a_router_without_time_exceeded_is_a_missing_hop(sweeps: dict[str, Any]) -> None:

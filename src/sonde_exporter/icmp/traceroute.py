@@ -18,7 +18,8 @@ import socket
 import time
 from dataclasses import dataclass
 
-from .endpoint import EchoExchange, Endpoint, SocketMode
+from .endpoint import Endpoint, SocketMode
+from .exchange import EchoExchange
 from .packets import send_options
 from .sockets import SOCKETS, IcmpUnavailable
 
