@@ -117,6 +117,20 @@ def test_the_cache_sweeps_again_after_the_interval_and_forgets_the_oldest() -> N
     assert size == 2
 
 
+def test_a_sweep_that_sent_nothing_does_not_hold_the_target() -> None:
+    async def run() -> list[tuple[bool, int]]:
+        cache = TracerouteCache(interval=60)
+        now = asyncio.get_running_loop().time()
+        results = []
+        for deadline in (now, now + 2, now + 2):  # no time left, then a real sweep
+            result = await cache.get("127.0.0.1", max_hops=2, deadline=deadline)
+            assert result is not None
+            results.append((result.reused, result.trace.sent))
+        return results
+
+    assert asyncio.run(run()) == [(False, 0), (False, 2), (True, 2)]
+
+
 def rendered(trace: Traceroute, reused: bool = False) -> tuple[str, ProbeLog]:
     metrics, log = ProbeMetrics(), ProbeLog()
     record_traceroute(TracerouteResult(trace, reused), metrics, log)
@@ -124,7 +138,8 @@ def rendered(trace: Traceroute, reused: bool = False) -> tuple[str, ProbeLog]:
 
 
 def a_trace(hops: tuple[Hop | None, ...], reached: bool, error: str | None = None) -> Traceroute:
-    return Traceroute("198.18.0.20", hops, reached, 8, 1.8e9, 0.03, SocketMode.RAW, error)
+    sent = 8 if hops else 0
+    return Traceroute("198.18.0.20", hops, reached, 8, sent, 1.8e9, 0.03, SocketMode.RAW, error)
 
 
 def test_metrics_have_one_series_per_answering_hop() -> None:

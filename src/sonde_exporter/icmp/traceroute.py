@@ -49,6 +49,8 @@ class Traceroute:
     reached: bool
     """The target answered; then the last hop is the target."""
     max_hops: int
+    sent: int
+    """Requests sent: 0 when the sweep could not start."""
     started: float
     """Wall-clock time (time.time()) the sweep started."""
     duration: float
@@ -128,8 +130,9 @@ async def traceroute(
     ) -> Traceroute:
         hops = exchange.hops() if exchange is not None else ()
         reached = exchange is not None and exchange.reached_at is not None
+        sent = exchange.sent if exchange is not None else 0
         duration = loop.time() - start
-        return Traceroute(target, hops, reached, max_hops, started, duration, mode, error)
+        return Traceroute(target, hops, reached, max_hops, sent, started, duration, mode, error)
 
     bare, percent, scope = ip.partition("%")
     try:

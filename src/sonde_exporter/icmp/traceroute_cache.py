@@ -3,7 +3,8 @@
 Why: traceroutes run when probes fail, and a flapping or abused target would otherwise turn
 every failed probe into max_hops packets. A sweep of a target (seen from one source
 address) starts at most once per interval; probes asking meanwhile get the latest result,
-or wait for the sweep that is running. Memory stays bounded: the least recently used
+or wait for the sweep that is running. A sweep that sent nothing (no socket, no time left)
+does not count: the next probe may try. Memory stays bounded: the least recently used
 targets are forgotten beyond `max_targets`.
 """
 
@@ -52,7 +53,8 @@ class TracerouteCache:
     ) -> TracerouteResult | None:
         """The latest traceroute of `ip`, starting one if none started within the interval.
 
-        None when the sweep another probe started is still running at `deadline`.
+        None when the sweep another probe started is still running at `deadline`; a sweep
+        started here ends by `deadline` itself.
         """
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -74,10 +76,13 @@ class TracerouteCache:
             )
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+            task.add_done_callback(lambda done: self._forget_if_unsent(key, done))
             self._entries[key] = (now, task)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_targets:
                 self._entries.popitem(last=False)
+        if not reused:  # our own sweep ends by our deadline
+            return TracerouteResult(await asyncio.shield(task), reused)
         if not task.done():
             try:
                 async with asyncio.timeout_at(deadline):
@@ -85,6 +90,15 @@ class TracerouteCache:
             except TimeoutError:
                 return None
         return TracerouteResult(task.result(), reused)
+
+    def _forget_if_unsent(
+        self, key: tuple[str, str | None], task: asyncio.Task[Traceroute]
+    ) -> None:
+        entry = self._entries.get(key)
+        if entry is None or entry[1] is not task:
+            return
+        if task.cancelled() or task.exception() is not None or task.result().sent == 0:
+            del self._entries[key]
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -59,6 +59,7 @@ def record_traceroute(
         reached=trace.reached,
         hops=len(trace.hops),
         max_hops=trace.max_hops,
+        sent=trace.sent,
         socket_mode=trace.mode.value,
         started=timestamp(trace.started),
         duration_seconds=round(trace.duration, 6),
