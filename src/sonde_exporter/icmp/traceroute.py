@@ -88,10 +88,10 @@ class TraceExchange(EchoExchange):
         self.wake()
 
     def complete(self) -> bool:
-        """Every hop up to the target answered (or every request, if none reached it)."""
+        """Every hop up to the target answered (or every request sent, if none reached it)."""
         end = self.reached_at
         if end is None:
-            return self.received >= self.count
+            return self.received >= self.sent
         return all(rtt is not None for rtt in self.rtt_ns[:end])
 
     def hops(self) -> tuple[Hop | None, ...]:
@@ -148,7 +148,10 @@ async def traceroute(
     except IcmpUnavailable as exc:
         return result(error=f"traceroute cannot run: {exc.message}", target=target)
     except OSError as exc:
-        option = "ICMP_FILTER" if mode is SocketMode.RAW else "IP_RECVERR"
+        if mode is SocketMode.RAW:
+            option = "ICMP_FILTER" if family == socket.AF_INET else "ICMP6_FILTER"
+        else:
+            option = "IP_RECVERR" if family == socket.AF_INET else "IPV6_RECVERR"
         return result(
             error=f"traceroute cannot run: the {mode} ICMP socket refuses {option} "
             f"({exc.strerror or exc}), so no Time Exceeded can be read",
