@@ -272,6 +272,9 @@ class Endpoint:
                 )
             except (BlockingIOError, InterruptedError):
                 return
+            except OSError as exc:
+                logger.debug("ICMP error queue receive error", extra=fields(error=str(exc)))
+                return
             parsed = parse_queued(buffer, size, ancdata, self.family, self.request_type)
             if parsed is not None:
                 ident, seq, router = parsed
