@@ -11,7 +11,10 @@ able to read its own standard library (it can live under a private home director
 
 Spec keys: ping_group_range, user ("root" or "nobody"), config (YAML text), batches (lists
 of /probe query dicts; each batch runs concurrently, batches in turn), responder (TUN spec
-for icmp_netns_tools.py plus "ipv4"/"ipv6"/"extra" interface addresses), forger (bool).
+for icmp_netns_tools.py plus "ipv4"/"ipv6"/"extra" interface addresses), forger (bool),
+traceroutes (optional: "interval" of the TracerouteCache they share and "rounds", lists of
+traceroute() keyword dicts with "target"; each round runs concurrently, rounds in turn, all
+of it while the batches run).
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ import aiohttp.web
 
 from sonde_exporter.config import parse_config
 from sonde_exporter.exporter import Exporter
+from sonde_exporter.icmp.traceroute_cache import TracerouteCache
+from sonde_exporter.icmp.traceroute_report import record_traceroute
+from sonde_exporter.probe_metrics import ProbeMetrics
 from sonde_exporter.server import create_app
 
 TOOLS = Path(__file__).with_name("icmp_netns_tools.py")
@@ -125,6 +131,50 @@ async def watch(stop: asyncio.Event, seen: dict[str, int]) -> None:
         await asyncio.sleep(0.005)
 
 
+class LinesLog:
+    """The debug lines of one traceroute, as [level, message, fields]."""
+
+    def __init__(self) -> None:
+        self.lines: list[list[Any]] = []
+
+    def debug(self, message: str, **fields: Any) -> None:
+        self.lines.append(["debug", message, fields])
+
+    def warn(self, message: str, **fields: Any) -> None:
+        self.lines.append(["warn", message, fields])
+
+
+async def run_traceroutes(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each round's traceroutes at once, through one cache; what each probe would report."""
+    cache = TracerouteCache(interval=spec.get("interval", 60.0))
+    loop = asyncio.get_running_loop()
+
+    async def one(params: dict[str, Any]) -> dict[str, Any]:
+        options = dict(params)
+        target = options.pop("target")
+        deadline = loop.time() + options.pop("timeout", 5.0)
+        result = await cache.get(target, deadline=deadline, **options)
+        metrics, log = ProbeMetrics(), LinesLog()
+        record_traceroute(result, metrics, log)
+        out: dict[str, Any] = {"params": params, "metrics": metrics.render(), "log": log.lines}
+        if result is not None:
+            trace = result.trace
+            out |= {
+                "hops": [None if h is None else [h.ttl, h.address, h.rtt] for h in trace.hops],
+                "reached": trace.reached,
+                "error": trace.error,
+                "mode": trace.mode.value,
+                "duration": trace.duration,
+                "reused": result.reused,
+            }
+        return out
+
+    results: list[dict[str, Any]] = []
+    for round_ in spec["rounds"]:
+        results += await asyncio.gather(*(one(params) for params in round_))
+    return results
+
+
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     before = open_fds()
     exporter = Exporter(Path("spec.yml"), parse_config(spec["config"], "spec.yml"), 0.5, 100)
@@ -145,8 +195,10 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
 
         stop = asyncio.Event()
         watcher = asyncio.create_task(watch(stop, during))
+        traces = asyncio.create_task(run_traceroutes(spec.get("traceroutes") or {"rounds": []}))
         for batch in spec["batches"]:
             results += await asyncio.gather(*(one(params) for params in batch))
+        traceroutes = await traces
         stop.set()
         await watcher
         async with session.get(f"{base}/metrics") as response:
@@ -163,6 +215,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     )
     return {
         "results": results,
+        "traceroutes": traceroutes,
         "metrics": metrics,
         "healthy": healthy,
         "icmp_sockets_during": during,

@@ -4,6 +4,10 @@
         Creates a TUN device and answers ICMP echo requests for the addresses in SPEC with
         a configured delay (cycled per request), drop pattern, duplicates, forged replies
         or silence. Per address it records what it saw (TTL / hop limit, source, size).
+        An address with "routers" sits behind that chain of routers: a request whose TTL
+        (hop limit) runs out at hop k gets a Time Exceeded from the k-th router after
+        k * hop_delay_ms, quoting the request's IP header and first 8 ICMP bytes as real
+        routers do, unless hop k is listed in "mute_hops"; the rest reach the address.
     python icmp_netns_tools.py forger
         Watches echo requests on loopback with a raw socket and answers each with two
         forged replies carrying the same identifier and sequence: one from a wrong source
@@ -79,10 +83,16 @@ class Host:
     silent: bool = False
     forge: bool = False
     ttl: int = 64
+    routers: list[str] = field(default_factory=list)
+    hop_delay_ms: float = 0.0
+    mute_hops: list[int] = field(default_factory=list)
     requests: int = 0
+    expired: int = 0
+    time_exceeded: int = 0
     dropped: int = 0
     duplicated: int = 0
     replies: int = 0
+    """Packets written back for this address: echo replies and its routers' Time Exceeded."""
     forged: int = 0
     request_ttls: set[int] = field(default_factory=set)
     request_sources: set[str] = field(default_factory=set)
@@ -96,6 +106,8 @@ class Host:
             "duplicated": self.duplicated,
             "replies": self.replies,
             "forged": self.forged,
+            "expired": self.expired,
+            "time_exceeded": self.time_exceeded,
             "request_ttls": sorted(self.request_ttls),
             "request_sources": sorted(self.request_sources),
             "payload_sizes": sorted(self.payload_sizes),
@@ -120,12 +132,15 @@ def responder(spec: dict[str, Any]) -> None:
         if 0 in readable and not os.read(0, 4096):
             break
         if fd in readable:
+            # Read (and stamp) every queued request first: a burst of requests must not
+            # wait in the device while the earlier ones are answered.
+            arrived: list[tuple[float, bytes]] = []
             while True:
                 try:
-                    packet = os.read(fd, 65536)
+                    arrived.append((time.monotonic(), os.read(fd, 65536)))
                 except BlockingIOError:
                     break
-                now = time.monotonic()
+            for now, packet in arrived:
                 for due, reply, host in _answers(packet, hosts, now):
                     order += 1
                     heapq.heappush(queue, (due, order, reply, host))
@@ -155,6 +170,9 @@ def _answers(
         def build(source: bytes, rest: bytes, hop: int) -> bytes:
             return ipv4_packet(source, src, hop, icmp4(0, rest))
 
+        def time_exceeded(router: bytes) -> bytes:
+            return ipv4_packet(router, src, 64, icmp4(11, bytes(4) + packet[: ihl + 8]))
+
         wrong = ipaddress.ip_address("198.18.0.99").packed
     elif version == 6 and packet[6] == 58:
         src, dst, ttl, icmp = packet[8:24], packet[24:40], packet[7], packet[40:]
@@ -164,6 +182,9 @@ def _answers(
         def build(source: bytes, rest: bytes, hop: int) -> bytes:
             return ipv6_packet(source, src, hop, 129, rest)
 
+        def time_exceeded(router: bytes) -> bytes:
+            return ipv6_packet(router, src, 64, 3, bytes(4) + packet[:48])
+
         wrong = ipaddress.ip_address("2001:db8::99").packed
     else:
         return []
@@ -172,6 +193,13 @@ def _answers(
     host.request_ttls.add(ttl)
     host.request_sources.add(ipaddress.ip_address(src).compressed)
     host.payload_sizes.add(len(icmp) - 8)
+    if ttl <= len(host.routers):  # expires at router `ttl` on the way
+        host.expired += 1
+        if ttl in host.mute_hops:
+            return []
+        host.time_exceeded += 1
+        router = ipaddress.ip_address(host.routers[ttl - 1]).packed
+        return [(now + ttl * host.hop_delay_ms / 1000, time_exceeded(router), host)]
     rest = icmp[4:]
     out: list[tuple[float, bytes, Host | None]] = []
     if host.forge:

@@ -1,13 +1,10 @@
-"""One shared ICMP socket, and the echo exchanges of the probes that use it.
+"""One shared ICMP socket, read by the event loop, and its reply demultiplexer.
 
 Why a demultiplexer: every probe of a family sends on the same socket, so the endpoint's
-reader gets every reply and routes it to the exchange that sent the request, by
-(identifier, sequence) and then source address and payload nonce. Anything else counts as
+reader gets every reply and routes it to the exchange (exchange.py) that sent the request,
+by (identifier, sequence) and then source address and payload nonce; a traceroute's Time
+Exceeded by the quoted (identifier, sequence) and destination. Anything else counts as
 unmatched and is dropped.
-
-Why two clocks: the kernel's receive stamp and the send stamp are both CLOCK_REALTIME; a
-monotonic measurement taken around them bounds the result, so a clock step cannot produce a
-wrong RTT (it falls back to the monotonic one).
 """
 
 from __future__ import annotations
@@ -22,19 +19,17 @@ from enum import StrEnum
 
 from ..logs import fields
 from . import linux
+from .exchange import EchoExchange as EchoExchange  # re-exported: the prober imports it here
 from .packets import (
     ANCILLARY_SIZE,
     ECHO_REPLY,
     ECHO_REQUEST,
-    NONCE_SIZE,
     RECV_BUFFER,
     SendOptions,
-    echo_payload,
-    echo_request,
-    ones_sum,
     parse_echo_reply,
     read_ancillary,
 )
+from .time_exceeded import ERROR_ANCILLARY_SIZE, parse_queued, parse_raw, set_intake
 
 logger = logging.getLogger("sonde_exporter.icmp")
 
@@ -52,119 +47,6 @@ class SocketMode(StrEnum):
     """Needs root or CAP_NET_RAW; receives a copy of every ICMP packet of the family."""
     NONE = "none"
     """Neither may be opened: ICMP probes fail with icmp_permission (or io_error)."""
-
-
-class EchoExchange:
-    """One probe's echo requests on a shared socket, and the replies routed back to it.
-
-    Use as a context manager: leaving it releases the probe's sequence numbers, after
-    which replies to them are ignored.
-    """
-
-    __slots__ = (
-        "_endpoint",
-        "_payload_sum",
-        "_waiter",
-        "clock_fallbacks",
-        "count",
-        "duplicates",
-        "hop_limits",
-        "ident",
-        "ip",
-        "nonce",
-        "payload",
-        "received",
-        "rtt_ns",
-        "sent",
-        "sent_mono",
-        "sent_real",
-        "seqs",
-    )
-
-    def __init__(self, endpoint: Endpoint, ip: str, count: int, payload_size: int) -> None:
-        self._endpoint = endpoint
-        self.ip = ip.partition("%")[0]
-        self.count = count
-        self.payload = echo_payload(payload_size)
-        self.nonce = self.payload[:NONCE_SIZE]
-        self._payload_sum = ones_sum(self.payload) if endpoint.checksummed else None
-        self.ident = endpoint.claim_ident()
-        self.seqs: list[int | None] = [None] * count
-        self.sent_real = [0] * count
-        self.sent_mono = [0] * count
-        self.rtt_ns: list[int | None] = [None] * count
-        self.hop_limits: list[int | None] = [None] * count
-        self.sent = 0
-        self.received = 0
-        self.duplicates = 0
-        self.clock_fallbacks = 0
-        self._waiter: asyncio.Future[None] | None = None
-
-    def __enter__(self) -> EchoExchange:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._endpoint.release(self)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.cancel()
-
-    async def send(
-        self, index: int, address: tuple[str, int], options: SendOptions, toggle_df: bool
-    ) -> None:
-        """Send echo request `index`; OSError when the kernel refuses it."""
-        endpoint = self._endpoint
-        seq = endpoint.claim_seq(self, index)
-        packet = echo_request(
-            endpoint.request_type, self.ident, seq, self.payload, self._payload_sum
-        )
-        while True:
-            self.sent_mono[index] = time.monotonic_ns()
-            self.sent_real[index] = time.time_ns()
-            try:
-                endpoint.transmit(packet, address, options, toggle_df)
-            except BlockingIOError:
-                await endpoint.writable()
-                continue
-            except OSError:
-                endpoint.release_seq(self, index)
-                raise
-            break
-        self.sent += 1
-        endpoint.drain()  # on loopback the reply is usually queued already
-
-    def reply(self, index: int, rx_real: int, now_mono: int, hop_limit: int | None) -> None:
-        """Record a reply to request `index` (called by the endpoint's reader)."""
-        if self.rtt_ns[index] is not None:
-            self.duplicates += 1
-            return
-        bound = now_mono - self.sent_mono[index]
-        rtt = rx_real - self.sent_real[index]
-        if not 0 <= rtt <= bound:  # no kernel timestamp, or the wall clock stepped
-            if rx_real:
-                self.clock_fallbacks += 1
-            rtt = bound
-        self.rtt_ns[index] = rtt
-        self.hop_limits[index] = hop_limit
-        self.received += 1
-        waiter = self._waiter
-        if waiter is not None and self.received >= self.sent and not waiter.done():
-            waiter.set_result(None)
-
-    async def wait(self, until: float) -> None:
-        """Wait until every request sent so far has a reply, or until loop time `until`."""
-        if self.received >= self.sent:
-            return
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            async with asyncio.timeout_at(until):
-                await self._waiter
-        except TimeoutError:
-            pass
-        finally:
-            self._waiter = None
 
 
 class Endpoint:
@@ -192,6 +74,10 @@ class Endpoint:
         )
         self.drops = 0
         self.unmatched = 0
+        self._tracers = 0
+        """Traceroutes running on this socket; while any runs, Time Exceeded is let in."""
+        self._error_queue = False
+        """Read the error queue too (datagram sockets while a traceroute runs)."""
         self._table: dict[tuple[int, int], tuple[EchoExchange, int]] = {}
         self._idents: dict[int, int] = {}
         self._next_seq = random.getrandbits(16)
@@ -208,8 +94,25 @@ class Endpoint:
     # -- probes' side ---------------------------------------------------------------
 
     def exchange(self, ip: str, count: int, payload_size: int) -> EchoExchange:
-        self._attach()
+        self.attach()
         return EchoExchange(self, ip, count, payload_size)
+
+    def open_intake(self) -> None:
+        """A traceroute starts: let Time Exceeded in (OSError if the socket refuses)."""
+        if not self._tracers:
+            set_intake(self.sock, self.family, self.mode is SocketMode.RAW, True)
+            self._error_queue = self.mode is SocketMode.DATAGRAM
+        self._tracers += 1
+
+    def close_intake(self) -> None:
+        """A traceroute ended: after the last one, echo replies only (and no error queue)."""
+        self._tracers -= 1
+        if not self._tracers:
+            self._error_queue = False
+            try:
+                set_intake(self.sock, self.family, self.mode is SocketMode.RAW, False)
+            except OSError as exc:  # only if the socket is closed already
+                logger.debug("ICMP intake not narrowed", extra=fields(error=str(exc)))
 
     def claim_ident(self) -> int:
         """Datagram: the socket's own id (the kernel rewrites it). Raw: a free random one."""
@@ -253,17 +156,35 @@ class Endpoint:
     def transmit(
         self, packet: bytes, address: tuple[str, int], options: SendOptions, toggle_df: bool
     ) -> None:
+        if not toggle_df:
+            self._send(packet, address, options)
+            return
         sock = self.sock
-        if toggle_df:
-            sock.setsockopt(socket.IPPROTO_IP, linux.IP_MTU_DISCOVER, linux.IP_PMTUDISC_PROBE)
+        sock.setsockopt(socket.IPPROTO_IP, linux.IP_MTU_DISCOVER, linux.IP_PMTUDISC_PROBE)
+        try:
+            self._send(packet, address, options)
+        finally:
+            sock.setsockopt(socket.IPPROTO_IP, linux.IP_MTU_DISCOVER, self._default_pmtu)
+
+    def _send(self, packet: bytes, address: tuple[str, int], options: SendOptions) -> None:
+        """Send; while the error queue is on, a failed send is tried once more.
+
+        With IP_RECVERR a datagram socket also keeps each ICMP error as a pending socket
+        error, which the next send reports (and clears) although that send is fine: so the
+        first failure may be stale, and only a second one is the send's own.
+        """
+        for retry in (False, True):
             try:
-                sock.sendmsg([packet], options, 0, address)
-            finally:
-                sock.setsockopt(socket.IPPROTO_IP, linux.IP_MTU_DISCOVER, self._default_pmtu)
-        elif options:
-            sock.sendmsg([packet], options, 0, address)
-        else:
-            sock.sendto(packet, address)
+                if options:
+                    self.sock.sendmsg([packet], options, 0, address)
+                else:
+                    self.sock.sendto(packet, address)
+                return
+            except BlockingIOError:
+                raise
+            except OSError:
+                if retry or not self._error_queue:
+                    raise
 
     async def writable(self) -> None:
         """Wait until the socket can send again (its send buffer was full)."""
@@ -281,7 +202,7 @@ class Endpoint:
 
     # -- the reader -----------------------------------------------------------------
 
-    def _attach(self) -> None:
+    def attach(self) -> None:
         """Read this socket from the running loop (tests run several loops in turn)."""
         loop = asyncio.get_running_loop()
         if self._loop is loop:
@@ -302,15 +223,25 @@ class Endpoint:
             try:
                 size, ancdata, _flags, address = sock.recvmsg_into([view], ANCILLARY_SIZE)
             except (BlockingIOError, InterruptedError):
+                if self._error_queue:
+                    self._drain_errors()
                 return
             except OSError as exc:  # a pending socket error is reported once, then cleared
-                logger.debug("ICMP socket receive error", extra=fields(error=str(exc)))
+                if not self._error_queue:
+                    logger.debug("ICMP socket receive error", extra=fields(error=str(exc)))
                 continue
             rx_real, hop, drops = read_ancillary(ancdata)
             if drops is not None:
                 self.drops = max(self.drops, drops)
             parsed = parse_echo_reply(buffer, size, self.ip_header, self.reply_type)
             if parsed is None:
+                if self._tracers:
+                    expired = parse_raw(
+                        buffer, size, self.ip_header, self.family, self.request_type
+                    )
+                    if expired is not None:
+                        ident, seq, destination = expired
+                        self._expired(ident, seq, destination, address[0], rx_real)
                 continue
             ident, seq, start = parsed
             entry = table.get((ident, seq))
@@ -330,6 +261,36 @@ class Endpoint:
                 self.unmatched += 1
                 continue
             exchange.reply(index, rx_real, time.monotonic_ns(), hop)
+
+    def _drain_errors(self) -> None:
+        """Read the error queue: the Time Exceeded of datagram traceroutes (the rest dropped)."""
+        sock, buffer, view = self.sock, self._buffer, self._view
+        while True:
+            try:
+                size, ancdata, _flags, address = sock.recvmsg_into(
+                    [view], ERROR_ANCILLARY_SIZE, socket.MSG_ERRQUEUE
+                )
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                logger.debug("ICMP error queue receive error", extra=fields(error=str(exc)))
+                return
+            parsed = parse_queued(buffer, size, ancdata, self.family, self.request_type)
+            if parsed is not None:
+                ident, seq, router = parsed
+                rx_real = read_ancillary(ancdata)[0]
+                self._expired(ident, seq, address[0], router, rx_real)
+
+    def _expired(self, ident: int, seq: int, destination: str, router: str, rx_real: int) -> None:
+        entry = self._table.get((ident, seq))
+        if self.family == socket.AF_INET6:
+            destination = destination.partition("%")[0]
+            router = router.partition("%")[0]
+        if entry is None or entry[0].ip != destination:
+            self.unmatched += 1
+            return
+        exchange, index = entry
+        exchange.expired(index, rx_real, time.monotonic_ns(), router)
 
     def close(self) -> None:
         loop = self._loop

@@ -13,7 +13,6 @@ import errno
 import logging
 import os
 import socket
-import struct
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from ..logs import fields
 from . import linux
 from .endpoint import Endpoint, SocketMode
+from .time_exceeded import set_filter
 
 logger = logging.getLogger("sonde_exporter.icmp")
 
@@ -102,13 +102,8 @@ def _open(family: socket.AddressFamily, mode: SocketMode, source: str | None) ->
             sock.setsockopt(socket.IPPROTO_IP, linux.IP_RECVTTL, 1)
         else:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
-        if mode is SocketMode.RAW and family == socket.AF_INET:
-            # Let only echo replies into the queue (bit set = type filtered out).
-            sock.setsockopt(linux.SOL_RAW, linux.ICMP_FILTER, struct.pack("@I", 0xFFFFFFFF & ~1))
-        elif mode is SocketMode.RAW:
-            words = [0xFFFFFFFF] * 8
-            words[129 >> 5] &= ~(1 << (129 & 31))
-            sock.setsockopt(socket.IPPROTO_ICMPV6, linux.ICMP6_FILTER, struct.pack("@8I", *words))
+        if mode is SocketMode.RAW:
+            set_filter(sock, family, time_exceeded=False)
         else:
             sock.bind((source or ("::" if family == socket.AF_INET6 else "0.0.0.0"), 0))
     except BaseException:
