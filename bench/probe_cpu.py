@@ -44,6 +44,9 @@ target = f"127.0.0.1:{port}"
 parsed = parse_host_port(target)
 
 async def main():
+    import gc
+    gc.collect()
+    gc.freeze()  # as the exporter does once it serves (cli.settle_garbage_collector)
     loop = asyncio.get_running_loop()
     async def one():
         ctx = ProbeContext(metrics=ProbeMetrics(), log=ProbeLog(), deadline=loop.time() + 5)

@@ -247,8 +247,9 @@ def test_a_foreign_block_belongs_to_its_own_prober_too(block: str) -> None:
 def test_dump_leaves_out_the_other_probers_blocks() -> None:
     text = dump_yaml(load_config(SHIPPED))
     module_keys = re.findall(r"^    (\w+):(.*)$", text, re.MULTILINE)
-    # The probers' own blocks, and the policies only the shipped tcp_strict module sets.
+    # The probers' own blocks, and the policies only tcp_strict and tcp_traced set.
     policies = {"retries", "degraded_response_time", "max_response_time", "assertions"}
+    policies |= {"traceroute_on_error", "traceroute"}  # tcp_traced
     assert {key for key, _ in module_keys} == {
         "prober",
         "timeout",

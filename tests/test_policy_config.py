@@ -273,9 +273,27 @@ REFUSED = [
         "unknown field",
     ),
     (
-        "prober: tcp\ntraceroute_on_error: true",
-        4,
+        "prober: tcp\ntimeout: 2s\ntraceroute_on_error: true\ntraceroute: {budget: 2s}",
+        5,
         "modules.m.traceroute_on_error",
+        "the traceroute's 2s budget leaves 0s of the 2s timeout",
+    ),
+    (
+        "prober: tcp\ntimeout: 5s\ntraceroute_on_error: true\ntraceroute: {max_hops: 0}",
+        6,
+        "modules.m.traceroute.max_hops",
+        "greater than or equal to 1",
+    ),
+    (
+        "prober: tcp\ntraceroute: {interval: 500ms}",
+        4,
+        "modules.m.traceroute.interval",
+        "interval must be from 1s to 24h",
+    ),
+    (
+        "prober: tcp\ntraceroute: {hops: 5}",
+        4,
+        "modules.m.traceroute.hops",
         "unknown field",
     ),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -158,10 +159,22 @@ async def serve(exporter: Exporter, listen: list[tuple[str | None, int]]) -> Non
             "Started sonde-exporter",
             extra=fields(version=__version__, modules=len(exporter.config.modules)),
         )
+        settle_garbage_collector()
         await stop.wait()
         logger.info("Shutting down")
     finally:
         await runner.cleanup()
+
+
+def settle_garbage_collector() -> None:
+    """Move what start-up built (modules, the config, the app) out of the collector's sight.
+
+    Those objects live as long as the process, yet every full collection would walk them
+    again; frozen, a full collection walks only what probes allocate, so its cost no longer
+    grows with the imports. Objects of later configs (reloads) stay collectable.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str:

@@ -39,6 +39,7 @@ async def resolve(host: str, preferred: str, fallback: bool, ctx: ProbeContext) 
         address = _literal(host, want, fallback) or await _lookup(host, want, fallback)
     finally:
         ctx.metrics.set(DNS_LOOKUP_TIME, time.perf_counter() - start)
+    ctx.address = address.ip
     ctx.metrics.set(IP_PROTOCOL, address.version)
     ctx.metrics.set(IP_ADDR_HASH, ip_hash(address.ip))
     ctx.log.debug("Resolved target address", target=host, ip=address.ip)

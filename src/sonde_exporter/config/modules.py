@@ -20,8 +20,9 @@ from .address import AddressChoice
 from .email import EmailModule
 from .errors import field_error
 from .fields import Duration, Regex, Strict, latin1
-from .policies import CheckedAssertion, Retries, check_policy
+from .policies import MIN_ATTEMPT_SECONDS, CheckedAssertion, Retries, check_policy
 from .tls import TlsConfig
+from .traceroute import DEFAULT_TRACEROUTE, TracerouteSettings
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
@@ -147,6 +148,9 @@ class Module(Strict):
     max_response_time: Duration | None = None
     should_fail: bool = False
     assertions: tuple[CheckedAssertion, ...] = ()
+    traceroute_on_error: bool = False
+    traceroute: TracerouteSettings | None = None
+    """Settings of traceroute_on_error; None means the defaults."""
 
     @model_validator(mode="before")
     @classmethod
@@ -184,7 +188,30 @@ class Module(Strict):
             or self.max_response_time is not None
             or self.should_fail
             or self.assertions
+            or self.traceroute_on_error
         )
+
+    @property
+    def traceroute_settings(self) -> TracerouteSettings:
+        return self.traceroute or DEFAULT_TRACEROUTE
+
+    @model_validator(mode="after")
+    def _traceroute_fits_timeout(self) -> Module:
+        """The sweep's budget comes off the end of the deadline: the attempts must still fit."""
+        if not self.traceroute_on_error or self.timeout <= 0:
+            return self
+        budget = self.traceroute_settings.budget
+        left = self.timeout - budget
+        needed = MIN_ATTEMPT_SECONDS * (1 + (self.retries.max if self.retries else 0))
+        if self.retries is not None:
+            needed += self.retries.total_delay
+        if left < needed:
+            raise field_error(
+                "traceroute_on_error",
+                f"the traceroute's {budget:g}s budget leaves {left:.3g}s of the {self.timeout:g}s "
+                f"timeout, less than the {needed:.3g}s the attempts need",
+            )
+        return self
 
     @model_validator(mode="after")
     def _icmp_fits_timeout(self) -> Module:
@@ -219,7 +246,15 @@ class Module(Strict):
         return block
 
 
-_POLICIES = ("retries", "degraded_response_time", "max_response_time", "should_fail", "assertions")
+_POLICIES = (
+    "retries",
+    "degraded_response_time",
+    "max_response_time",
+    "should_fail",
+    "assertions",
+    "traceroute_on_error",
+    "traceroute",
+)
 """Module keys left out of the written config while unset (None, False or no assertions)."""
 
 

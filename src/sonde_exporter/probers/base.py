@@ -131,6 +131,8 @@ class ProbeContext:
     no policy, so a plain probe records nothing."""
     response_data: bytearray | None = None
     """What a TCP dialogue read, capped (see record_read); None when no policy reads it."""
+    address: str | None = None
+    """The IP address the probe chose for its target (resolve.py): where a traceroute goes."""
 
     def observe(self, **values: float) -> None:
         """Record values the policies judge, under their assertion source names."""

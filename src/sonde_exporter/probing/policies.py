@@ -21,6 +21,7 @@ from ..config.policies import MIN_ATTEMPT_SECONDS, Retries
 from ..probe_metrics import ProbeGauge, ProbeMetrics
 from ..probers.base import ProbeContext, ProbeFailure, Prober, Reason
 from .assertions import evaluate
+from .traceroute import trace_failure
 
 NETWORK_ERRORS = frozenset(
     {
@@ -75,7 +76,10 @@ async def run_with_policies(
 ) -> None:
     """Return when the verdict is success; raise ProbeFailure with the verdict's reason."""
     loop = asyncio.get_running_loop()
-    deadline = ctx.deadline
+    probe_deadline = deadline = ctx.deadline
+    if module.traceroute_on_error:  # the sweep's budget comes off the end (at most half)
+        left = probe_deadline - loop.time()
+        deadline -= min(module.traceroute_settings.budget, left / 2)
     retries = module.retries
     allowed = 1 + (retries.max if retries is not None else 0)
     attempts: list[Attempt] = []
@@ -99,10 +103,12 @@ async def run_with_policies(
             if attempt.reason is None or not _retried(attempt.reason, retries):
                 break
     finally:
-        ctx.deadline = deadline
+        ctx.deadline = probe_deadline
     last = attempts[-1]
     _record(module, attempts, ctx)
     if last.reason is not None:
+        if module.traceroute_on_error:
+            await trace_failure(module, last.reason, probe_deadline, ctx)
         raise ProbeFailure(last.reason, last.message)
 
 

@@ -1,0 +1,47 @@
+"""traceroute_on_error: after a probe failed for a network reason, the path to the address it
+probed, from the shared per-target cache (at most one sweep per target per interval)."""
+
+from __future__ import annotations
+
+from ..config import Module
+from ..icmp.traceroute_cache import TracerouteCache
+from ..icmp.traceroute_report import record_traceroute
+from ..probers.base import ProbeContext, Reason
+
+TRACED_REASONS = frozenset(
+    {
+        Reason.CONNECT_REFUSED,
+        Reason.CONNECT_TIMEOUT,
+        Reason.CONNECT_ERROR,
+        Reason.TIMEOUT,
+        Reason.IO_ERROR,
+        Reason.PACKET_LOSS,
+        Reason.SMTP_CONNECT,
+    }
+)
+"""Failures that say something about the path to the probed address. Not dns (there is no
+address), nor TLS, protocol, authentication, delivery or verdict failures (the path worked),
+nor receive_connect (the mailbox server is not the address the probe chose)."""
+
+_CACHES: dict[float, TracerouteCache] = {}
+"""One cache per configured interval, shared by every module and every reload."""
+
+
+async def trace_failure(module: Module, reason: Reason, deadline: float, ctx: ProbeContext) -> None:
+    """Add the traceroute of a failed probe to its metrics and debug log, when it applies."""
+    if reason not in TRACED_REASONS:
+        return
+    if ctx.address is None:
+        ctx.log.debug("No traceroute: the probe chose no address", reason=reason)
+        return
+    settings = module.traceroute_settings
+    cache = _CACHES.get(settings.interval)
+    if cache is None:
+        cache = _CACHES[settings.interval] = TracerouteCache(settings.interval)
+    result = await cache.get(
+        ctx.address,
+        max_hops=settings.max_hops,
+        deadline=deadline,
+        source=getattr(module.settings, "source_ip_address", None),
+    )
+    record_traceroute(result, ctx.metrics, ctx.log)
