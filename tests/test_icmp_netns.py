@@ -247,24 +247,42 @@ def rtt(metrics: dict[str, float], stat: str) -> float:
     return metrics[f'probe_icmp_rtt_seconds{{stat="{stat}"}}']
 
 
+# Bounds of a measured RTT against the responder's delay. Nothing makes an answer early, so
+# the lower bound is the delay - 2 ms. The upper one is the delay + 2 ms + SLACK + how late the
+# responder itself reports writing to that address: it runs with SCHED_FIFO, yet on a shared
+# 2-core VM it was seen writing up to 5 ms late, and the exporter can be preempted between its
+# send stamp and sendmsg (the ±2 ms bound alone failed 2 runs in 8). The tight figure is
+# measured in bench/ (compare.py icmp, bench/traceroute_rtt.py), not here.
+SLACK = 3 * MS
+
+
+def near(value: float, delay_ms: float, late_ms: float, both_ways: bool = False) -> bool:
+    """`value` (seconds) within the bounds above of `delay_ms`; `both_ways` for a spread
+    (jitter, stddev), which a late reply can shrink as well as grow."""
+    over = 2 * MS + SLACK + late_ms * MS
+    under = over if both_ways else 2 * MS
+    return delay_ms * MS - under <= value <= delay_ms * MS + over
+
+
 def test_rtt_matches_the_responders_delay(ground_truth: dict[str, Any]) -> None:
     m = ground_truth["metrics"]["steady"]
     late = ground_truth["seen"]["198.18.0.2"]["max_late_ms"]
     assert m["probe_success"] == 1
     assert m["probe_icmp_packets_sent"] == m["probe_icmp_packets_received"] == 5
     for stat in ("min", "avg", "max"):
-        assert 18 * MS <= rtt(m, stat) <= 22 * MS, f"responder up to {late:.3f} ms late"
+        assert near(rtt(m, stat), 20, late), f"{stat}: responder up to {late:.3f} ms late"
     assert m['probe_icmp_duration_seconds{phase="rtt"}'] == rtt(m, "avg")
     assert m["probe_icmp_reply_hop_limit"] == 57  # the responder's TTL
 
 
 def test_jitter_and_stddev_match_alternating_delays(ground_truth: dict[str, Any]) -> None:
     m = ground_truth["metrics"]["jitter"]  # delays 10, 30, 10, 30, 10, 30 ms
-    assert 8 * MS <= rtt(m, "min") <= 12 * MS
-    assert 28 * MS <= rtt(m, "max") <= 32 * MS
-    assert 18 * MS <= rtt(m, "avg") <= 22 * MS
-    assert 8 * MS <= rtt(m, "stddev") <= 12 * MS
-    assert 18 * MS <= m["probe_icmp_jitter_seconds"] <= 22 * MS
+    late = ground_truth["seen"]["198.18.0.6"]["max_late_ms"]
+    assert near(rtt(m, "min"), 10, late)
+    assert near(rtt(m, "max"), 30, late)
+    assert near(rtt(m, "avg"), 20, late)
+    assert near(rtt(m, "stddev"), 10, late, both_ways=True)
+    assert near(m["probe_icmp_jitter_seconds"], 20, late, both_ways=True)
 
 
 def test_loss_is_exactly_what_the_responder_dropped(ground_truth: dict[str, Any]) -> None:
@@ -287,7 +305,7 @@ def test_ipv6_loss_and_hop_limit(ground_truth: dict[str, Any]) -> None:
     assert m["probe_icmp_packets_received"] == 4
     assert m["probe_icmp_packet_loss_ratio"] == pytest.approx(1 / 3)
     assert m["probe_icmp_reply_hop_limit"] == 41
-    assert 18 * MS <= rtt(m, "avg") <= 22 * MS
+    assert near(rtt(m, "avg"), 20, ground_truth["seen"]["2001:db8::2"]["max_late_ms"])
 
 
 def test_max_packet_loss_ratio_fails_the_probe(ground_truth: dict[str, Any]) -> None:
