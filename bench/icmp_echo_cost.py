@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from revisions import checkout
+
 ROOT = Path(__file__).resolve().parent.parent
 GROUP_RANGE = {"raw": "1 0", "datagram": "0 2147483647"}
 CONFIG = (
@@ -76,14 +78,6 @@ def run_side(src: Path, mode: str, n: int) -> dict[str, float]:
     if result["mode"] != mode:
         raise SystemExit(f"expected the {mode} socket, the side used {result['mode']}")
     return result
-
-
-def checkout(rev: str, into: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "src"], capture_output=True, check=True
-    )
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
-    return into / "src"
 
 
 def main() -> None:

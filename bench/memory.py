@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from revisions import tcp_target
 
 REPO = Path(__file__).resolve().parent.parent
 TCP_ICMP_CONFIG = """\
@@ -144,35 +145,19 @@ def main() -> None:
             for _ in range(args.runs)
         ]
         print(f"floor, {name}: {statistics.median(floors) / 1024:.1f} MB")
-    listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
-    listener_port = listener.getsockname()[1]
-    accepting = subprocess.Popen(  # accepts and closes, so the listener's backlog never fills
-        [
-            sys.executable,
-            "-c",
-            "import socket,sys\ns=socket.socket(fileno=int(sys.argv[1]))\n"
-            "while True: s.accept()[0].close()",
-            str(listener.fileno()),
-        ],
-        pass_fds=[listener.fileno()],
-    )
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, tcp_target() as listener_port:
         configs = args.config
         if not configs:
             tcp_icmp = Path(tmp, "tcp_icmp.yml")
             tcp_icmp.write_text(TCP_ICMP_CONFIG)
             configs = [tcp_icmp, REPO / "config.yml"]
-        try:
-            for config in configs:
-                runs = [measure(config, args.probes, listener_port) for _ in range(args.runs)]
-                summary = {
-                    key: statistics.median(float(r[key]) for r in runs)  # type: ignore[arg-type]
-                    for key in ("startup_s", "rss_start_mb", "rss_after_probes_mb")
-                }
-                print(json.dumps({"config": config.name, "median": summary, "runs": runs}))
-        finally:
-            accepting.terminate()
-            listener.close()
+        for config in configs:
+            runs = [measure(config, args.probes, listener_port) for _ in range(args.runs)]
+            summary = {
+                key: statistics.median(float(r[key]) for r in runs)  # type: ignore[arg-type]
+                for key in ("startup_s", "rss_start_mb", "rss_after_probes_mb")
+            }
+            print(json.dumps({"config": config.name, "median": summary, "runs": runs}))
 
 
 if __name__ == "__main__":

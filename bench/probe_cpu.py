@@ -7,25 +7,28 @@ config with a plain `tcp` module, then times `--probes` calls of the handler's `
 (process_time: not inflated when other work preempts it). It prints the per-round figures and
 the median ratio B/A. Only 127.0.0.1 is probed.
 
-    git archive e496b4d src | tar -x -C /tmp/before
-    .venv/bin/python bench/probe_cpu.py /tmp/before/src src --rounds 8
+    .venv/bin/python bench/probe_cpu.py e496b4d src --rounds 8   # a revision, or a src/ path
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+from revisions import checkout, tcp_target
 
 # Runs inside each child, against whichever tree PYTHONPATH names; it imports the modules
 # under their old names too (state.py, probe.py, metrics.py), so older trees can be measured.
 CHILD = r"""
 import asyncio, json, sys, time
 from pathlib import Path
+
+from revisions import checkout, tcp_target
 from sonde_exporter.handler import run_probe
 from sonde_exporter.targets import parse_host_port
 try:
@@ -64,30 +67,29 @@ print(json.dumps(asyncio.run(main())))
 """
 
 
+def _tree(spec: str, scratch: Path) -> Path:
+    """A src/ directory as given, or the src/ of a git revision."""
+    if Path(spec).is_dir():
+        return Path(spec).resolve()
+    scratch.mkdir()
+    return checkout(spec, scratch)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("a", type=Path, help="source tree A (the src/ directory)")
-    parser.add_argument("b", type=Path, help="source tree B")
+    parser.add_argument("a", help="A: a src/ directory or a git revision")
+    parser.add_argument("b", help="B: the same")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--probes", type=int, default=3000)
     args = parser.parse_args()
 
-    listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
-    accepter = subprocess.Popen(  # accepts and closes, in its own process
-        [
-            sys.executable,
-            "-c",
-            "import socket,sys\ns=socket.socket(fileno=int(sys.argv[1]))\n"
-            "while True: s.accept()[0].close()",
-            str(listener.fileno()),
-        ],
-        pass_fds=[listener.fileno()],
-    )
     config = Path(__file__).with_name("probe_cpu.yml")
     config.write_text("modules:\n  tcp:\n    prober: tcp\n    timeout: 5s\n")
-    trees = {"A": args.a.resolve(), "B": args.b.resolve()}
     figures: dict[str, list[float]] = {"A": [], "B": []}
-    try:
+    with tempfile.TemporaryDirectory() as tmp, tcp_target() as port:
+        trees = {
+            name: _tree(spec, Path(tmp, name)) for name, spec in (("A", args.a), ("B", args.b))
+        }
         for round_ in range(args.rounds):
             order = ("A", "B") if round_ % 2 == 0 else ("B", "A")
             for name in order:
@@ -97,7 +99,7 @@ def main() -> None:
                         "-c",
                         CHILD,
                         str(config),
-                        str(listener.getsockname()[1]),
+                        str(port),
                         str(args.probes),
                     ],
                     env={"PYTHONPATH": str(trees[name]), "PATH": "/usr/bin:/bin"},
@@ -107,10 +109,7 @@ def main() -> None:
                 )
                 figures[name].append(json.loads(out.stdout) * 1e6)
             print(f"round {round_ + 1}: A {figures['A'][-1]:.1f} µs, B {figures['B'][-1]:.1f} µs")
-    finally:
-        accepter.terminate()
-        listener.close()
-        config.unlink()
+    config.unlink()
     ratios = [b / a for a, b in zip(figures["A"], figures["B"], strict=True)]
     print(
         f"median CPU per probe: A {statistics.median(figures['A']):.1f} µs, "

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from revisions import checkout
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # An SSH-like greeting: two lines the pattern skips, then the one it matches and captures.
@@ -113,14 +115,6 @@ def run_side(src: Path, port: int, n: int) -> dict[str, float]:
     )
     result: dict[str, float] = json.loads(out.stdout.splitlines()[-1])
     return result
-
-
-def checkout(rev: str, into: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "src"], capture_output=True, check=True
-    )
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
-    return into / "src"
 
 
 def main() -> None:

@@ -67,7 +67,7 @@ def test_defaults() -> None:
         ("payload_size: 65508", "icmp.payload_size: expected less than or equal to 65507"),
         ("ttl: 0", "icmp.ttl: expected greater than or equal to 1"),
         ("ttl: 256", "icmp.ttl: expected less than or equal to 255"),
-        ("interval: 2m", "icmp.interval: interval must be from 0s to 1m"),
+        ("interval: 2m", "icmp.interval: must be from 0s to 1m"),
         ("interval: -1s", "icmp.interval: duration '-1s' must not be negative"),
         ("interval: 5", "icmp.interval: expected a duration string"),
         ("max_packet_loss_ratio: 1.5", "icmp.max_packet_loss_ratio: expected less than or equal"),

@@ -288,7 +288,7 @@ REFUSED = [
         "prober: tcp\ntraceroute: {interval: 500ms}",
         4,
         "modules.m.traceroute.interval",
-        "interval must be from 1s to 24h",
+        "must be from 1s to 24h",
     ),
     (
         "prober: tcp\ntraceroute: {hops: 5}",

@@ -7,7 +7,7 @@ import re
 import socket
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     Field,
@@ -22,7 +22,7 @@ from pydantic import (
 
 from ..targets import RECEIVE_SCHEMES, SMTP_SCHEMES, MailSchemes, MailUrl, parse_mail_url
 from .address import AddressChoice
-from .fields import Duration, Secret, Strict, config_path, header_safe
+from .fields import Duration, Secret, Strict, config_path, duration_between, header_safe
 from .tls import TlsConfig
 
 __all__ = ["EmailModule", "MailUrl", "ReceiveSettings", "SmtpSettings", "parse_mail_url"]
@@ -197,17 +197,10 @@ class ReceiveSettings(MailServer):
     """The mailbox the probe mail should arrive in."""
 
     _SCHEMES = RECEIVE_SCHEMES
-    poll_interval: Duration = 1.0
+    poll_interval: Annotated[Duration, duration_between(0.01, 600, "10ms to 10m")] = 1.0
     mailbox: str = "INBOX"
     """IMAP folder to watch (printable ASCII); POP3 has only the one mailbox."""
     _poller_key: tuple[str, str] = PrivateAttr()
-
-    @field_validator("poll_interval")
-    @classmethod
-    def _poll_range(cls, value: float) -> float:
-        if not 0.01 <= value <= 600:
-            raise ValueError("poll_interval must be between 10ms and 10m")
-        return value
 
     @field_validator("mailbox")
     @classmethod

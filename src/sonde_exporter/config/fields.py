@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -38,6 +39,18 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str),
 ]
 """Seconds (never negative), written in the file as a Go-style duration."""
+
+
+def duration_between(low: float, high: float, words: str) -> AfterValidator:
+    """A Duration's range: `Annotated[Duration, duration_between(1, 60, "1s to 1m")]`; out
+    of it the error reads "must be from 1s to 1m"."""
+
+    def check(value: float) -> float:
+        if not low <= value <= high:
+            raise ValueError(f"must be from {words}")
+        return value
+
+    return AfterValidator(check)
 
 
 def _regex(value: object) -> Pattern:

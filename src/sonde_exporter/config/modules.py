@@ -19,7 +19,7 @@ from pydantic import (
 from .address import AddressChoice
 from .email import EmailModule
 from .errors import field_error
-from .fields import Duration, Regex, Strict, latin1
+from .fields import Duration, Regex, Strict, duration_between, latin1
 from .policies import MIN_ATTEMPT_SECONDS, CheckedAssertion, Retries, check_policy
 from .tls import TlsConfig
 from .traceroute import DEFAULT_TRACEROUTE, TracerouteSettings
@@ -94,18 +94,11 @@ class IcmpModule(AddressChoice):
     """The `icmp:` block: how many echo requests, how far apart, and when the probe succeeds."""
 
     count: int = Field(default=3, ge=1, le=100)
-    interval: Duration = 0.1
+    interval: Annotated[Duration, duration_between(0, 60, "0s to 1m")] = 0.1
     payload_size: int = Field(default=56, ge=0, le=65507)
     ttl: int | None = Field(default=None, ge=1, le=255)
     dont_fragment: bool = False
     max_packet_loss_ratio: float | None = Field(default=None, ge=0, le=1)
-
-    @field_validator("interval")
-    @classmethod
-    def _interval_range(cls, value: float) -> float:
-        if not 0 <= value <= 60:
-            raise ValueError("interval must be from 0s to 1m")
-        return value
 
     @property
     def send_span(self) -> float:

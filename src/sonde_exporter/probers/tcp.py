@@ -92,7 +92,8 @@ async def probe_tcp(target: HostPort, module: TcpModule, ctx: ProbeContext) -> N
         finally:
             writer.transport.abort()  # not close(): a graceful TLS close could outlive the probe
     finally:
-        ctx.observe(response_time=time.perf_counter() - started)
+        if ctx.observed is not None:  # only a module with policies judges it
+            ctx.observe(response_time=time.perf_counter() - started)
         sock.close()  # a no-op when the stream transport already closed it
 
 
