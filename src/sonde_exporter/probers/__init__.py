@@ -9,7 +9,10 @@ Adding a prober touches:
 2. one row in `PROBERS` below;
 3. its name in `config.ProberName` and its settings block as a field of `config.Module`;
 4. its target parser in `targets.py` when the existing ones do not fit;
-5. the README (prober section, metrics table) and a test module `tests/test_<name>.py`.
+5. for the probe policies: its assertion sources in `config.policies.SOURCES`, and
+   `ctx.observe(response_time=..., <source>=...)` where it measures them;
+6. a dashboard panel for each of its gauges (grafana/dashboard.py; a test checks);
+7. the README (prober section, metrics table) and a test module `tests/test_<name>.py`.
 """
 
 from __future__ import annotations
