@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from .panels import (
     COLORED_CELLS,
-    STATE_TIMELINE,
     Panel,
+    against_timeout,
     column,
-    limit_line,
-    panel,
     prop,
     row,
     sort_by,
+    state_timeline,
     target,
     timeseries,
     value_map,
@@ -68,32 +67,20 @@ def email_row(y: int) -> list[Panel]:
     ]
     return [
         row(600, "Email", y),
-        timeseries(
+        against_timeout(
             601,
             "Email delivery time",
-            [
-                target(
-                    probed(f"probe_email_delivery_seconds{{{PROBE}}}"),
-                    legend="{{target}} ({{module}})",
-                ),
-                target(
-                    f"max by (module) ({probed(f'probe_timeout_seconds{{{PROBE}}} {IS_EMAIL}')})",
-                    ref="B",
-                    legend="timeout {{module}}",
-                ),
-            ],
+            "probe_email_delivery_seconds",
             (0, y + 1, 12, 8),
             description="Time from the SMTP server accepting the probe mail to the first mailbox "
             "poll that listed it (resolution: the poll interval plus one mailbox session). The "
             "dashed line is the probe's timeout: a mail slower than that fails the probe with "
             "not_delivered. SondeEmailDeliverySlow fires above half of it. No point where a "
             "probe failed.",
-            unit="s",
-            overrides=[limit_line("B")],
+            only=IS_EMAIL,
         ),
-        panel(
+        state_timeline(
             602,
-            "state-timeline",
             "Email sent and delivered",
             [
                 target(probed(f"probe_email_send_success{{{PROBE}}}"), legend="{{target}} sent"),
@@ -108,8 +95,7 @@ def email_row(y: int) -> list[Panel]:
             "round trip succeed (delivered)? Sent but not delivered: the mail system lost or "
             "delayed it, or the mailbox could not be read (failure reason not_delivered or "
             "receive_*). Not sent: smtp_* failure reasons (SondeEmailSendFailing).",
-            defaults={"mappings": [yes_no], "color": {"mode": "thresholds"}},
-            options=STATE_TIMELINE,
+            mappings=yes_no,
         ),
         timeseries(
             603,

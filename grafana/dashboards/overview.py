@@ -4,26 +4,20 @@ reasons over time (300)."""
 from __future__ import annotations
 
 from .panels import (
-    COLORED_CELLS,
+    UP_DOWN,
     Panel,
-    column,
-    hide_columns,
     panel,
-    prop,
     row,
-    sort_by,
     stat,
     target,
     thresholds,
     timeseries,
-    value_map,
 )
 from .queries import PROBE, probed
-from .tables import labels_table
+from .tables import labels_table, outcome_table
 
 
 def status_row(y: int) -> list[Panel]:
-    up_down = value_map(("1", "green", "UP"), ("0", "red", "DOWN"))
     success_over_range = probed(f"avg_over_time(probe_success{{{PROBE}}}[$__range])")
     return [
         row(100, "Status", y),
@@ -43,37 +37,18 @@ def status_row(y: int) -> list[Panel]:
             description="Targets whose latest probe failed; the table says why.",
             defaults=thresholds(("green", None), ("red", 1)),
         ),
-        panel(
+        outcome_table(
             103,
-            "table",
             "Status per target",
-            [
-                # Failing probes carry their reason label; `or on(...)` adds the others.
-                target(
-                    probed(
-                        f"(probe_success{{{PROBE}}} * on(job, instance, module, target) "
-                        f"group_left(reason) probe_failure_reason{{{PROBE}}}) "
-                        f"or on(job, instance, module, target) probe_success{{{PROBE}}}"
-                    ),
-                    instant=True,
-                )
-            ],
+            ("probe_success", "probe_failure_reason"),
             (4, y + 1, 14, 8),
             description="Latest result of every probe and, when it failed, the failure reason "
             "(the documented fixed set: connect_refused, connect_timeout, tls_verify, "
             "packet_loss, icmp_permission, smtp_auth, not_delivered, ...). instance is the "
             "exporter that ran the probe; in jobs with the classic blackbox_exporter relabeling "
             "it is the target, and module shows the job's name.",
-            overrides=[
-                column(
-                    "Value",
-                    prop("displayName", "Status"),
-                    prop("mappings", [up_down]),
-                    COLORED_CELLS,
-                )
-            ],
-            options=sort_by("Status"),
-            transformations=[hide_columns("Time", "__name__")],
+            name="Status",
+            mappings=UP_DOWN,
         ),
         labels_table(
             104,

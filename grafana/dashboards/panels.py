@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from .queries import PROBE, probed
+
 Panel = dict[str, Any]
 Grid = tuple[int, int, int, int]
 
@@ -177,15 +179,8 @@ def prop(name: str, value: Any) -> Panel:
 
 # Table cells coloured by their value's threshold step or value mapping.
 COLORED_CELLS = prop("custom.cellOptions", {"type": "color-background"})
-# A state timeline's options: one bar per series, coloured by the value mappings, no legend.
-STATE_TIMELINE: Panel = {
-    "mergeValues": True,
-    "showValue": "never",
-    "alignValue": "left",
-    "rowHeight": 0.9,
-    "legend": {"displayMode": "list", "placement": "bottom", "showLegend": False},
-    "tooltip": {"mode": "single", "sort": "none"},
-}
+# A probe's verdict (probe_success and the like), as the status table and timelines show it.
+UP_DOWN = value_map(("1", "green", "UP"), ("0", "red", "DOWN"))
 
 
 def column(name: str, *properties: Panel) -> Panel:
@@ -193,15 +188,69 @@ def column(name: str, *properties: Panel) -> Panel:
     return {"matcher": {"id": "byName", "options": name}, "properties": list(properties)}
 
 
+def series(ref: str, *properties: Panel) -> Panel:
+    """Overrides the field properties of the series of one query, by its refId."""
+    return {"matcher": {"id": "byFrameRefID", "options": ref}, "properties": list(properties)}
+
+
 def limit_line(ref: str) -> Panel:
     """Draws query `ref` as a dashed red line: the limit (a timeout) the other series stay under."""
-    return {
-        "matcher": {"id": "byFrameRefID", "options": ref},
-        "properties": [
-            prop("custom.lineStyle", {"fill": "dash", "dash": [10, 10]}),
-            prop("color", {"mode": "fixed", "fixedColor": "red"}),
+    return series(
+        ref,
+        prop("custom.lineStyle", {"fill": "dash", "dash": [10, 10]}),
+        prop("color", {"mode": "fixed", "fixedColor": "red"}),
+    )
+
+
+def against_timeout(
+    pid: int, title: str, metric: str, grid: Grid, *, description: str, only: str = ""
+) -> Panel:
+    """A duration per probe, in seconds, under the timeout of its module drawn as a dashed line;
+    `only` restricts the timeouts to the probes the duration exists for (an `and on(...)`)."""
+    timeout = f"probe_timeout_seconds{{{PROBE}}}" + (f" {only}" if only else "")
+    return timeseries(
+        pid,
+        title,
+        [
+            target(probed(f"{metric}{{{PROBE}}}"), legend="{{target}} ({{module}})"),
+            target(f"max by (module) ({probed(timeout)})", ref="B", legend="timeout {{module}}"),
         ],
-    }
+        grid,
+        description=description,
+        unit="s",
+        overrides=[limit_line("B")],
+    )
+
+
+def state_timeline(
+    pid: int,
+    title: str,
+    targets: list[Panel],
+    grid: Grid,
+    *,
+    description: str,
+    mappings: Panel,
+    overrides: list[Panel] | None = None,
+) -> Panel:
+    """One bar per series over time, coloured and named by the value mapping, without legend."""
+    return panel(
+        pid,
+        "state-timeline",
+        title,
+        targets,
+        grid,
+        description=description,
+        defaults={"mappings": [mappings], "color": {"mode": "thresholds"}},
+        overrides=overrides,
+        options={
+            "mergeValues": True,
+            "showValue": "never",
+            "alignValue": "left",
+            "rowHeight": 0.9,
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": False},
+            "tooltip": {"mode": "single", "sort": "none"},
+        },
+    )
 
 
 def sort_by(name: str, *, desc: bool = False) -> Panel:

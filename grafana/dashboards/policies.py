@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from .panels import (
     COLORED_CELLS,
-    STATE_TIMELINE,
+    UP_DOWN,
     Panel,
-    column,
-    hide_columns,
-    panel,
     prop,
     row,
+    series,
     sort_by,
+    state_timeline,
     target,
     threshold_steps,
     timeseries,
     value_map,
 )
 from .queries import PER_ASSERTION, PER_TARGET, PROBE, probed
-from .tables import Column, latest_table
+from .tables import Column, latest_table, outcome_table
 
 
 def policies_row(y: int) -> list[Panel]:
@@ -29,7 +28,6 @@ def policies_row(y: int) -> list[Panel]:
     held = value_map(("1", "green", "held"), ("0", "red", "failed"))
     # For should_fail modules the raw outcome is good when the checks failed.
     raw = value_map(("1", "red", "checks passed"), ("0", "green", "checks failed"))
-    up_down = value_map(("1", "green", "UP"), ("0", "red", "DOWN"))
     attempts = f"probe_attempts{{{PROBE}}}"
     # 1 for a probe that succeeded only after a retry: what SondeProbeFlapping counts.
     passed_after_retry = f"(({attempts} > bool 1) * probe_success{{{PROBE}}})"
@@ -116,9 +114,8 @@ def policies_row(y: int) -> list[Panel]:
             "10%, SondeProbeFlapping's threshold).",
             options=sort_by("Passed after retries", desc=True),
         ),
-        panel(
+        state_timeline(
             704,
-            "state-timeline",
             "Degraded",
             [
                 target(
@@ -130,8 +127,7 @@ def policies_row(y: int) -> list[Panel]:
             description="Probes of modules with degraded_response_time: UP, DEGRADED (succeeded "
             "with a response time over degraded_response_time) or DOWN. SondeProbeDegraded "
             "fires when a probe is degraded in over half of the last 10 minutes.",
-            defaults={"mappings": [verdicts], "color": {"mode": "thresholds"}},
-            options=STATE_TIMELINE,
+            mappings=verdicts,
         ),
         latest_table(
             705,
@@ -145,9 +141,8 @@ def policies_row(y: int) -> list[Panel]:
             "no latest result here.",
             options=sort_by("Held in range"),
         ),
-        panel(
+        state_timeline(
             706,
-            "state-timeline",
             "Inverted checks: raw outcome and verdict",
             [
                 target(probed(f"probe_raw_success{{{PROBE}}}"), legend="{{target}} raw"),
@@ -162,39 +157,20 @@ def policies_row(y: int) -> list[Panel]:
             "prober, max_response_time and the assertions), verdict is probe_success: "
             "checks that failed make the probe UP, checks that passed make it DOWN with "
             "unexpected_success.",
-            defaults={"mappings": [up_down], "color": {"mode": "thresholds"}},
-            overrides=[
-                {
-                    "matcher": {"id": "byFrameRefID", "options": "A"},
-                    "properties": [prop("mappings", [raw])],
-                }
-            ],
-            options=STATE_TIMELINE,
+            mappings=UP_DOWN,
+            overrides=[series("A", prop("mappings", [raw]))],
         ),
-        panel(
+        outcome_table(
             707,
-            "table",
             "Inverted checks per target",
-            [
-                target(
-                    probed(
-                        f"(probe_raw_success{{{PROBE}}} * on(job, instance, module, target) "
-                        f"group_left(reason) probe_raw_failure_reason{{{PROBE}}}) "
-                        f"or on(job, instance, module, target) probe_raw_success{{{PROBE}}}"
-                    ),
-                    instant=True,
-                )
-            ],
+            ("probe_raw_success", "probe_raw_failure_reason"),
             (12, y + 24, 12, 8),
             description="The latest raw outcome of each should_fail probe and, when its "
             "checks failed (which makes the probe succeed), why: the reason the probe would "
             "have failed with without should_fail.",
-            overrides=[
-                column(
-                    "Value", prop("displayName", "Checks"), prop("mappings", [raw]), COLORED_CELLS
-                )
-            ],
-            options=sort_by("Checks", desc=True),
-            transformations=[hide_columns("Time", "__name__", "job")],
+            name="Checks",
+            mappings=raw,
+            worst_first=True,
+            hide=("job",),
         ),
     ]

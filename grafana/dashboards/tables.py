@@ -1,12 +1,12 @@
-"""Table panels: label tables and per-target tables that merge several queries into one row
-per probe."""
+"""Table panels: label tables, outcome tables (a verdict and its reason) and per-target tables
+that merge several queries into one row per probe."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from .panels import Grid, Panel, column, hide_columns, panel, prop, target
-from .queries import probed
+from .panels import COLORED_CELLS, Grid, Panel, column, hide_columns, panel, prop, sort_by, target
+from .queries import PROBE, probed
 
 
 def labels_table(
@@ -82,4 +82,42 @@ def latest_table(
         overrides=column_overrides(columns),
         options=options,
         transformations=[{"id": "merge", "options": {}}, hide_columns("Time", "job")],
+    )
+
+
+def outcome_table(
+    pid: int,
+    title: str,
+    metrics: tuple[str, str],
+    grid: Grid,
+    *,
+    description: str,
+    name: str,
+    mappings: Panel,
+    worst_first: bool = False,
+    hide: tuple[str, ...] = (),
+) -> Panel:
+    """The latest outcome of every probe, as column `name`, and its reason where it has one.
+
+    `metrics` is the outcome gauge and its reason info metric, which only some probes carry:
+    the reason joins onto those, and `or on(...)` adds the others without one. Sorted by the
+    outcome, 0 first unless `worst_first` says that 1 is the bad value."""
+    outcome, reason = metrics
+    on_probe = "on(job, instance, module, target)"
+    query = (
+        f"({outcome}{{{PROBE}}} * {on_probe} group_left(reason) {reason}{{{PROBE}}}) "
+        f"or {on_probe} {outcome}{{{PROBE}}}"
+    )
+    return panel(
+        pid,
+        "table",
+        title,
+        [target(probed(query), instant=True)],
+        grid,
+        description=description,
+        overrides=[
+            column("Value", prop("displayName", name), prop("mappings", [mappings]), COLORED_CELLS)
+        ],
+        options=sort_by(name, desc=worst_first),
+        transformations=[hide_columns("Time", "__name__", *hide)],
     )

@@ -6,9 +6,9 @@ from __future__ import annotations
 from .panels import (
     COLORED_CELLS,
     Panel,
+    against_timeout,
     column,
     hide_columns,
-    limit_line,
     panel,
     prop,
     row,
@@ -47,25 +47,14 @@ def latency_row(y: int) -> list[Panel]:
             "unaffected by the exporter's load.",
             unit="s",
         ),
-        timeseries(
+        against_timeout(
             203,
             "Probe duration against timeout",
-            [
-                target(
-                    probed(f"probe_duration_seconds{{{PROBE}}}"), legend="{{target}} ({{module}})"
-                ),
-                target(
-                    f"max by (module) ({probed(f'probe_timeout_seconds{{{PROBE}}}')})",
-                    ref="B",
-                    legend="timeout {{module}}",
-                ),
-            ],
+            "probe_duration_seconds",
             (0, y + 9, 24, 8),
             description="How long each probe took, and the timeout it ran under (dashed): "
             "the module's timeout capped by the scrape timeout minus --timeout-offset. A probe "
             "that reaches its timeout fails.",
-            unit="s",
-            overrides=[limit_line("B")],
         ),
     ]
 
