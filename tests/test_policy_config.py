@@ -139,9 +139,9 @@ REFUSED = [
     ),
     (
         "prober: icmp\ntimeout: 1s\nicmp: {count: 5, interval: 100ms}\nretries: {max: 2}",
-        6,
-        "modules.m.retries",
-        "too little to send 5 echo requests 0.1s apart",
+        5,
+        "modules.m.icmp",
+        "each of the 3 attempts gets 0.267s of the 1s timeout",
     ),
     (
         "prober: tcp\ndegraded_response_time: 0s",
@@ -273,10 +273,10 @@ REFUSED = [
         "unknown field",
     ),
     (
-        "prober: tcp\ntimeout: 2s\ntraceroute_on_error: true\ntraceroute: {budget: 2s}",
-        5,
+        "prober: tcp\ntimeout: 1s\nretries: {max: 4, delay: 100ms}\ntraceroute_on_error: true",
+        6,
         "modules.m.traceroute_on_error",
-        "the traceroute's 2s budget leaves 0s of the 2s timeout",
+        "the traceroute's reserve leaves 0.5s of the 1s timeout, too little for 5 attempts",
     ),
     (
         "prober: tcp\ntimeout: 5s\ntraceroute_on_error: true\ntraceroute: {max_hops: 0}",

@@ -20,6 +20,11 @@ modules:
     timeout: 5s
     traceroute_on_error: true
     traceroute: {max_hops: 4, interval: 1h, budget: 1s}
+  traced_from_v6:
+    prober: tcp
+    timeout: 5s
+    tcp: {source_ip_address: "::1"}
+    traceroute_on_error: true
   traced_expect:
     prober: tcp
     timeout: 5s
@@ -79,3 +84,15 @@ async def test_a_failure_that_is_not_the_network_traces_nothing(exporter_client,
     metrics, _ = await checked_probe(client, module="traced_expect", target=f"127.0.0.1:{port}")
     assert failure_reason_series(metrics) == {'probe_failure_reason{reason="expect_mismatch"}': 1}
     assert traceroute_series(metrics) == set()
+
+
+async def test_a_sweep_that_cannot_run_leaves_the_verdict_alone(exporter_client, closed_port):
+    """An IPv6 source for an IPv4 target: the probe fails on its own, the sweep says why it
+    could not run, and neither turns into an internal error."""
+    client = await exporter_client(CONFIG)
+    target = f"127.0.0.1:{closed_port}"
+    metrics, _ = await checked_probe(client, module="traced_from_v6", target=target)
+    assert failure_reason_series(metrics) == {'probe_failure_reason{reason="connect_error"}': 1}
+    assert traceroute_series(metrics) == set()
+    debug = await debug_text(client, module="traced_from_v6", target=target)
+    assert "Traceroute could not run" in debug and "not of the target's IP version" in debug

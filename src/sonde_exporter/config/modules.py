@@ -90,6 +90,11 @@ class TcpModule(AddressChoice):
         return self
 
 
+ECHO_GRACE = 0.25
+"""Most seconds the ICMP prober keeps before its deadline (a tenth of the budget when less)
+to count the losses and answer before the deadline cancels the probe."""
+
+
 class IcmpModule(AddressChoice):
     """The `icmp:` block: how many echo requests, how far apart, and when the probe succeeds."""
 
@@ -99,6 +104,11 @@ class IcmpModule(AddressChoice):
     ttl: int | None = Field(default=None, ge=1, le=255)
     dont_fragment: bool = False
     max_packet_loss_ratio: float | None = Field(default=None, ge=0, le=1)
+
+    def fits(self, budget: float) -> bool:
+        """Whether the echo requests can all be sent within `budget` seconds, keeping the
+        prober's grace for the last reply (probers/icmp.py runs the same test)."""
+        return self.send_span < budget - min(ECHO_GRACE, 0.1 * budget)
 
     @property
     def send_span(self) -> float:
@@ -188,31 +198,37 @@ class Module(Strict):
     def traceroute_settings(self) -> TracerouteSettings:
         return self.traceroute or DEFAULT_TRACEROUTE
 
-    @model_validator(mode="after")
-    def _traceroute_fits_timeout(self) -> Module:
-        """The sweep's budget comes off the end of the deadline: the attempts must still fit."""
-        if not self.traceroute_on_error or self.timeout <= 0:
-            return self
-        budget = self.traceroute_settings.budget
-        left = self.timeout - budget
-        needed = MIN_ATTEMPT_SECONDS * (1 + (self.retries.max if self.retries else 0))
-        if self.retries is not None:
-            needed += self.retries.total_delay
-        if left < needed:
-            raise field_error(
-                "traceroute_on_error",
-                f"the traceroute's {budget:g}s budget leaves {left:.3g}s of the {self.timeout:g}s "
-                f"timeout, less than the {needed:.3g}s the attempts need",
-            )
-        return self
+    def traceroute_reserve(self, left: float) -> float:
+        """Time kept free for the sweep at the end of a deadline `left` seconds away: its
+        budget, but never more than half (the attempts keep the rest)."""
+        if not self.traceroute_on_error:
+            return 0.0
+        return min(self.traceroute_settings.budget, left / 2)
 
     @model_validator(mode="after")
-    def _icmp_fits_timeout(self) -> Module:
-        if self.icmp is not None and self.timeout > 0 and self.icmp.send_span >= self.timeout:
+    def _attempts_fit_timeout(self) -> Module:
+        """What the probing engine will give each attempt, checked here with the same rules:
+        the timeout less the traceroute's reserve, less the backoff delays, shared by the
+        attempts; an ICMP attempt must fit its echo requests and the prober's grace."""
+        if self.timeout <= 0:
+            return self
+        window = self.timeout - self.traceroute_reserve(self.timeout)
+        attempts = 1 + (self.retries.max if self.retries else 0)
+        delays = self.retries.total_delay if self.retries else 0.0
+        if self.traceroute_on_error and window - delays < attempts * MIN_ATTEMPT_SECONDS:
+            raise field_error(
+                "traceroute_on_error",
+                f"the traceroute's reserve leaves {window:.3g}s of the {self.timeout:g}s timeout, "
+                f"too little for {attempts} attempts and {delays:g}s of retry delays",
+            )
+        share = (window - delays) / attempts
+        if self.icmp is not None and not self.icmp.fits(share):
+            per = f"each of the {attempts} attempts gets" if attempts > 1 else "the probe gets"
             raise field_error(
                 "icmp",
-                f"sending {self.icmp.count} echo requests {self.icmp.interval:g}s apart "
-                f"takes {self.icmp.send_span:g}s, which does not fit the {self.timeout:g}s timeout",
+                f"sending {self.icmp.count} echo requests {self.icmp.interval:g}s apart takes "
+                f"{self.icmp.send_span:g}s, and {per} {share:.3g}s of the {self.timeout:g}s "
+                f"timeout, which leaves no time for the last reply",
             )
         return self
 

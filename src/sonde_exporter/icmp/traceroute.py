@@ -139,6 +139,10 @@ async def traceroute(
         target = socket.inet_ntop(family, socket.inet_pton(family, bare)) + percent + scope
     except OSError:
         return result(error=f"traceroute target {ip!r} is not an IP address")
+    if source is not None and (":" in source) != (family == socket.AF_INET6):
+        return result(
+            error=f"source address {source} is not of the target's IP version", target=target
+        )
     until = min(deadline, start + per_hop_timeout)
     if until <= start:
         return result(error="no time left before the probe's deadline", target=target)
@@ -174,8 +178,8 @@ async def _send_all(
     family = endpoint.family
     per_packet_source = None if endpoint.bound_source else source
     for index in range(exchange.count):
-        options, _ = send_options(family, index + 1, per_packet_source, False)
         try:
+            options, _ = send_options(family, index + 1, per_packet_source, False)
             await exchange.send(index, (target, 0), options, False)
         except OSError as exc:
             return (

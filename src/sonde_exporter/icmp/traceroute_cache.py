@@ -18,6 +18,7 @@ from .traceroute import DEFAULT_PER_HOP_TIMEOUT, Traceroute, traceroute
 
 DEFAULT_INTERVAL = 60.0
 DEFAULT_MAX_TARGETS = 4096
+_OWN_SWEEP_SLACK = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ class TracerouteCache:
         self.interval = interval
         self.max_targets = max_targets
         self._entries: OrderedDict[
-            tuple[str, str | None], tuple[float, asyncio.Task[Traceroute]]
+            tuple[str, str | None, int], tuple[float, asyncio.Task[Traceroute]]
         ] = OrderedDict()
         self._running: set[asyncio.Task[Traceroute]] = set()
         """Strong references: a sweep goes on when the probe that started it is cancelled."""
@@ -58,7 +59,7 @@ class TracerouteCache:
         """
         loop = asyncio.get_running_loop()
         now = loop.time()
-        key = (ip, source)
+        key = (ip, source, max_hops)  # a shorter sweep cannot stand in for a longer one
         entry = self._entries.get(key)
         reused = entry is not None and now - entry[0] < self.interval
         if entry is not None and reused:
@@ -81,18 +82,19 @@ class TracerouteCache:
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_targets:
                 self._entries.popitem(last=False)
-        if not reused:  # our own sweep ends by our deadline
-            return TracerouteResult(await asyncio.shield(task), reused)
         if not task.done():
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await asyncio.shield(task)
-            except TimeoutError:
+            # A sweep ends by the deadline it was started with; the wait is capped anyway, so
+            # a send that hangs cannot hold the probe (own sweeps get a moment to finish).
+            cap = max(0.0, deadline - loop.time()) + (0.0 if reused else _OWN_SWEEP_SLACK)
+            done, _ = await asyncio.wait({task}, timeout=cap)
+            if not done:
                 return None
-        return TracerouteResult(task.result(), reused)
+        if task.cancelled():
+            return None
+        return TracerouteResult(task.result(), reused)  # a sweep's bug raises here
 
     def _forget_if_unsent(
-        self, key: tuple[str, str | None], task: asyncio.Task[Traceroute]
+        self, key: tuple[str, str | None, int], task: asyncio.Task[Traceroute]
     ) -> None:
         entry = self._entries.get(key)
         if entry is None or entry[1] is not task:

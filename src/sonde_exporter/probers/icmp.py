@@ -19,6 +19,7 @@ import math
 import socket
 
 from ..config import IcmpModule
+from ..config.modules import ECHO_GRACE
 from ..icmp.endpoint import EchoExchange, Endpoint
 from ..icmp.packets import SendOptions, send_options
 from ..icmp.sockets import SOCKETS, IcmpUnavailable
@@ -57,11 +58,6 @@ JITTER = ProbeGauge(
     "Mean absolute difference between the round-trip times of consecutive replies in seconds",
 )
 
-_GRACE = 0.25
-"""Most seconds kept before the deadline (a tenth of the budget when less) to count the
-losses and answer before the handler's deadline cancels the probe, even if the event loop
-is late."""
-
 
 async def probe_icmp(target: str, module: IcmpModule, ctx: ProbeContext) -> None:
     for phase in ("resolve", "setup", "rtt"):  # blackbox_exporter always shows all three
@@ -93,10 +89,10 @@ async def probe_icmp(target: str, module: IcmpModule, ctx: ProbeContext) -> None
     )
     loop = asyncio.get_running_loop()
     start = loop.time()
-    stop_at = ctx.deadline - min(_GRACE, 0.1 * (ctx.deadline - start))
+    stop_at = ctx.deadline - min(ECHO_GRACE, 0.1 * (ctx.deadline - start))
     with exchange:
         try:
-            if start + module.send_span >= stop_at:
+            if not module.fits(ctx.deadline - start):
                 raise ProbeFailure(
                     Reason.TIMEOUT,
                     f"the probe timeout ({ctx.deadline - start:.3g}s) is too short to send "

@@ -77,9 +77,7 @@ async def run_with_policies(
     """Return when the verdict is success; raise ProbeFailure with the verdict's reason."""
     loop = asyncio.get_running_loop()
     probe_deadline = deadline = ctx.deadline
-    if module.traceroute_on_error:  # the sweep's budget comes off the end (at most half)
-        left = probe_deadline - loop.time()
-        deadline -= min(module.traceroute_settings.budget, left / 2)
+    deadline -= module.traceroute_reserve(probe_deadline - loop.time())  # 0 without it
     retries = module.retries
     allowed = 1 + (retries.max if retries is not None else 0)
     attempts: list[Attempt] = []

@@ -3,9 +3,12 @@ probed, from the shared per-target cache (at most one sweep per target per inter
 
 from __future__ import annotations
 
+import logging
+
 from ..config import Module
 from ..icmp.traceroute_cache import TracerouteCache
 from ..icmp.traceroute_report import record_traceroute
+from ..logs import fields
 from ..probers.base import ProbeContext, Reason
 
 TRACED_REASONS = frozenset(
@@ -23,6 +26,8 @@ TRACED_REASONS = frozenset(
 address), nor TLS, protocol, authentication, delivery or verdict failures (the path worked),
 nor receive_connect (the mailbox server is not the address the probe chose)."""
 
+logger = logging.getLogger("sonde_exporter.traceroute")
+
 _CACHES: dict[float, TracerouteCache] = {}
 """One cache per configured interval, shared by every module and every reload."""
 
@@ -38,10 +43,16 @@ async def trace_failure(module: Module, reason: Reason, deadline: float, ctx: Pr
     cache = _CACHES.get(settings.interval)
     if cache is None:
         cache = _CACHES[settings.interval] = TracerouteCache(settings.interval)
-    result = await cache.get(
-        ctx.address,
-        max_hops=settings.max_hops,
-        deadline=deadline,
-        source=getattr(module.settings, "source_ip_address", None),
-    )
+    try:
+        result = await cache.get(
+            ctx.address,
+            max_hops=settings.max_hops,
+            deadline=deadline,
+            source=getattr(module.settings, "source_ip_address", None),
+            per_hop_timeout=settings.budget,
+        )
+    except Exception as exc:  # the sweep's own bug must not change the probe's verdict
+        logger.exception("Traceroute raised an unexpected error", extra=fields(ip=ctx.address))
+        ctx.log.warn("Traceroute failed", error=f"internal error: {type(exc).__name__}")
+        return
     record_traceroute(result, ctx.metrics, ctx.log)
