@@ -38,7 +38,7 @@ def measure(n: int) -> dict[str, float | str]:
     from sonde_exporter.config import parse_config
     from sonde_exporter.icmp.sockets import SOCKETS
     from sonde_exporter.probe_metrics import ProbeMetrics
-    from sonde_exporter.probers.base import ProbeContext, ProbeLog
+    from sonde_exporter.prober_base import ProbeContext, ProbeLog
     from sonde_exporter.probers.icmp import probe_icmp
     from sonde_exporter.targets import parse_host
 

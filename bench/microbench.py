@@ -30,7 +30,7 @@ from sonde_exporter.exporter import Exporter
 from sonde_exporter.handler import run_probe
 from sonde_exporter.history import ProbeResult
 from sonde_exporter.probe_metrics import ProbeMetrics
-from sonde_exporter.probers.base import ProbeContext, ProbeLog
+from sonde_exporter.prober_base import ProbeContext, ProbeLog
 from sonde_exporter.probers.tcp import probe_tcp
 from sonde_exporter.resolve import resolve
 from sonde_exporter.targets import check_common, parse_host_port

@@ -34,7 +34,7 @@ from sonde_exporter.targets import parse_host_port
 try:
     from sonde_exporter.exporter import Exporter
     from sonde_exporter.probe_metrics import ProbeMetrics
-    from sonde_exporter.probers.base import ProbeContext, ProbeLog
+    from sonde_exporter.prober_base import ProbeContext, ProbeLog
 except ImportError:
     from sonde_exporter.state import Exporter
     from sonde_exporter.metrics import ProbeMetrics

@@ -64,7 +64,7 @@ def measure(port: int, n: int) -> dict[str, float]:
     """One side: CPU per probe and per expect search, in the src/ on PYTHONPATH."""
     from sonde_exporter.config import load_config
     from sonde_exporter.probe_metrics import ProbeMetrics
-    from sonde_exporter.probers.base import ProbeContext, ProbeLog
+    from sonde_exporter.prober_base import ProbeContext, ProbeLog
     from sonde_exporter.probers.tcp import probe_tcp
     from sonde_exporter.targets import parse_host_port
 

@@ -45,6 +45,11 @@ ERRORS = {
         "'websocket'",
     ),
     "missing_prober": (2, "modules.tcp.prober", "required field is missing"),
+    "surrogate_send": (
+        7,
+        "modules.m.tcp.query_response[0].send",
+        "contains '\\ud800' at position 0, which is not text",
+    ),
     "bad_duration": (4, "modules.tcp.timeout", "invalid duration '5 seconds'"),
     "duration_not_string": (4, "modules.tcp.timeout", "expected a duration string"),
     "negative_timeout": (4, "modules.tcp.timeout", "must not be negative"),

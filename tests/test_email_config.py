@@ -13,8 +13,8 @@ import yaml
 from helpers import probe
 
 from sonde_exporter.config import ConfigError, dump_yaml, parse_config
+from sonde_exporter.prober_base import TargetError
 from sonde_exporter.probers import get_prober
-from sonde_exporter.probers.base import TargetError
 from sonde_exporter.probers.email.headers import auth_results, parse_headers
 from sonde_exporter.targets import EmailTarget, parse_email_target
 
@@ -86,6 +86,14 @@ def test_password_env(monkeypatch: pytest.MonkeyPatch):
     email = parse_config(text, "c.yml").modules["mail"].email
     assert email is not None and email.receive.secret == "from-env"
     assert email.receive.missing_password() is None
+
+
+def test_a_password_written_as_password_env_is_not_repeated_in_the_error():
+    text = email_config(receive="url: imaps://m.example.com\nusername: u\npassword_env: hunter2 x")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "c.yml")
+    assert "password_env must name an environment variable" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
 
 
 async def test_unset_password_env_loads_but_fails_probes_before_any_traffic(
@@ -213,7 +221,7 @@ def test_dumped_email_modules_load_back():
         ("mx.example.com", EmailTarget("mx.example.com", None)),
         ("mx.example.com:2525", EmailTarget("mx.example.com", 2525)),
         ("[::1]:25", EmailTarget("::1", 25)),
-        ("::1", EmailTarget("::1", None)),
+        ("[::1]", EmailTarget("::1", None)),
         ("smtps://mx.example.com", EmailTarget("mx.example.com", 465, True)),
         ("smtp://127.0.0.1:2525/", EmailTarget("127.0.0.1", 2525, False)),
     ],
@@ -233,6 +241,9 @@ def test_email_targets(target: str, parsed: EmailTarget):
         "smtps://[::1]:0",
         "a b",
         "[1.2.3.4]",
+        "::1",  # IPv6 without brackets: in 2001:db8::1:2525 the port would vanish
+        "2001:db8::1:2525",
+        "smtp://2001:db8::1:2525",
     ],
 )
 def test_bad_email_targets(target: str):

@@ -11,7 +11,7 @@ from helpers import parse_metrics, probe
 import sonde_exporter.handler as handler_module
 from sonde_exporter.config import Config, Module, Secret
 from sonde_exporter.handler import TIMEOUT_HEADER, BadRequest, probe_timeout
-from sonde_exporter.probers.base import ProbeContext, Prober
+from sonde_exporter.prober_base import ProbeContext, Prober
 from sonde_exporter.targets import parse_host_port
 
 CONFIG = """

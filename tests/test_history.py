@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sonde_exporter.history import History, ProbeResult
-from sonde_exporter.probers.base import Reason
+from sonde_exporter.prober_base import Reason
 
 
 def add(history: History, success: bool, target: str = "db:5432", module: str = "tcp") -> int:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sonde_exporter.config import ConfigError, IcmpModule, parse_config
 from sonde_exporter.icmp.endpoint import EchoExchange, Endpoint, SocketMode
 from sonde_exporter.icmp.packets import echo_checksum, ones_sum
-from sonde_exporter.probers.base import TargetError
+from sonde_exporter.prober_base import TargetError
 from sonde_exporter.targets import parse_host
 
 CONFIG = """

@@ -13,7 +13,7 @@ from helpers import checked_probe, debug_text, failure_reason_series
 from mailstack import MailStack
 from tcpservers import answer_ok, hold_open
 
-from sonde_exporter.probers.base import RESPONSE_DATA_LIMIT
+from sonde_exporter.prober_base import RESPONSE_DATA_LIMIT
 
 # (source, comparison, target or None, held against the banner "HELLO world\r\n")
 DATA_CASES = [

@@ -291,6 +291,12 @@ REFUSED = [
         "must be from 1s to 24h",
     ),
     (
+        "prober: tcp\ntraceroute: {max_hops: 5}",
+        4,
+        "modules.m.traceroute",
+        "has no effect without traceroute_on_error: true",
+    ),
+    (
         "prober: tcp\ntraceroute: {hops: 5}",
         4,
         "modules.m.traceroute.hops",

@@ -21,7 +21,7 @@ from sonde_exporter.icmp.traceroute import Hop, Traceroute, traceroute
 from sonde_exporter.icmp.traceroute_cache import TracerouteCache, TracerouteResult
 from sonde_exporter.icmp.traceroute_report import record_traceroute
 from sonde_exporter.probe_metrics import ProbeMetrics
-from sonde_exporter.probers.base import ProbeLog
+from sonde_exporter.prober_base import ProbeLog
 
 
 @pytest.fixture(autouse=True)

@@ -69,7 +69,7 @@ async def sonde_rounds(mode: str, addresses: list[str], seconds: float) -> dict[
     from sonde_exporter.config import IcmpModule
     from sonde_exporter.icmp.sockets import SOCKETS
     from sonde_exporter.probe_metrics import ProbeMetrics
-    from sonde_exporter.probers.base import ProbeContext, ProbeFailure, ProbeLog
+    from sonde_exporter.prober_base import ProbeContext, ProbeFailure, ProbeLog
     from sonde_exporter.probers.icmp import PROBER
 
     module = IcmpModule(count=1, payload_size=PAYLOAD, ip_protocol_fallback=False)

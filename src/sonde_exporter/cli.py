@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import math
 import signal
 import sys
 from collections.abc import Sequence
@@ -96,8 +97,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--version", action="version", version=f"sonde-exporter {__version__}")
     args = p.parse_args(argv)
-    if args.timeout_offset < 0:
-        p.error("--timeout-offset must not be negative")
+    if not math.isfinite(args.timeout_offset) or args.timeout_offset < 0:
+        p.error("--timeout-offset must be a non-negative number of seconds")
     if args.history_limit < 0:
         p.error("--history.limit must not be negative")
     args.listen = [_split_listen(p, a) for a in (args.listen or [DEFAULT_LISTEN])]

@@ -11,7 +11,7 @@ import errno
 import os
 import socket
 
-from .probers.base import ProbeFailure, Reason
+from .prober_base import ProbeFailure, Reason
 
 _IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY, errno.EINTR)
 """connect() results that mean "under way", as asyncio treats them."""

@@ -29,8 +29,8 @@ from .probe_metrics import (
     PROBE_TIMEOUT,
     ProbeMetrics,
 )
+from .prober_base import ProbeContext, ProbeFailure, ProbeLog, Prober, Reason, TargetError
 from .probers import get_prober
-from .probers.base import ProbeContext, ProbeFailure, ProbeLog, Prober, Reason, TargetError
 from .probing import run_with_policies
 from .selfmetrics import SelfMetrics
 from .targets import MAX_TARGET_LENGTH, check_common, check_host

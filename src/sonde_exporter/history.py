@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .probers.base import LogLine, Reason
+from .prober_base import LogLine, Reason
 
 
 @dataclass(frozen=True, slots=True)

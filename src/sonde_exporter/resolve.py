@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from .probe_metrics import DNS_LOOKUP_TIME, IP_ADDR_HASH, IP_PROTOCOL
-from .probers.base import ProbeContext, ProbeFailure, Reason
+from .prober_base import ProbeContext, ProbeFailure, Reason
 
 _FAMILY = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}
 

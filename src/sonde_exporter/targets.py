@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .probers.base import TargetError
+from .prober_base import TargetError
 
 MAX_TARGET_LENGTH = 255
 _HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+$")
@@ -184,8 +184,12 @@ def parse_email_target(target: str) -> EmailTarget:
 
 
 def _host_maybe_port(text: str) -> HostPort:
-    """`host:port` as parse_host_port, or a bare host (port 0: keep the module's port)."""
-    if _ip_version(text):
+    """`host:port` as parse_host_port, or a bare host (port 0: keep the module's port). An
+    IPv6 address goes in brackets: in `2001:db8::1:2525` the port could be part of it."""
+    version = _ip_version(text)
+    if version == 6:
+        raise TargetError(f"{text!r}: an IPv6 address needs brackets, as [::1] or [::1]:port")
+    if version:
         return HostPort(text, 0)
     if text.startswith("[") and text.endswith("]"):
         return HostPort(_bracketed_v6(text[1:-1]), 0)

@@ -4,8 +4,9 @@ Everything a prober needs is validated here, once, at load time: regexes are com
 contexts are built before the first probe runs. Probers receive these frozen objects and never
 see raw YAML. Errors name the file, the line and the field.
 
-fields.py holds the value types, tls.py, email.py and modules.py the blocks, errors.py turns
-problems into `file:line: field: message`, loader.py reads and writes files.
+fields.py holds the value types; address.py, tls.py, email.py and modules.py the blocks;
+policies.py and traceroute.py the probe policies; errors.py turns problems into
+`file:line: field: message`; loader.py reads and writes files.
 """
 
 from .address import AddressChoice

@@ -120,7 +120,10 @@ class MailServer(Strict):
             raise ValueError("username is set but none of password, password_file, password_env")
         header_safe(self.username)
         if self.password_env is not None and not _ENV_NAME.fullmatch(self.password_env):
-            raise ValueError(f"password_env {self.password_env!r} is not a variable name")
+            raise ValueError(  # not repeated: it may be the password, written in by mistake
+                "password_env must name an environment variable (letters, digits and _); "
+                "it names where the password is, not the password"
+            )
         if self.password is not None:
             secret = self.password.get_secret_value()
         elif self.password_file is not None:
@@ -131,8 +134,8 @@ class MailServer(Strict):
                 return self  # probes fail with the reason; a check without secrets passes
         else:
             return self
-        if any(c in secret for c in "\r\n\0"):
-            raise ValueError("the password must not contain line breaks or NUL")
+        if any(c in secret for c in "\r\n\0") or any(0xD800 <= ord(c) <= 0xDFFF for c in secret):
+            raise ValueError("the password must not contain line breaks, NUL or lone surrogates")
         self._secret = SecretStr(secret)
         return self
 

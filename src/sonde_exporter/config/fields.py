@@ -101,7 +101,17 @@ def latin1(value: str) -> bytes:
     try:
         return value.encode("latin-1")
     except UnicodeEncodeError:
+        return _utf8(value)
+
+
+def _utf8(value: str) -> bytes:
+    try:
         return value.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate, such as "\ud800" in YAML
+        raise ValueError(
+            f"contains {value[exc.start]!r} at position {exc.start}, which is not text "
+            "(a lone UTF-16 surrogate)"
+        ) from None
 
 
 def check_ip(value: str) -> None:
@@ -114,4 +124,5 @@ def check_ip(value: str) -> None:
 def header_safe(value: str) -> str:
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         raise ValueError("must not contain control characters or line breaks")
+    _utf8(value)
     return value

@@ -62,6 +62,11 @@ class QueryStep(Strict):
         names = [label.name for label in self.labels]
         if len(set(names)) != len(names):
             raise field_error("labels", "a label name may appear only once")
+        for field in ("send", "expect_bytes"):
+            try:  # the bytes on the wire, encoded once, here (cached by the properties below)
+                _ = self.send_raw if field == "send" else self.expect_bytes_raw
+            except ValueError as exc:
+                raise field_error(field, str(exc)) from None
         return self
 
     @cached_property
@@ -194,6 +199,11 @@ class Module(Strict):
             or self.traceroute_on_error
         )
 
+    @cached_property
+    def reads_response_data(self) -> bool:
+        """Whether an assertion needs what the TCP dialogue read (kept only then)."""
+        return any(a.source == "response_data" for a in self.assertions)
+
     @property
     def traceroute_settings(self) -> TracerouteSettings:
         return self.traceroute or DEFAULT_TRACEROUTE
@@ -210,6 +220,8 @@ class Module(Strict):
         """What the probing engine will give each attempt, checked here with the same rules:
         the timeout less the traceroute's reserve, less the backoff delays, shared by the
         attempts; an ICMP attempt must fit its echo requests and the prober's grace."""
+        if self.traceroute is not None and not self.traceroute_on_error:
+            raise field_error("traceroute", "has no effect without traceroute_on_error: true")
         if self.timeout <= 0:
             return self
         window = self.timeout - self.traceroute_reserve(self.timeout)

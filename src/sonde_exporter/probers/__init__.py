@@ -1,6 +1,6 @@
 """The prober table: prober name -> the module that implements it, imported on first use.
 
-Each prober module defines `PROBER = Prober(parse_target=..., probe=...)` (see base.py). The
+Each prober module defines `PROBER = Prober(parse_target=..., probe=...)` (prober_base.py). The
 table names modules rather than importing them, so an exporter whose config has no email
 module never loads the mail stack (it costs memory and start-up time).
 
@@ -21,7 +21,7 @@ import importlib
 from functools import cache
 from typing import Any
 
-from .base import Prober
+from ..prober_base import Prober
 
 PROBERS: dict[str, str] = {
     "tcp": ".tcp",

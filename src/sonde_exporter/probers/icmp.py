@@ -24,9 +24,9 @@ from ..icmp.endpoint import EchoExchange, Endpoint
 from ..icmp.packets import SendOptions, send_options
 from ..icmp.sockets import SOCKETS, IcmpUnavailable
 from ..probe_metrics import ProbeGauge
+from ..prober_base import ProbeContext, ProbeFailure, Prober, Reason
 from ..resolve import resolve
 from ..targets import parse_host
-from .base import ProbeContext, ProbeFailure, Prober, Reason
 
 ICMP_PHASE = ProbeGauge(
     "probe_icmp_duration_seconds",

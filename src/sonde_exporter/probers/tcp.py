@@ -18,11 +18,11 @@ from typing import TypeVar
 from ..config import QueryStep, TcpModule
 from ..connect import bind_source, connect
 from ..probe_metrics import ProbeGauge
+from ..prober_base import ProbeContext, ProbeFailure, Prober, Reason
 from ..regex import Match, Pattern
 from ..resolve import resolve
 from ..targets import HostPort, parse_host_port
 from ..tls import describe_tls_error, error_text, record_tls_metrics
-from .base import ProbeContext, ProbeFailure, Prober, Reason
 
 TCP_PHASE = ProbeGauge(
     "probe_tcp_duration_seconds",

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from ..config.policies import Assertion
 from ..probe_metrics import ProbeGauge
-from ..probers.base import ProbeContext
+from ..prober_base import ProbeContext
 
 ASSERTION_SUCCESS = ProbeGauge(
     "probe_assertion_success",

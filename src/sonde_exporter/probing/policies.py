@@ -19,7 +19,7 @@ from typing import Any
 from ..config import Module
 from ..config.policies import MIN_ATTEMPT_SECONDS, Retries
 from ..probe_metrics import ProbeGauge, ProbeMetrics
-from ..probers.base import ProbeContext, ProbeFailure, Prober, Reason
+from ..prober_base import ProbeContext, ProbeFailure, Prober, Reason
 from .assertions import evaluate
 from .traceroute import trace_failure
 
@@ -141,8 +141,7 @@ async def _attempt(
     ctx.deadline = budget_end
     ctx.timeout_reason = Reason.TIMEOUT
     ctx.observed = {}
-    reads_data = any(a.source == "response_data" for a in module.assertions)
-    ctx.response_data = bytearray() if reads_data else None
+    ctx.response_data = bytearray() if module.reads_response_data else None
     attempt = Attempt(number)
     budget = budget_end - asyncio.get_running_loop().time()
     started = time.perf_counter()

@@ -9,7 +9,7 @@ from ..config import Module
 from ..icmp.traceroute_cache import TracerouteCache
 from ..icmp.traceroute_report import record_traceroute
 from ..logs import fields
-from ..probers.base import ProbeContext, Reason
+from ..prober_base import ProbeContext, Reason
 
 TRACED_REASONS = frozenset(
     {

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from ...config import AddressChoice, ReceiveSettings
-from ..base import ProbeFailure, Reason
+from ...prober_base import ProbeFailure, Reason
 from .headers import PROBE_HEADER, MailInfo, parse_headers
 from .session import MAX_HEADERS, MailSession, now, reply_text
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ...config import AddressChoice, EmailModule, ReceiveSettings
-from ..base import ProbeFailure, ProbeLog, Reason
+from ...prober_base import ProbeFailure, ProbeLog, Reason
 from .counters import LATE_MAILS, STALE_MAILS
 from .headers import MailInfo
 from .imap import ImapSession
@@ -173,10 +173,10 @@ class Poller:
         probe came is the step that is still running to blame (receive_connect, ...).
         """
         if waiter.seen_at is not None:
-            return Reason.TIMEOUT  # found, but the deletion did not finish
+            return Reason.RECEIVE_ERROR  # found, but the deletion did not finish
         if self.sessions > waiter.sessions_before or not self.phase:
             return Reason.NOT_DELIVERED
-        return _PHASE_REASONS.get(self.phase, Reason.TIMEOUT)
+        return _PHASE_REASONS.get(self.phase, Reason.RECEIVE_ERROR)
 
     def _pending(self) -> list[Waiter]:
         return [w for w in self.waiters.values() if not w.future.done()]
@@ -193,7 +193,7 @@ class Poller:
                     self._fail(failure.reason, failure.message)
                 except TimeoutError:
                     self._fail(
-                        _PHASE_REASONS.get(self.phase, Reason.TIMEOUT),
+                        _PHASE_REASONS.get(self.phase, Reason.RECEIVE_ERROR),
                         f"mailbox session timed out during {self.phase or 'retrieve'}",
                     )
                 except Exception as exc:  # a bug here must fail the probes, not hang them

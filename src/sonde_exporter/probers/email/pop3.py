@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...config import AddressChoice, ReceiveSettings
-from ..base import ProbeFailure, Reason
+from ...prober_base import ProbeFailure, Reason
 from .headers import MailInfo, parse_headers
 from .session import MAX_HEADERS, MAX_LINE, MailSession, now, reply_text
 

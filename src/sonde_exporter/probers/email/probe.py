@@ -16,8 +16,8 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime
 
 from ...config import EmailModule
+from ...prober_base import ProbeContext, ProbeFailure, Prober, Reason
 from ...targets import EmailTarget, parse_email_target
-from ..base import ProbeContext, ProbeFailure, Prober, Reason
 from . import smtp
 from .gauges import EMAIL_AUTH, EMAIL_DELIVERY, EMAIL_PHASE, EMAIL_SENT
 from .headers import PROBE_HEADER

@@ -10,10 +10,10 @@ import time
 
 from ...config import AddressChoice, ReceiveSettings
 from ...connect import bind_source, connect
+from ...prober_base import ProbeFailure, Reason
 from ...resolve import choose_address
 from ...targets import MailUrl
 from ...tls import describe_tls_error
-from ..base import ProbeFailure, Reason
 from .headers import MailInfo
 
 MAX_LINE = 64 * 1024

@@ -20,9 +20,9 @@ from aiosmtplib import (
 
 from ...config import EmailModule, SmtpSettings
 from ...connect import bind_source, connect
+from ...prober_base import ProbeContext, ProbeFailure, Reason
 from ...resolve import resolve
 from ...tls import describe_tls_error, record_tls_metrics
-from ..base import ProbeContext, ProbeFailure, Reason
 from .gauges import EMAIL_PHASE
 
 _QUIT_TIMEOUT = 1.0

@@ -2,8 +2,10 @@
 
 A prober is an async function `probe(target, module, ctx)`. It returns normally when the
 probe succeeded and raises ProbeFailure (with one of the reasons below) when it did not.
-The handler owns the deadline: it cancels the prober when time is up and reports the
-timeout reason of the step that was running.
+Whoever runs the prober owns the deadline (the handler, or the policy engine per attempt):
+it cancels the prober when time is up and reports the timeout reason of the step that was
+running. The low-level pieces (resolve, connect, targets) speak this module's language too,
+which is why it sits beside them rather than inside probers/.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from ..logs import quote, timestamp
-from ..probe_metrics import ProbeGauge, ProbeMetrics
+from .logs import quote, timestamp
+from .probe_metrics import ProbeGauge, ProbeMetrics
 
 RESPONSE_DATA_LIMIT = 64 * 1024
 """Most bytes of a TCP dialogue kept for `response_data` assertions."""
