@@ -11,19 +11,17 @@ import pytest
 from pydantic import BaseModel
 
 from sonde_exporter.config import (
-    REDACTED,
     Config,
     ConfigError,
-    Duration,
-    ForeignProberName,
     Module,
     ProberName,
     Secret,
-    Strict,
     dump_yaml,
     load_config,
     parse_config,
 )
+from sonde_exporter.config.fields import REDACTED, Duration, Strict
+from sonde_exporter.config.modules import ForeignProberName
 from sonde_exporter.probers import PROBERS
 
 CONFIGS = Path(__file__).parent / "configs"

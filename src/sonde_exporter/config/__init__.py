@@ -10,46 +10,27 @@ policies.py and traceroute.py the probe policies; errors.py turns problems into
 """
 
 from .address import AddressChoice
-from .email import EmailModule, MailUrl, ReceiveSettings, SmtpSettings, parse_mail_url
+from .email import EmailModule, ReceiveSettings, SmtpSettings
 from .errors import ConfigError
-from .fields import REDACTED, Duration, Regex, Secret, Strict
+from .fields import Secret
 from .loader import describe_unsupported, dump_yaml, load_config, parse_config
-from .modules import (
-    Config,
-    ForeignProberName,
-    IcmpModule,
-    Label,
-    Module,
-    ProberName,
-    QueryStep,
-    TcpModule,
-)
-from .tls import TlsConfig
+from .modules import Config, IcmpModule, Module, ProberName, QueryStep, TcpModule
 
 __all__ = [
-    "REDACTED",
     "AddressChoice",
     "Config",
     "ConfigError",
-    "Duration",
     "EmailModule",
-    "ForeignProberName",
     "IcmpModule",
-    "Label",
-    "MailUrl",
     "Module",
     "ProberName",
     "QueryStep",
     "ReceiveSettings",
-    "Regex",
     "Secret",
     "SmtpSettings",
-    "Strict",
     "TcpModule",
-    "TlsConfig",
     "describe_unsupported",
     "dump_yaml",
     "load_config",
     "parse_config",
-    "parse_mail_url",
 ]
