@@ -318,8 +318,22 @@ def _assert_icmp_usable(exporter: str) -> None:
     )
 
 
+def _wait_until_ready(stack: Stack) -> None:
+    """Prometheus listens before its storage is up, and answers 503 to queries until then."""
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"{stack.prometheus}/-/ready", timeout=10) as response:
+                return bool(response.status == 200)
+        except OSError:  # refused, or an HTTPError 503 while it starts
+            return False
+
+    wait_for("Prometheus to be ready", ready, WAIT, POLL)
+
+
 def _wait_until_evaluated(stack: Stack) -> None:
     """At least two scrapes of every target, then a rule evaluation of every group after that."""
+    _wait_until_ready(stack)
     expected = {(job, t) for job, ts in (stack.jobs | stack.classic).items() for t in ts}
     expected.add((EXPORTER_JOB, stack.exporter))
 
