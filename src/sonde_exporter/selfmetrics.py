@@ -60,7 +60,8 @@ class IcmpSocketCollector(Collector):
         )
         unmatched = CounterMetricFamily(
             "sonde_icmp_unmatched_replies",
-            "Echo replies that matched no running probe (late, foreign or forged)",
+            "Echo replies (and, while a traceroute runs, Time Exceeded messages) that matched no "
+            "running probe: late, foreign or forged",
             labels=("ip_protocol",),
         )
         totals: dict[str, tuple[int, int]] = {}
