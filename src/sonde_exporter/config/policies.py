@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from .fields import Duration, Regex, Strict, latin1
+from .fields import Duration, Regex, Strict, duration_between, latin1
 
 MIN_ATTEMPT_SECONDS = 0.1
 """An attempt is started only with at least this much of the deadline left after its backoff:
@@ -80,7 +80,7 @@ class Retries(Strict):
 
     max: int = Field(default=2, ge=0, le=MAX_RETRIES)
     backoff: Backoff = "fixed"
-    delay: Duration = 0.1
+    delay: Annotated[Duration, duration_between(0, MAX_DELAY_SECONDS, "0s to 1m")] = 0.1
     on: tuple[RetryOn, ...] = ("network_error",)
 
     @model_validator(mode="before")
@@ -90,13 +90,6 @@ class Retries(Strict):
         if isinstance(data, dict) and True in data:
             data = {("on" if key is True else key): value for key, value in data.items()}
         return data
-
-    @field_validator("delay")
-    @classmethod
-    def _delay_range(cls, value: float) -> float:
-        if value > MAX_DELAY_SECONDS:
-            raise ValueError("must be from 0s to 1m")
-        return value
 
     @field_validator("on")
     @classmethod

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from .traceroute import DEFAULT_PER_HOP_TIMEOUT, Traceroute, traceroute
 
-DEFAULT_INTERVAL = 60.0
 DEFAULT_MAX_TARGETS = 4096
 _OWN_SWEEP_SLACK = 0.01
 
@@ -32,9 +31,7 @@ class TracerouteResult:
 class TracerouteCache:
     """The latest sweep per (target, source), started at most once per `interval` seconds."""
 
-    def __init__(
-        self, interval: float = DEFAULT_INTERVAL, max_targets: int = DEFAULT_MAX_TARGETS
-    ) -> None:
+    def __init__(self, interval: float, max_targets: int = DEFAULT_MAX_TARGETS) -> None:
         self.interval = interval
         self.max_targets = max_targets
         self._entries: OrderedDict[
