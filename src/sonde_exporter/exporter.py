@@ -1,4 +1,5 @@
-"""The running exporter: the config in force, the history, the self-metrics, and reloading."""
+"""The running exporter: the config in force, the history, the self-metrics, the monitor
+engine, and reloading."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from aiohttp import web
 from .config import Config, ConfigError, describe_unsupported, load_config
 from .history import History
 from .logs import fields
+from .monitors.options import MonitorOptions
 from .probers import get_prober
 from .selfmetrics import SelfMetrics
 
@@ -21,12 +23,18 @@ logger = logging.getLogger("sonde_exporter")
 
 class Exporter:
     def __init__(
-        self, config_file: Path, config: Config, timeout_offset: float, history_limit: int
+        self,
+        config_file: Path,
+        config: Config,
+        timeout_offset: float,
+        history_limit: int,
+        monitors: MonitorOptions | None = None,
     ) -> None:
         self.config_file = config_file
         self.timeout_offset = timeout_offset
         self.history = History(history_limit)
         self.metrics = SelfMetrics()
+        self.monitors = (monitors or MonitorOptions()).engine(config, self.metrics.registry)
         self._use(config)
         self.metrics.config_loaded(True, time.time())
         self._reload_lock = asyncio.Lock()
@@ -34,9 +42,13 @@ class Exporter:
 
     @classmethod
     def from_file(
-        cls, config_file: Path, timeout_offset: float = 0.5, history_limit: int = 100
+        cls,
+        config_file: Path,
+        timeout_offset: float = 0.5,
+        history_limit: int = 100,
+        monitors: MonitorOptions | None = None,
     ) -> Exporter:
-        return cls(config_file, load_config(config_file), timeout_offset, history_limit)
+        return cls(config_file, load_config(config_file), timeout_offset, history_limit, monitors)
 
     async def reload(self) -> None:
         """Swap in the file's config; on error keep the old one and raise ConfigError.
@@ -56,6 +68,7 @@ class Exporter:
                 raise
             self._use(config)
             self.metrics.config_loaded(True, time.time())
+            await self.monitors.apply_config(config)
             logger.info(
                 "Loaded config file",
                 extra=fields(file=self.config_file, modules=len(config.modules)),

@@ -21,17 +21,10 @@ from prometheus_client import Counter, Histogram
 from .config import Module, dump_yaml
 from .exporter import EXPORTER, Exporter
 from .history import ProbeResult
-from .logs import fields
-from .probe_metrics import (
-    PROBE_DURATION,
-    PROBE_FAILURE_REASON,
-    PROBE_SUCCESS,
-    PROBE_TIMEOUT,
-    ProbeMetrics,
-)
-from .prober_base import ProbeContext, ProbeFailure, ProbeLog, Prober, Reason, TargetError
+from .probe_metrics import ProbeMetrics
+from .prober_base import ProbeContext, ProbeLog, Prober, TargetError
 from .probers import get_prober
-from .probing import run_with_policies
+from .probing import execute
 from .selfmetrics import SelfMetrics
 from .targets import MAX_TARGET_LENGTH, check_common, check_host
 
@@ -182,39 +175,22 @@ async def run_probe(
     ctx: ProbeContext,
 ) -> ProbeResult:
     """Run the prober under the deadline and record its outcome everywhere it is shown."""
-    prober = get_prober(module.prober)
-    reason: Reason | None = None
     started = time.time()
-    start = time.perf_counter()
     ctx.log.info("Beginning probe", probe=module.prober, timeout_seconds=round(budget, 3))
     exporter.metrics.in_flight.inc()
     try:
-        if module.has_policies:
-            await run_with_policies(prober, parsed, module, ctx)
-        else:
-            async with asyncio.timeout_at(ctx.deadline):
-                await prober.probe(parsed, module.settings, ctx)
-    except ProbeFailure as failure:
-        reason = failure.reason
-        ctx.log.error("Probe failed", reason=reason, error=failure.message)
-    except TimeoutError:
-        reason = ctx.timeout_reason
-        ctx.log.error("Probe failed", reason=reason, error=f"timed out after {budget:g}s")
-    except Exception as exc:  # a prober bug must not take the exporter down
-        reason = Reason.INTERNAL
-        logger.exception(
-            "Prober raised an unexpected error", extra=fields(module=name, target=target)
+        outcome = await execute(
+            get_prober(module.prober),
+            parsed,
+            module,
+            ctx,
+            budget,
+            with_policies=module.has_policies,
         )
-        ctx.log.error("Probe failed", reason=reason, error=f"internal error: {type(exc).__name__}")
     finally:
         exporter.metrics.in_flight.dec()
-    duration = time.perf_counter() - start
+    duration, reason = outcome.duration, outcome.reason
     success = reason is None
-    if reason is not None:
-        ctx.metrics.set(PROBE_FAILURE_REASON, 1, reason.value)
-    ctx.metrics.set(PROBE_DURATION, duration)
-    ctx.metrics.set(PROBE_TIMEOUT, budget)
-    ctx.metrics.set(PROBE_SUCCESS, 1 if success else 0)
     if success:
         ctx.log.info("Probe succeeded", duration_seconds=round(duration, 6))
     _probes_counter(exporter.metrics, name, "success" if success else "failure").inc()

@@ -8,6 +8,7 @@ request costs more than the probe itself on loopback, so gauges are declared onc
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
@@ -74,6 +75,10 @@ class ProbeMetrics:
         if len(label_values) != len(gauge.labels):
             raise ValueError(f"{gauge.name} takes labels {gauge.labels}, got {label_values}")
         self._samples.setdefault(gauge, {})[label_values] = value
+
+    def families(self) -> Iterator[tuple[ProbeGauge, dict[tuple[str, ...], float]]]:
+        """Each family set, with its samples: label values -> value (for re-labelling)."""
+        return iter(self._samples.items())
 
     def render(self) -> str:
         out: list[str] = []

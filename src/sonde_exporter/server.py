@@ -1,4 +1,5 @@
-"""The HTTP routes: /probe, /metrics, /config, /logs, the status page and the /-/ endpoints."""
+"""The HTTP routes: /probe, /metrics, /config, /logs, the status page and the /-/ endpoints;
+the monitor engine adds its own (monitors/routes.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from . import __version__
 from .config import ConfigError, dump_yaml
 from .exporter import EXPORTER, Exporter
 from .handler import CONTENT_TYPE, handle_probe
+from .monitors.routes import add_routes as add_monitor_routes
 
 
 def create_app(exporter: Exporter) -> web.Application:
@@ -25,6 +27,7 @@ def create_app(exporter: Exporter) -> web.Application:
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_route("*", "/-/reload", reload)
+    add_monitor_routes(app, exporter.monitors)
     return app
 
 

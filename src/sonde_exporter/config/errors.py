@@ -17,7 +17,8 @@ class ConfigError(Exception):
 
 def field_error(field: str, message: str) -> PydanticCustomError:
     """For a model validator to raise when the fault lies in one of its fields: the error then
-    names that field and its line (the `starttls:` line, not its parent `receive:`)."""
+    names that field and its line (the `starttls:` line, not its parent `receive:`). A dotted
+    `field` ("monitors.2.target") names a field further down."""
     return PydanticCustomError(_FIELD_ERROR, "{message}", {"field": field, "message": message})
 
 
@@ -52,7 +53,9 @@ def describe(err: Any, filename: str, lines: dict[tuple[str, ...], int]) -> str:
     full_loc = tuple(err["loc"])
     kind = err["type"]
     if kind == _FIELD_ERROR:
-        full_loc = (*full_loc, err["ctx"]["field"])
+        # "monitors.2.target": a path below the validating model, list indexes as numbers
+        parts = err["ctx"]["field"].split(".")
+        full_loc = (*full_loc, *(int(p) if p.isdigit() else p for p in parts))
     loc = tuple(str(p) for p in full_loc)
     message = str(err["msg"]).removeprefix("Value error, ")
     if loc and loc[-1] == "[key]":  # a mapping key of the wrong type, such as a number

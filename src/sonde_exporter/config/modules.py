@@ -20,6 +20,7 @@ from .address import AddressChoice
 from .email import EmailModule
 from .errors import field_error
 from .fields import Duration, Regex, Strict, duration_between, latin1
+from .monitors import MonitorConfig
 from .policies import MIN_ATTEMPT_SECONDS, CheckedAssertion, Retries, check_policy
 from .tls import TlsConfig
 from .traceroute import DEFAULT_TRACEROUTE, TracerouteSettings
@@ -287,8 +288,65 @@ def _article(name: str) -> str:
 
 class Config(Strict):
     modules: dict[Annotated[str, Field(min_length=1)], Module]
+    monitors: tuple[MonitorConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _monitors_fit_modules(self) -> Config:
+        names: set[str] = set()
+        for index, monitor in enumerate(self.monitors):
+            if monitor.name in names:
+                raise field_error(f"monitors.{index}.name", f"{monitor.name!r} is used twice")
+            names.add(monitor.name)
+            module = self.modules.get(monitor.module)
+            if module is None or not module.supported:
+                known = ", ".join(n for n, m in self.modules.items() if m.supported)
+                why = "is not a module above" if module is None else "uses a foreign prober"
+                raise field_error(
+                    f"monitors.{index}.module", f"{monitor.module!r} {why} (have: {known})"
+                )
+            try:
+                check_monitor_target(module.prober, monitor.target)
+            except ValueError as exc:
+                raise field_error(f"monitors.{index}.target", str(exc)) from None
+            timeout = monitor_timeout(monitor, module)
+            if timeout > monitor.interval:
+                raise field_error(
+                    f"monitors.{index}.timeout",
+                    f"{timeout:g}s is longer than the interval {monitor.interval:g}s "
+                    "(every other tick would be skipped)",
+                )
+        return self
 
     @property
     def unsupported(self) -> dict[str, str]:
         """Module name -> prober, for the modules whose prober sonde-exporter does not have."""
         return {name: m.prober for name, m in self.modules.items() if not m.supported}
+
+
+DEFAULT_MONITOR_TIMEOUT = 10.0
+"""A monitor's timeout when neither it nor its module sets one: Prometheus' scrape timeout."""
+
+
+def monitor_timeout(monitor: MonitorConfig, module: Module) -> float:
+    """The monitor's own timeout, else its module's, else 10s; never past its interval."""
+    if monitor.timeout is not None:
+        return monitor.timeout
+    if module.timeout > 0:
+        return module.timeout
+    return min(DEFAULT_MONITOR_TIMEOUT, monitor.interval)
+
+
+def check_monitor_target(prober: str, target: str) -> None:
+    """Raise ValueError when the prober would refuse the target (as /probe answers 400)."""
+    from ..probers import get_prober  # the prober table imports config: resolve it late
+    from ..targets import check_common
+
+    parsed_by = get_prober(prober)
+    if not target and not parsed_by.accepts_empty_target:
+        raise ValueError("required for this module's prober")
+    try:
+        if target:
+            check_common(target)
+        parsed_by.parse_target(target)
+    except ValueError as exc:  # TargetError
+        raise ValueError(str(exc)) from None

@@ -160,6 +160,7 @@ def _record(exchange: EchoExchange, ctx: ProbeContext) -> None:
     sent, received = exchange.sent, exchange.received
     metrics.set(PACKETS_SENT, sent)
     metrics.set(PACKETS_RECEIVED, received)
+    ctx.observe(packets_sent=sent, packets_received=received)  # a monitor's result shows them
     metrics.set(DUPLICATES, exchange.duplicates)
     if sent:
         metrics.set(LOSS_RATIO, (sent - received) / sent)
@@ -188,7 +189,11 @@ def _record(exchange: EchoExchange, ctx: ProbeContext) -> None:
         return
     mean = sum(rtts) / len(rtts)
     ctx.observe(
-        response_time=mean, rtt_avg=mean, rtt_max=max(rtts), packet_loss=(sent - received) / sent
+        response_time=mean,
+        rtt_min=min(rtts),
+        rtt_avg=mean,
+        rtt_max=max(rtts),
+        packet_loss=(sent - received) / sent,
     )
     metrics.set(ICMP_PHASE, mean, "rtt")
     metrics.set(RTT, min(rtts), "min")

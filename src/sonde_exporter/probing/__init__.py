@@ -1,5 +1,6 @@
 """The request-independent run of one probe with its policies: deadline, attempts, verdict."""
 
+from .execute import Outcome, execute
 from .policies import run_with_policies
 
-__all__ = ["run_with_policies"]
+__all__ = ["Outcome", "execute", "run_with_policies"]

@@ -200,6 +200,7 @@ def _verdict(module: Module, attempt: Attempt, ctx: ProbeContext) -> None:
 def _record(module: Module, attempts: list[Attempt], ctx: ProbeContext) -> None:
     """Add the policies' metrics to the last attempt's."""
     metrics, last = ctx.metrics, attempts[-1]
+    ctx.attempts = len(attempts)
     if module.retries is not None:
         metrics.set(PROBE_ATTEMPTS, len(attempts))
         for attempt in attempts:
@@ -208,6 +209,7 @@ def _record(module: Module, attempts: list[Attempt], ctx: ProbeContext) -> None:
     degraded = module.degraded_response_time
     if degraded is not None:
         slow = last.reason is None and (last.response_time or 0.0) > degraded
+        ctx.degraded = slow
         metrics.set(PROBE_DEGRADED, 1 if slow else 0)
     if module.should_fail:
         metrics.set(PROBE_RAW_SUCCESS, 1 if last.raw is None else 0)

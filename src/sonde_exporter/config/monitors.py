@@ -1,0 +1,76 @@
+"""`monitors:` in config.yml: checks the exporter schedules itself, declared next to modules."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, field_validator
+
+from .fields import Duration, Strict, duration_between, header_safe
+
+MonitorStatus = Literal["active", "maintenance", "disabled"]
+STATUS_ALIASES = {"paused": "disabled", "inactive": "disabled"}
+"""Names other monitor products use for a monitor that is not checked; stored as disabled."""
+
+RESERVED_LABELS = frozenset(
+    {
+        "monitor_id",
+        "monitor",
+        "module",
+        "target",
+        "job",
+        "instance",
+        "reason",
+        "phase",
+        "status",
+        "state",
+    }
+)
+"""Label names the monitor series set themselves (and Prometheus' job and instance)."""
+
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+MIN_INTERVAL = 1.0
+MAX_INTERVAL = 7 * 86400.0
+
+
+def normalise_status(value: object) -> object:
+    """`paused` and `inactive` are accepted and stored as `disabled`."""
+    if isinstance(value, str):
+        return STATUS_ALIASES.get(value, value)
+    return value
+
+
+Status = Annotated[MonitorStatus, BeforeValidator(normalise_status)]
+
+
+class MonitorConfig(Strict):
+    """One entry under `monitors:`; the prober of its module gives the monitor's kind."""
+
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    module: Annotated[str, Field(min_length=1)]
+    target: Annotated[str, Field(max_length=1024)] = ""
+    interval: Annotated[Duration, duration_between(MIN_INTERVAL, MAX_INTERVAL, "1s to 7d")]
+    timeout: Annotated[Duration, duration_between(0.001, 600.0, "1ms to 10m")] | None = None
+    status: Status = "active"
+    labels: Annotated[
+        dict[str, Annotated[str, Field(max_length=1024)]], Field(default_factory=dict)
+    ]
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, name: str) -> str:
+        return header_safe(name)
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
+        for name, value in labels.items():
+            if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+                raise ValueError(
+                    f"label name {name!r}: must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __"
+                )
+            if name in RESERVED_LABELS:
+                raise ValueError(f"label name {name!r} is set by the exporter itself")
+            header_safe(value)
+        return labels

@@ -1,0 +1,1 @@
+"""Scheduled monitors: their plans, the scheduler that runs them, their history and metrics."""

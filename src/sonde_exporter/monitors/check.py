@@ -1,0 +1,73 @@
+"""One scheduled check: the same prober code as /probe, its outcome as a stored result."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from ..probe_metrics import ProbeMetrics
+from ..prober_base import ProbeContext, ProbeLog, Reason
+from ..probers import get_prober
+from ..probing import execute
+from ..storage import ResultRecord
+from ..storage.records import CheckStatus
+from .plan import CheckPlan
+
+TIMEOUT_REASONS = frozenset({Reason.TIMEOUT, Reason.CONNECT_TIMEOUT})
+"""Failures reported as status `timeout` rather than `down`."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRun:
+    """What a check leaves: the result to store, and the metrics /monitors/metrics shows."""
+
+    result: ResultRecord
+    metrics: ProbeMetrics
+    log: ProbeLog
+
+
+def status_of(reason: Reason | None) -> CheckStatus:
+    if reason is None:
+        return "up"
+    return "timeout" if reason in TIMEOUT_REASONS else "down"
+
+
+async def run_check(plan: CheckPlan) -> CheckRun:
+    """Run the monitor's probe under its timeout, with its module's policies.
+
+    Always through the policy engine, even with no policy set: it records what the prober
+    observed (response time, RTTs, delivery time), which a result keeps.
+    """
+    record = plan.record
+    ctx = ProbeContext(
+        metrics=ProbeMetrics(),
+        log=ProbeLog(bound=(("monitor", record.name), ("target", record.target))),
+        deadline=asyncio.get_running_loop().time() + plan.timeout,
+    )
+    checked_at = time.time()
+    outcome = await execute(
+        get_prober(plan.module.prober),
+        plan.parsed,
+        plan.module,
+        ctx,
+        plan.timeout,
+        with_policies=True,
+    )
+    observed = ctx.observed or {}
+    response_time = None
+    if outcome.reason is None:
+        response_time = observed.get("response_time", outcome.duration)
+    details = {key: value for key, value in observed.items() if key != "response_time"}
+    result = ResultRecord(
+        monitor_id=record.id,
+        checked_at=checked_at,
+        status=status_of(outcome.reason),
+        response_time=response_time,
+        reason=None if outcome.reason is None else outcome.reason.value,
+        error=outcome.message or None,
+        attempts=ctx.attempts,
+        degraded=ctx.degraded,
+        details=details,
+    )
+    return CheckRun(result, ctx.metrics, ctx.log)

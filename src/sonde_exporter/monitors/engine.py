@@ -1,0 +1,263 @@
+"""The monitors in force: stored in the database, planned against the config, scheduled.
+
+The database is the source of truth; the engine keeps in memory what the hot paths read
+(plans, each monitor's last check) and writes every change through before applying it, so
+what a caller was told happened is on disk. Config monitors are synced into the database at
+start and on every reload: new ones are added, changed ones updated in place (their ID and
+history stay), removed ones deleted with their history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..config import Config
+from ..config.monitors import MonitorConfig
+from ..logs import fields
+from ..probe_metrics import ProbeMetrics
+from ..storage import (
+    Database,
+    MonitorRecord,
+    ResultRecord,
+    StorageUnavailable,
+    monitor_rows,
+    result_rows,
+)
+from .check import run_check
+from .identity import config_monitor_id
+from .plan import CheckPlan, PlanError, build_plan
+from .scheduler import Scheduler
+
+logger = logging.getLogger("sonde_exporter.monitors")
+
+
+def _ignore(_: float) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much history to keep: by age, and by count per monitor."""
+
+    max_age: float = 31 * 86400.0
+    max_results: int = 50_000
+    prune_every: float = 60.0
+    prune_step: int = 5_000
+
+
+@dataclass(slots=True)
+class MonitorState:
+    """What the engine remembers of a monitor between checks."""
+
+    last: ResultRecord | None = None
+    metrics: ProbeMetrics | None = None
+    """The last check's probe metrics (None after a restart, until the next check)."""
+    checks: Counter[str] = field(default_factory=Counter)
+    attempts: int = 0
+
+
+class MonitorEngine:
+    def __init__(
+        self,
+        database: Database,
+        config: Config,
+        *,
+        scheduler: bool = True,
+        max_concurrency: int = 64,
+        retention: Retention | None = None,
+        observe_lag: Callable[[float], None] = _ignore,
+    ) -> None:
+        self.database = database
+        self.config = config
+        self.retention = retention or Retention()
+        self.records: dict[str, MonitorRecord] = {}
+        self.plans: dict[str, CheckPlan] = {}
+        self.plan_errors: dict[str, str] = {}
+        self.states: dict[str, MonitorState] = {}
+        self.dropped_results = 0
+        self.scheduler_enabled = scheduler
+        self.scheduler = Scheduler(self._check, max_concurrency, observe_lag)
+        self._loaded = False
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def ready(self) -> bool:
+        """Whether the monitor features can answer (the database is open and loaded)."""
+        return self._loaded and self.database.available
+
+    def unavailable_reason(self) -> str:
+        return self.database.error or "the monitors are loading"
+
+    async def start(self) -> None:
+        await self.database.start()
+        self.database.when_available(self._reload_soon)
+        if self.database.available:
+            await self._load()
+        if self.scheduler_enabled:
+            self.scheduler.start()
+        self._tasks.append(asyncio.create_task(self._prune_loop(), name="sonde-prune"))
+
+    async def stop(self) -> None:
+        """Cancel the checks in flight, then write what is queued and close the database."""
+        await self.scheduler.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.database.close()
+
+    async def apply_config(self, config: Config) -> None:
+        """Put a reloaded config in force: sync its monitors, re-plan every monitor."""
+        self.config = config
+        if not self.database.available:
+            self._replan()
+            return
+        async with self._lock:
+            try:
+                await self._sync_config()
+            except StorageUnavailable as exc:
+                logger.error("Cannot store the config's monitors", extra=fields(err=str(exc)))
+            self._replan()
+
+    # --- changes from the management API --------------------------------------------------
+
+    async def save(self, record: MonitorRecord, *, new: bool) -> MonitorRecord:
+        """Store a created or updated monitor, then schedule it as stored."""
+        change = monitor_rows.insert_monitor if new else monitor_rows.update_monitor
+        async with self._lock:
+            stored = await self.database.change(lambda conn: change(conn, record))
+            self.records[stored.id] = stored
+            self._replan()
+        return stored
+
+    async def delete(self, monitor_id: str) -> bool:
+        """Delete a monitor with its whole history; False when there was none."""
+        async with self._lock:
+            deleted = await self.database.change(
+                lambda conn: monitor_rows.delete_monitor(conn, monitor_id)
+            )
+            self.records.pop(monitor_id, None)
+            self.states.pop(monitor_id, None)
+            self._replan()
+        return deleted
+
+    async def results(
+        self, monitor_id: str, limit: int, offset: int
+    ) -> tuple[list[ResultRecord], int] | None:
+        return await self.database.query(
+            lambda conn: result_rows.results_page(conn, monitor_id, limit, offset)
+        )
+
+    # --- loading and planning ---------------------------------------------------------------
+
+    def _reload_soon(self) -> None:
+        self._tasks.append(asyncio.create_task(self._load(), name="sonde-monitors-load"))
+
+    async def _load(self) -> None:
+        async with self._lock:
+            try:
+                records = await self.database.query(monitor_rows.all_monitors)
+                latest = await self.database.query(result_rows.latest_results)
+                self.records = {r.id: r for r in records}
+                for monitor_id, result in latest.items():
+                    self.states.setdefault(monitor_id, MonitorState()).last = result
+                await self._sync_config()
+            except StorageUnavailable as exc:
+                logger.error("Cannot load the monitors", extra=fields(err=str(exc)))
+                return
+            self._replan()
+            self._loaded = True
+            logger.info("Loaded the monitors", extra=fields(monitors=len(self.records)))
+
+    async def _sync_config(self) -> None:
+        now = time.time()
+        wanted = [self._config_record(m, now) for m in self.config.monitors]
+        kept, deleted = await self.database.change(
+            lambda conn: monitor_rows.sync_config_monitors(conn, wanted)
+        )
+        for monitor_id in deleted:
+            self.records.pop(monitor_id, None)
+            self.states.pop(monitor_id, None)
+        self.records.update((r.id, r) for r in kept)
+
+    def _config_record(self, monitor: MonitorConfig, now: float) -> MonitorRecord:
+        kind = self.config.modules[monitor.module].prober
+        return MonitorRecord(
+            id=config_monitor_id(kind, monitor.name),
+            kind=kind,
+            source="config",
+            name=monitor.name,
+            module=monitor.module,
+            target=monitor.target,
+            interval=monitor.interval,
+            timeout=monitor.timeout,
+            status=monitor.status,
+            created_at=now,
+            updated_at=now,
+            labels=dict(monitor.labels),
+        )
+
+    def _replan(self) -> None:
+        plans: dict[str, CheckPlan] = {}
+        errors: dict[str, str] = {}
+        for monitor_id, record in self.records.items():
+            try:
+                plans[monitor_id] = build_plan(record, self.config)
+            except PlanError as exc:
+                errors[monitor_id] = str(exc)
+        for monitor_id, why in errors.items():
+            if self.plan_errors.get(monitor_id) != why:
+                logger.error(
+                    "Monitor cannot run with this config",
+                    extra=fields(monitor_id=monitor_id, err=why),
+                )
+        self.plans, self.plan_errors = plans, errors
+        self.scheduler.set_plans(plans)
+
+    # --- checks and history -----------------------------------------------------------------
+
+    async def _check(self, plan: CheckPlan) -> None:
+        run = await run_check(plan)
+        if self.plans.get(plan.id) is None:  # deleted while it ran
+            return
+        state = self.states.setdefault(plan.id, MonitorState())
+        state.last, state.metrics = run.result, run.metrics
+        state.checks[run.result.status] += 1
+        state.attempts += run.result.attempts
+        written = self.database.change_soon(
+            lambda conn: result_rows.insert_result(conn, run.result)
+        )
+        written.add_done_callback(self._written)
+
+    def _written(self, future: asyncio.Future[object]) -> None:
+        exc = future.exception()
+        if isinstance(exc, StorageUnavailable):
+            self.dropped_results += 1
+
+    async def _prune_loop(self) -> None:
+        keep = self.retention
+        while True:
+            await asyncio.sleep(keep.prune_every)
+            if not self.database.available:
+                continue
+            step = functools.partial(
+                result_rows.prune,
+                older_than=time.time() - keep.max_age,
+                keep_per_monitor=keep.max_results,
+                limit=keep.prune_step,
+            )
+            deleted = keep.prune_step
+            while deleted >= keep.prune_step:  # small steps: checks are written in between
+                try:
+                    deleted = await self.database.change(step)
+                except StorageUnavailable:
+                    break

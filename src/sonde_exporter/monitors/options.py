@@ -1,0 +1,39 @@
+"""The monitor engine's command-line settings, and building the engine from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+from ..config import Config
+from ..storage import Database
+from .engine import MonitorEngine, Retention
+from .health import EngineCollector, commit_histogram, lag_histogram
+
+DEFAULT_STORAGE_PATH = "data/sonde.db"
+
+
+@dataclass(frozen=True)
+class MonitorOptions:
+    storage_path: str = ":memory:"
+    """The CLI's default is DEFAULT_STORAGE_PATH; an Exporter built in code keeps nothing."""
+    scheduler: bool = True
+    max_concurrency: int = 64
+    limit: int = 10_000
+    """Most monitors of each kind the management API may create."""
+    retention: Retention = field(default_factory=Retention)
+
+    def engine(self, config: Config, registry: CollectorRegistry) -> MonitorEngine:
+        """The engine, its database, and their health metrics in `registry`."""
+        database = Database(self.storage_path, observe_commit=commit_histogram(registry).observe)
+        engine = MonitorEngine(
+            database,
+            config,
+            scheduler=self.scheduler,
+            max_concurrency=self.max_concurrency,
+            retention=self.retention,
+            observe_lag=lag_histogram(registry).observe,
+        )
+        registry.register(EngineCollector(engine))
+        return engine

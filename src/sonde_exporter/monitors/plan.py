@@ -1,0 +1,62 @@
+"""A monitor ready to run: its record with the module, parsed target and timeout resolved once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Config, Module
+from ..config.modules import DEFAULT_MONITOR_TIMEOUT
+from ..prober_base import TargetError
+from ..probers import get_prober
+from ..storage import MonitorRecord
+
+
+@dataclass(frozen=True, slots=True)
+class CheckPlan:
+    record: MonitorRecord
+    module: Module
+    parsed: Any
+    timeout: float
+    series_labels: tuple[tuple[str, str], ...]
+    """The labels of its series on /monitors/metrics: monitor_id, monitor, module, target,
+    then its own."""
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the scheduler runs it (maintenance runs too; alerts are silenced)."""
+        return self.record.status != "disabled"
+
+
+class PlanError(Exception):
+    """A stored monitor that cannot run with the config in force (its module is gone)."""
+
+
+def build_plan(record: MonitorRecord, config: Config) -> CheckPlan:
+    """Resolve everything a check needs once, so each tick only runs the prober."""
+    module = config.modules.get(record.module)
+    if module is None or not module.supported:
+        raise PlanError(f"module {record.module!r} is not in the config")
+    if module.prober != record.kind:
+        raise PlanError(f"module {record.module!r} is a {module.prober} module, not {record.kind}")
+    prober = get_prober(module.prober)
+    try:
+        parsed = prober.parse_target(record.target)
+    except TargetError as exc:
+        raise PlanError(f"target {record.target!r}: {exc}") from None
+    timeout = record.timeout
+    if timeout is None:
+        timeout = module.timeout if module.timeout > 0 else DEFAULT_MONITOR_TIMEOUT
+    timeout = min(timeout, record.interval)
+    labels = (
+        ("monitor_id", record.id),
+        ("monitor", record.name),
+        ("module", record.module),
+        ("target", record.target),
+        *sorted(record.labels.items()),
+    )
+    return CheckPlan(record, module, parsed, timeout, labels)

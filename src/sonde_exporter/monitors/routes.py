@@ -1,0 +1,56 @@
+"""The monitor engine's HTTP endpoints: /monitors/metrics and /v1/sd."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from .discovery import target_groups
+from .engine import MonitorEngine
+from .exposition import render
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+ENGINE = web.AppKey("monitor_engine", MonitorEngine)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def unavailable(engine: MonitorEngine) -> web.Response:
+    """503 while the database cannot be used: /probe keeps working meanwhile."""
+    return web.Response(
+        status=503,
+        text=f"monitors unavailable: {engine.unavailable_reason()}\n",
+        headers={"Retry-After": "5"},
+    )
+
+
+async def monitors_metrics(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    if not engine.ready:
+        return unavailable(engine)
+    response = web.Response(body=render(engine).encode(), headers={"Content-Type": CONTENT_TYPE})
+    response.enable_compression()  # thousands of monitors: worth it, when the client asks
+    return response
+
+
+async def service_discovery(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    if not engine.ready:
+        return unavailable(engine)
+    return web.json_response(target_groups(engine, request.host))
+
+
+def add_routes(app: web.Application, engine: MonitorEngine) -> None:
+    """Serve the engine's endpoints, and run the engine while the application runs."""
+    app[ENGINE] = engine
+    app.router.add_get("/monitors/metrics", monitors_metrics)
+    app.router.add_get("/v1/sd", service_discovery)
+
+    async def start(_: web.Application) -> None:
+        await engine.start()
+
+    async def stop(_: web.Application) -> None:
+        await engine.stop()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
