@@ -16,8 +16,11 @@ from aiohttp import web
 
 from . import __version__
 from .config import ConfigError, describe_unsupported, load_config
+from .durations import parse_duration
 from .exporter import Exporter
 from .logs import LEVELS, configure, fields
+from .monitors.engine import Retention
+from .monitors.options import DEFAULT_STORAGE_PATH, MonitorOptions
 from .server import create_app
 
 DEFAULT_LISTEN = ":10115"
@@ -95,14 +98,86 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=100,
         help="recent probes kept for the status page and /logs",
     )
+    _monitor_flags(p)
     p.add_argument("--version", action="version", version=f"sonde-exporter {__version__}")
     args = p.parse_args(argv)
     if not math.isfinite(args.timeout_offset) or args.timeout_offset < 0:
         p.error("--timeout-offset must be a non-negative number of seconds")
     if args.history_limit < 0:
         p.error("--history.limit must not be negative")
+    for flag, value, low in (
+        ("--monitors.max-concurrency", args.max_concurrency, 1),
+        ("--monitors.limit", args.monitor_limit, 0),
+        ("--storage.retention.results", args.retention_results, 1),
+    ):
+        if value < low:
+            p.error(f"{flag} must be at least {low}")
     args.listen = [_split_listen(p, a) for a in (args.listen or [DEFAULT_LISTEN])]
     return args
+
+
+def _monitor_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--storage.path",
+        dest="storage_path",
+        default=DEFAULT_STORAGE_PATH,
+        metavar="FILE",
+        help="SQLite file of the monitors and their results (its directory is created); "
+        ":memory: keeps nothing",
+    )
+    p.add_argument(
+        "--storage.retention",
+        dest="retention",
+        type=_retention,
+        default="31d",
+        metavar="DURATION",
+        help="results older than this are deleted (such as 31d, 12h)",
+    )
+    p.add_argument(
+        "--storage.retention.results",
+        dest="retention_results",
+        type=int,
+        default=Retention().max_results,
+        metavar="N",
+        help="most results kept per monitor (the oldest go first)",
+    )
+    p.add_argument(
+        "--monitors.scheduler",
+        dest="scheduler",
+        choices=["on", "off"],
+        default="on",
+        help="off: the exporter runs no monitor itself (Prometheus schedules them via /v1/sd)",
+    )
+    p.add_argument(
+        "--monitors.max-concurrency",
+        dest="max_concurrency",
+        type=int,
+        default=64,
+        metavar="N",
+        help="most scheduled checks running at once",
+    )
+    p.add_argument(
+        "--monitors.limit",
+        dest="monitor_limit",
+        type=int,
+        default=MonitorOptions.limit,
+        metavar="N",
+        help="most monitors of each kind the management API may create",
+    )
+
+
+def _retention(text: str) -> float:
+    """A retention: days (31d) and weeks (2w) as in Prometheus, or a Go duration (12h)."""
+    unit = {"d": 86400.0, "w": 7 * 86400.0}.get(text[-1:])
+    try:
+        seconds = float(text[:-1]) * unit if unit is not None else parse_duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a duration such as 31d or 12h"
+        ) from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive duration")
+    return seconds
 
 
 def _split_listen(p: argparse.ArgumentParser, address: str) -> tuple[str | None, int]:
@@ -133,7 +208,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         print("OK")
         return 0
-    exporter = Exporter(config_file, config, args.timeout_offset, args.history_limit)
+    monitors = MonitorOptions(
+        storage_path=args.storage_path,
+        scheduler=args.scheduler == "on",
+        max_concurrency=args.max_concurrency,
+        limit=args.monitor_limit,
+        retention=Retention(max_age=args.retention, max_results=args.retention_results),
+    )
+    exporter = Exporter(config_file, config, args.timeout_offset, args.history_limit, monitors)
     try:
         asyncio.run(serve(exporter, args.listen))
     except OSError as exc:
