@@ -11,7 +11,7 @@ from prometheus_client import generate_latest
 from . import __version__
 from .config import ConfigError, dump_yaml
 from .exporter import EXPORTER, Exporter
-from .handler import CONTENT_TYPE, handle_probe
+from .handler import CONTENT_TYPE, DEBUG_DISABLED, handle_probe
 
 
 def create_app(exporter: Exporter) -> web.Application:
@@ -62,6 +62,8 @@ async def config(request: web.Request) -> web.Response:
 
 
 async def logs(request: web.Request) -> web.Response:
+    if not _exporter(request).enable_debug:  # the same probe logs as debug=true
+        return web.Response(status=403, text=DEBUG_DISABLED)
     query = request.query
     history = _exporter(request).history
     probe_id, target, module = query.get("id"), query.get("target"), query.get("module")
