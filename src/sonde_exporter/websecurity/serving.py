@@ -46,6 +46,8 @@ def _exempt(request: web.Request) -> bool:
 
 
 def _refusal(status: int, text: str, **headers: str) -> web.Response:
+    """Shaped as Go's http.Error, which exporter-toolkit answers with."""
+    headers["X-Content-Type-Options"] = "nosniff"
     return web.Response(status=status, text=f"{text}\n", headers=headers)
 
 
