@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import trustme
+from helpers import parse_metrics, probe
 from processes import wait_for
 from tcpservers import Pki
 from webservers import (
@@ -208,3 +209,44 @@ def test_a_broken_web_config_at_start_exits_1_naming_file_line_and_field(pki: Pk
         )
         assert result.returncode == 1
         assert expected in result.stderr, result.stderr
+
+
+async def test_the_documented_probe_of_a_client_certificate_reads_an_answer(
+    secured: Start, pki: Pki, exporter_client
+) -> None:  # type: ignore[no-untyped-def]
+    """README, Security: a connect-only TLS 1.3 probe cannot see its certificate refused; the
+    query_response form shown there can."""
+    exporter = secured(CLIENT_CERTS.format(auth_type="RequireAndVerifyClientCert"))
+    alice, mallory = pki.client_cert_files("alice"), foreign_client_cert(pki)
+
+    def module(name: str, cert: tuple[str, str], reads: bool) -> str:
+        text = (
+            f"  {name}:\n    prober: tcp\n    timeout: 5s\n    tcp:\n      tls: true\n"
+            f"      tls_config: {{ca_file: {pki.ca_file}, cert_file: {cert[0]}, key_file: {cert[1]}}}\n"
+        )
+        if reads:
+            text += (
+                "      query_response:\n"
+                '        - send: "GET /-/healthy HTTP/1.0\\r\\n\\r\\n"\n'
+                '        - expect: "^HTTP/1\\\\.[01] 200"\n'
+            )
+        return text
+
+    config = "modules:\n" + "".join(
+        module(f"{who}_{how}", cert, how == "reads")
+        for who, cert in (("alice", alice), ("mallory", mallory))
+        for how in ("connects", "reads")
+    )
+    client = await exporter_client(config)
+    target = f"localhost:{exporter.port}"
+    results = {}
+    for name in ("alice_connects", "alice_reads", "mallory_connects", "mallory_reads"):
+        status, body = await probe(client, module=name, target=target)
+        assert status == 200
+        results[name] = parse_metrics(body)["probe_success"]
+    assert results == {
+        "alice_connects": 1,
+        "alice_reads": 1,
+        "mallory_connects": 1,  # the gap: the refusal comes after the client's handshake
+        "mallory_reads": 0,
+    }
