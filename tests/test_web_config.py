@@ -205,6 +205,7 @@ def test_inline_certificate_and_key(load, pki: Pki) -> None:  # type: ignore[no-
             "4: rate_limit.per_client.burst: expected greater than or equal to 1",
         ),
         ("basic_auth_users:\n  a: x\n  a: y\n", "3: basic_auth_users.a: defined twice"),
+        ("tls_server_config:\n  kye_file:\n", "2: tls_server_config.kye_file: unknown field"),
         ("tls_server_config: [\n", "invalid YAML"),
     ],
 )

@@ -67,8 +67,8 @@ class _Model(Strict):
     @model_validator(mode="before")
     @classmethod
     def _null_is_default(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None}
+        if isinstance(data, dict):  # an unknown key stays, to be refused even when null
+            return {k: v for k, v in data.items() if v is not None or k not in cls.model_fields}
         return data
 
 
@@ -155,31 +155,30 @@ class TlsServerConfig(_Model):
         """The server context, built once when the file is read; None when TLS is off."""
         return self._context
 
+    def _set_without_tls(self) -> list[str]:
+        return [
+            name
+            for name in ("client_allowed_sans", "cipher_suites", "curve_preferences")
+            if getattr(self, name)
+        ] + [name for name in ("min_version", "max_version") if name in self.model_fields_set]
+
     @model_validator(mode="after")
     def _consistent(self) -> TlsServerConfig:
         if not self.enabled:
-            ignored = [
-                name
-                for name in ("client_allowed_sans", "cipher_suites", "curve_preferences")
-                if getattr(self, name)
-            ] + [name for name in ("min_version", "max_version") if name in self.model_fields_set]
+            ignored = self._set_without_tls()
             if ignored:
                 raise field_error(ignored[0], "TLS is off (no cert_file), so this would do nothing")
             return self
-        for inline, path in (
-            ("cert", "cert_file"),
-            ("key", "key_file"),
-            ("client_ca", "client_ca_file"),
-        ):
-            value = getattr(self, inline)
-            if isinstance(value, SecretStr):
-                value = value.get_secret_value()
-            if value and getattr(self, path):
-                raise field_error(inline, f"give {inline} or {path}, not both")
-        if not (self.cert or self.cert_file):
-            raise field_error("cert_file", "missing one of cert or cert_file")
-        if not (self.key.get_secret_value() or self.key_file):
-            raise field_error("key_file", "missing one of key or key_file")
+        inline_or_file = (
+            ("cert", self.cert, self.cert_file),
+            ("key", self.key.get_secret_value(), self.key_file),
+            ("client_ca", self.client_ca, self.client_ca_file),
+        )
+        for name, inline, path in inline_or_file:
+            if inline and path:
+                raise field_error(name, f"give {name} or {name}_file, not both")
+            if name != "client_ca" and not (inline or path):
+                raise field_error(f"{name}_file", f"missing one of {name} or {name}_file")
         verifies = self.client_auth_type not in ("", "NoClientCert")
         if (self.client_ca or self.client_ca_file) and not verifies:
             field = "client_ca_file" if self.client_ca_file else "client_ca"

@@ -85,6 +85,7 @@ class WebSecurity:
         self._loaded = signature(config.files())
         self._error: str | None = None
         metrics.web_config_loaded(True, time.time())
+        self._log_loaded(config)
 
     def use(self, config: WebConfig) -> None:
         """Put `config` in force for the next request and the next TLS handshake."""
@@ -117,11 +118,21 @@ class WebSecurity:
         files = config.files()  # stat'ed before reading: a change during the load shows
         self._loaded = seen if [p for p, _ in seen] == files else signature(files)
         self._metrics.web_config_loaded(True, time.time())
+        self._log_loaded(config)
+        return True
+
+    @staticmethod
+    def _log_loaded(config: WebConfig) -> None:
+        limits = config.rate_limit
         logger.info(
             "Loaded web config file",
-            extra=fields(file=path, tls=config.tls_server_config.enabled),
+            extra=fields(
+                file=config.file,
+                tls=config.tls_server_config.enabled,
+                basic_auth_users=len(config.basic_auth_users),
+                rate_limit=limits.interval > 0 or limits.per_client is not None,
+            ),
         )
-        return True
 
     async def watch(self, interval: float = POLL_INTERVAL) -> None:
         """Reload when the files changed and then held still for one poll, or while the
