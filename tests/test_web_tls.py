@@ -251,3 +251,20 @@ async def test_the_documented_probe_of_a_client_certificate_reads_an_answer(
         "mallory_connects": 1,  # the gap: the refusal comes after the client's handshake
         "mallory_reads": 0,
     }
+
+
+def test_one_curve_preference_is_enforced(secured: Start, pki: Pki) -> None:
+    exporter = secured(f"{TLS}  curve_preferences: [CurveP384]\n")
+
+    def s_client(version: str, groups: str) -> subprocess.CompletedProcess[str]:
+        argv = ["openssl", "s_client", "-connect", f"127.0.0.1:{exporter.port}"]
+        argv += ["-CAfile", pki.ca_file, version, "-groups", groups]
+        return subprocess.run(argv, input="", capture_output=True, text=True, timeout=30)
+
+    for version in ("-tls1_3", "-tls1_2"):
+        agreed = s_client(version, "P-256:P-384")  # the client prefers P-256; the server picks
+        assert agreed.returncode == 0, agreed.stderr
+        assert "Server Temp Key: ECDH, secp384r1" in agreed.stdout
+        refused_ = s_client(version, "P-256:X25519")
+        assert refused_.returncode == 1
+        assert "Server Temp Key" not in refused_.stdout
