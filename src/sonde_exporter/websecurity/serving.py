@@ -33,7 +33,7 @@ def install_web_security(
     if config is None:
         return None
     security = WebSecurity(config, metrics)
-    app.middlewares.append(_guard(security))
+    app.middlewares.insert(0, _guard(security))  # outermost: before any route's own checks
     app.on_response_prepare.append(_headers(security))
     app.cleanup_ctx.append(_watching(security))
     return security.listener_context
