@@ -14,6 +14,7 @@ import bcrypt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from prometheus_client import generate_latest
 from webservers import TCP_CONFIG, basic, bcrypt_hash
 
 from sonde_exporter.cli import parse_args
@@ -195,3 +196,13 @@ def test_enable_debug_flag() -> None:
     assert parse_args([]).enable_debug is True
     assert parse_args(["--no-web.enable-debug"]).enable_debug is False
     assert parse_args(["--web.enable-debug"]).enable_debug is True
+
+
+def test_without_a_web_config_nothing_is_installed(tmp_path: Path) -> None:
+    (tmp_path / "config.yml").write_text(TCP_CONFIG)
+    exporter = Exporter.from_file(tmp_path / "config.yml")
+    app = create_app(exporter)
+    before = (list(app.middlewares), list(app.on_response_prepare), list(app.cleanup_ctx))
+    assert install_web_security(app, None, exporter.metrics) is None
+    assert (list(app.middlewares), list(app.on_response_prepare), list(app.cleanup_ctx)) == before
+    assert "sonde_web_config" not in generate_latest(exporter.metrics.registry).decode()
