@@ -123,6 +123,22 @@ async def test_a_flood_of_wrong_passwords_does_not_hold_up_known_credentials(
     assert set(await asyncio.gather(*flood)) == {401}
 
 
+async def test_password_checks_past_the_queue_are_turned_away(secured: Start) -> None:
+    # 48 wrong passwords at once: 32 may run or wait (2 at a time, 70 ms or more each, so the
+    # 32 take over a second), the rest arrive within milliseconds and get 429 at once.
+    client = await secured(f"basic_auth_users:\n  alice: {bcrypt_hash('alice-pw', 10)}\n")
+
+    async def attempt(i: int) -> tuple[int, str | None]:
+        headers = {"Authorization": basic("alice", f"guess{i}")}
+        async with client.get("/metrics", headers=headers) as response:
+            await response.read()
+            return response.status, response.headers.get("Retry-After")
+
+    answers = await asyncio.gather(*(attempt(i) for i in range(48)))
+    assert set(answers) == {(401, None), (429, "1")}
+    assert sum(status == 401 for status, _ in answers) >= 32
+
+
 async def test_routes_covered_and_headers_on_every_answer(secured: Start) -> None:
     client = await secured(
         f"""\
