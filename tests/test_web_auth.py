@@ -19,8 +19,10 @@ from webservers import TCP_CONFIG, basic, bcrypt_hash
 
 from sonde_exporter.cli import parse_args
 from sonde_exporter.exporter import Exporter
+from sonde_exporter.selfmetrics import SelfMetrics
 from sonde_exporter.server import create_app
-from sonde_exporter.websecurity import install_web_security, load_web_config
+from sonde_exporter.websecurity import WebConfig, install_web_security, load_web_config
+from sonde_exporter.websecurity.reloading import WebSecurity
 
 Client = TestClient[web.Request, web.Application]
 Start = Callable[..., Awaitable[Client]]
@@ -222,3 +224,29 @@ def test_without_a_web_config_nothing_is_installed(tmp_path: Path) -> None:
     assert install_web_security(app, None, exporter.metrics) is None
     assert (list(app.middlewares), list(app.on_response_prepare), list(app.cleanup_ctx)) == before
     assert "sonde_web_config" not in generate_latest(exporter.metrics.registry).decode()
+
+
+def test_a_reload_keeps_what_it_can(tmp_path: Path) -> None:
+    """Same users: the cache of good logins stays (a certificate renewal costs no bcrypt);
+    same limits: the buckets stay (a reload does not refill them)."""
+    web_file = tmp_path / "web.yml"
+
+    def load(text: str) -> WebConfig:
+        web_file.write_text(text)
+        config = load_web_config(web_file)
+        assert config is not None
+        return config
+
+    users = f"basic_auth_users:\n  alice: {ALICE}\nrate_limit:\n  interval: 1s\n  burst: 5\n"
+    security = WebSecurity(load(users), SelfMetrics())
+    before = security.settings
+    security.use(load(users + "http_server_config:\n  headers:\n    X-Frame-Options: deny\n"))
+    assert security.settings.headers == (("X-Frame-Options", "deny"),)
+    assert (security.settings.auth, security.settings.limiter) == (before.auth, before.limiter)
+    security.use(
+        load(
+            f"basic_auth_users:\n  alice: {bcrypt_hash('new')}\nrate_limit:\n  interval: 2s\n  burst: 5\n"
+        )
+    )
+    assert security.settings.auth is not before.auth
+    assert security.settings.limiter is not before.limiter

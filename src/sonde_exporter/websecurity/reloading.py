@@ -55,7 +55,11 @@ class Settings:
 
     @classmethod
     def build(cls, config: WebConfig, previous: Settings | None) -> Settings:
-        users = {name: h.get_secret_value() for name, h in config.basic_auth_users.items()}
+        if previous is not None and previous.config.basic_auth_users == config.basic_auth_users:
+            auth = previous.auth  # keep the cache: a certificate renewal costs no bcrypt
+        else:
+            users = {name: h.get_secret_value() for name, h in config.basic_auth_users.items()}
+            auth = BasicAuth(users) if users else None
         limits = config.rate_limit
         limiter = None
         if limits.interval > 0 or limits.per_client is not None:
@@ -69,7 +73,7 @@ class Settings:
         sans = config.tls_server_config.client_allowed_sans
         return cls(
             config=config,
-            auth=BasicAuth(users) if users else None,
+            auth=auth,
             limiter=limiter,
             headers=tuple((k, v) for k, v in config.http_server_config.headers.items() if v),
             allowed_sans=frozenset(sans) if sans else None,
