@@ -22,6 +22,7 @@ from .logs import LEVELS, configure, fields
 from .monitors.engine import Retention
 from .monitors.options import DEFAULT_STORAGE_PATH, MonitorOptions
 from .server import create_app
+from .websecurity import WebConfig, install_web_security, load_web_config
 
 DEFAULT_LISTEN = ":10115"
 logger = logging.getLogger("sonde_exporter")
@@ -97,6 +98,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="N",
         default=100,
         help="recent probes kept for the status page and /logs",
+    )
+    p.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="exporter-toolkit web config: TLS, client certificates, basic auth, rate limits, "
+        "response headers; re-read when it changes (see README, Security)",
+    )
+    p.add_argument(
+        "--web.enable-debug",
+        dest="enable_debug",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="allow /probe?debug=true and /logs; --no-web.enable-debug answers them 403",
     )
     _monitor_flags(p)
     p.add_argument("--version", action="version", version=f"sonde-exporter {__version__}")
@@ -193,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_file = Path(args.config_file)
     try:
         config = load_config(config_file)
+        web_config = load_web_config(args.web_config_file)
     except ConfigError as exc:
         if args.check:
             print(exc, file=sys.stderr)
@@ -216,26 +232,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         retention=Retention(max_age=args.retention, max_results=args.retention_results),
     )
     exporter = Exporter(config_file, config, args.timeout_offset, args.history_limit, monitors)
+    exporter.enable_debug = args.enable_debug
     try:
-        asyncio.run(serve(exporter, args.listen))
+        asyncio.run(serve(exporter, args.listen, web_config))
     except OSError as exc:
         logger.error("Cannot listen", extra=fields(err=str(exc)))
         return 1
     return 0
 
 
-async def serve(exporter: Exporter, listen: list[tuple[str | None, int]]) -> None:
+async def serve(
+    exporter: Exporter, listen: list[tuple[str | None, int]], web_config: WebConfig | None = None
+) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     # Before listening: a SIGHUP sent once the port answers must reload, not kill.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, exporter.reload_soon)
-    runner = web.AppRunner(create_app(exporter), access_log=None, handle_signals=False)
+    app = create_app(exporter)
+    ssl_context = install_web_security(app, web_config, exporter.metrics)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
         for host, port in listen:
-            await web.TCPSite(runner, host, port, reuse_address=True).start()
+            await web.TCPSite(
+                runner, host, port, reuse_address=True, ssl_context=ssl_context
+            ).start()
         for address in runner.addresses:  # the real ports, also when asked for port 0
             logger.info("Listening on address", extra=fields(address=_format_address(address)))
         logger.info(

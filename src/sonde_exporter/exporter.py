@@ -33,6 +33,8 @@ class Exporter:
         self.config_file = config_file
         self.timeout_offset = timeout_offset
         self.history = History(history_limit)
+        self.enable_debug = True
+        """--web.enable-debug: whether /probe?debug=true and /logs answer."""
         self.metrics = SelfMetrics()
         self.monitors = (monitors or MonitorOptions()).engine(config, self.metrics.registry)
         self._use(config)

@@ -31,6 +31,7 @@ from .targets import MAX_TARGET_LENGTH, check_common, check_host
 TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 DEFAULT_SCRAPE_TIMEOUT = 120.0
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DEBUG_DISABLED = "debug output is turned off on this exporter (--no-web.enable-debug)\n"
 
 logger = logging.getLogger("sonde_exporter.handler")
 
@@ -131,10 +132,12 @@ def _hostname(query: Mapping[str, str]) -> str | None:
     return hostname
 
 
-def _debug(query: Mapping[str, str]) -> bool:
+def _debug(exporter: Exporter, query: Mapping[str, str]) -> bool:
     value = query.get("debug", "false")
     if value.lower() not in ("true", "false"):
         raise BadRequest(f"debug parameter: expected true or false, not {one_line(value)!r}")
+    if value.lower() == "true" and not exporter.enable_debug:
+        raise web.HTTPForbidden(text=DEBUG_DISABLED)
     return value.lower() == "true"
 
 
@@ -147,7 +150,7 @@ async def _probe(exporter: Exporter, request: web.Request) -> web.Response:
     target = unescape_once_more(query.get("target", ""))
     parsed = _target(get_prober(module.prober), target)
     hostname = _hostname(query)
-    debug = _debug(query)
+    debug = _debug(exporter, query)
 
     ctx = ProbeContext(
         metrics=ProbeMetrics(),

@@ -120,6 +120,7 @@ class SelfMetrics:
         r.register(IcmpSocketCollector())
         for counter in EMAIL_COUNTERS:  # late and stale probe mails, shared by all modules
             r.register(counter)
+        self._web_config: tuple[Gauge, Gauge] | None = None
         Info("sonde_exporter_build", "Version of sonde-exporter", registry=r).info(
             {"version": __version__, "python_version": platform.python_version()}
         )
@@ -128,3 +129,22 @@ class SelfMetrics:
         self.reload_ok.set(1 if ok else 0)
         if ok:
             self.reload_time.set(now)
+
+    def web_config_loaded(self, ok: bool, now: float) -> None:
+        """Created on first use, so they show only when --web.config.file is given."""
+        if self._web_config is None:
+            self._web_config = (
+                Gauge(
+                    "sonde_web_config_last_reload_successful",
+                    "Whether the web config file (--web.config.file) last loaded without error",
+                    registry=self.registry,
+                ),
+                Gauge(
+                    "sonde_web_config_last_reload_success_timestamp_seconds",
+                    "Timestamp of the last successful load of the web config file",
+                    registry=self.registry,
+                ),
+            )
+        self._web_config[0].set(1 if ok else 0)
+        if ok:
+            self._web_config[1].set(now)

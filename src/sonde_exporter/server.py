@@ -12,7 +12,7 @@ from prometheus_client import generate_latest
 from . import __version__
 from .config import ConfigError, dump_yaml
 from .exporter import EXPORTER, Exporter
-from .handler import CONTENT_TYPE, handle_probe
+from .handler import CONTENT_TYPE, DEBUG_DISABLED, handle_probe
 from .monitors.routes import add_routes as add_monitor_routes
 
 
@@ -65,6 +65,8 @@ async def config(request: web.Request) -> web.Response:
 
 
 async def logs(request: web.Request) -> web.Response:
+    if not _exporter(request).enable_debug:  # the same probe logs as debug=true
+        return web.Response(status=403, text=DEBUG_DISABLED)
     query = request.query
     history = _exporter(request).history
     probe_id, target, module = query.get("id"), query.get("target"), query.get("module")
