@@ -1,7 +1,9 @@
 """The request guard a web config installs on the aiohttp app, and the listener's context.
 
 Covered: every route except /-/healthy and /-/ready, which skip the rate limit and basic auth
-so that health checks need no credentials (as in Prometheus). TLS, client certificates and
+so that health checks need no credentials (as in Prometheus). The management API (/v1/...)
+skips basic auth only: HTTP carries one Authorization header, and there it holds the API key
+(Bearer), which the API checks against its scopes. TLS, client certificates and
 client_allowed_sans apply to every connection, health checks included. Without a web
 config nothing is installed, so /probe pays nothing for this.
 """
@@ -24,6 +26,7 @@ from .reloading import WebSecurity
 from .tlscontext import has_allowed_san
 
 EXEMPT = frozenset(("/-/healthy", "/-/ready"))
+API_PREFIX = "/v1/"
 
 
 def install_web_security(
@@ -37,6 +40,12 @@ def install_web_security(
     app.on_response_prepare.append(_headers(security))
     app.cleanup_ctx.append(_watching(security))
     return security.listener_context
+
+
+def _api_route(request: web.Request) -> bool:
+    """A route of the management API, which checks its own Bearer key instead."""
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical.startswith(API_PREFIX)
 
 
 def _exempt(request: web.Request) -> bool:
@@ -71,7 +80,7 @@ def _guard(security: WebSecurity) -> Middleware:
             request.remote, time.monotonic()
         ):
             return _refusal(429, "Too Many Requests")
-        if settings.auth is not None:
+        if settings.auth is not None and not _api_route(request):
             verdict = await settings.auth.check(request.headers.get(hdrs.AUTHORIZATION))
             if verdict is Verdict.BUSY:
                 return _refusal(
