@@ -114,6 +114,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="allow /probe?debug=true and /logs; --no-web.enable-debug answers them 403",
     )
     _monitor_flags(p)
+    p.add_argument(
+        "--web.status-page.public",
+        dest="public_status",
+        action="store_true",
+        help="serve /status without credentials, in its reduced public view (see README, "
+        "Status page)",
+    )
     p.add_argument("--version", action="version", version=f"sonde-exporter {__version__}")
     args = p.parse_args(argv)
     if not math.isfinite(args.timeout_offset) or args.timeout_offset < 0:
@@ -234,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     exporter = Exporter(config_file, config, args.timeout_offset, args.history_limit, monitors)
     exporter.enable_debug = args.enable_debug
     try:
-        asyncio.run(serve(exporter, args.listen, web_config))
+        asyncio.run(serve(exporter, args.listen, web_config, public_status=args.public_status))
     except OSError as exc:
         logger.error("Cannot listen", extra=fields(err=str(exc)))
         return 1
@@ -242,7 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def serve(
-    exporter: Exporter, listen: list[tuple[str | None, int]], web_config: WebConfig | None = None
+    exporter: Exporter,
+    listen: list[tuple[str | None, int]],
+    web_config: WebConfig | None = None,
+    *,
+    public_status: bool = False,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -250,7 +261,7 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, exporter.reload_soon)
-    app = create_app(exporter)
+    app = create_app(exporter, public_status=public_status)
     ssl_context = install_web_security(app, web_config, exporter.metrics)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()

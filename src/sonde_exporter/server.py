@@ -14,9 +14,10 @@ from .config import ConfigError, dump_yaml
 from .exporter import EXPORTER, Exporter
 from .handler import CONTENT_TYPE, DEBUG_DISABLED, handle_probe
 from .monitors.routes import add_routes as add_monitor_routes
+from .statuspage.routes import add_routes as add_status_routes
 
 
-def create_app(exporter: Exporter) -> web.Application:
+def create_app(exporter: Exporter, *, public_status: bool = False) -> web.Application:
     app = web.Application()
     app[EXPORTER] = exporter
     app.router.add_get("/probe", handle_probe)
@@ -28,6 +29,7 @@ def create_app(exporter: Exporter) -> web.Application:
     app.router.add_get("/-/ready", ready)
     app.router.add_route("*", "/-/reload", reload)
     add_monitor_routes(app, exporter.monitors)
+    add_status_routes(app, public=public_status)
     return app
 
 
@@ -106,7 +108,7 @@ async def index(request: web.Request) -> web.Response:
 <html><head><meta charset="utf-8"><title>sonde-exporter</title>
 <style>body{{font-family:sans-serif}}td,th{{padding:2px 8px;text-align:left}}</style></head>
 <body><h1>sonde-exporter {e(__version__)}</h1>
-<p><a href="metrics">Metrics</a> · <a href="config">Configuration</a></p>
+<p><a href="status">Status page</a> · <a href="metrics">Metrics</a> · <a href="config">Configuration</a></p>
 <h2>Modules</h2><ul>{modules}</ul>
 <h2>Recent probes</h2>
 <table><tr><th>Module</th><th>Target</th><th>Result</th><th>Duration</th><th>Time</th><th>Debug</th></tr>

@@ -1,0 +1,1 @@
+"""The status page: /status and /status/{id}, every monitor's state and history as HTML."""
