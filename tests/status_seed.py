@@ -39,10 +39,16 @@ class Seeded:
     """Its results, oldest first: up, degraded (up and slow), down or timeout."""
     tags: list[str] = field(default_factory=list)
     status: str = "active"
+    monitor_id: str | None = None
+    source: str = "api"
+    module: str = "tcp_slow"
+    target: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    interval: float = 60.0
 
     @property
     def id(self) -> str:
-        return f"tcpm_{self.name.replace('-', '')[:16].ljust(16, '0')}"
+        return self.monitor_id or f"tcpm_{self.name.replace('-', '')[:16].ljust(16, '0')}"
 
 
 MONITORS = [
@@ -54,7 +60,6 @@ MONITORS = [
     Seeded("db-primary", "maintenance", ["up"] * 10, ["infra"], "maintenance"),
     Seeded("old-service", "disabled", ["up", "down", "up"], ["infra"], "disabled"),
 ]
-INTERVAL = 60.0
 
 
 def _result(monitor_id: str, status: str, at: float, index: int) -> ResultRecord:
@@ -69,7 +74,7 @@ def _result(monitor_id: str, status: str, at: float, index: int) -> ResultRecord
 
 def seed(path: Path, now: float, monitors: list[Seeded] = MONITORS) -> None:
     """Create the database at `path` as the exporter would, with `monitors` and their results
-    (the newest 30 s before `now`, one a minute)."""
+    (the newest 30 s before `now`, one per interval)."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
@@ -79,21 +84,22 @@ def seed(path: Path, now: float, monitors: list[Seeded] = MONITORS) -> None:
             record = MonitorRecord(
                 id=m.id,
                 kind="tcp",
-                source="api",
+                source="config" if m.source == "config" else "api",
                 name=m.name,
-                module="tcp_slow",
-                target=f"127.0.0.1:{9000 + len(m.name)}",
-                interval=INTERVAL,
+                module=m.module,
+                target=m.target or f"127.0.0.1:{9000 + len(m.name)}",
+                interval=m.interval,
                 timeout=None,
                 status=m.status,
                 created_at=now - 86400,
                 updated_at=now - 86400,
+                labels=m.labels,
                 spec={"tags": m.tags} if m.tags else {},
             )
             insert_monitor(conn, record)
             count = len(m.statuses)
             for i, status in enumerate(m.statuses):
-                at = now - 30 - (count - 1 - i) * INTERVAL
+                at = now - 30 - (count - 1 - i) * m.interval
                 insert_result(conn, _result(m.id, status, at, i))
         conn.execute("COMMIT")
     finally:

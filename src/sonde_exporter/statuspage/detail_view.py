@@ -41,7 +41,7 @@ def _periods(d: Detail, now: float) -> str:
         f'<time datetime="{iso(p.start)}">{moment(p.start)}</time>, {p.checks} checks</li>'
         for p in reversed(runs[-PERIODS_LISTED:])
     )
-    return f'{timeline(runs)}<ol class="periods" reversed>{items}</ol>'
+    return f'{timeline(runs)}<ul class="periods">{items}</ul>'
 
 
 def _cell(label: str, value: str, cls: str = "") -> str:
@@ -81,7 +81,7 @@ def _results(d: Detail, paging: Paging, public: bool) -> str:
 def _pager(d: Detail, paging: Paging) -> str:
     def link(offset: int, text: str, rel: str) -> str:
         query = urlencode({"limit": paging.limit, "offset": offset})
-        return f'<a rel="{rel}" href="?{query}">{text}</a>'
+        return f'<a rel="{rel}" href="?{escape(query)}">{text}</a>'
 
     links = []
     if paging.offset > 0:

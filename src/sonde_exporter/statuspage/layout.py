@@ -27,6 +27,7 @@ def page(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="color-scheme" content="light dark">'
+        '<link rel="icon" href="data:,">'  # no /favicon.ico request
         f"<title>{escape(title)}</title>"
         f'<link rel="stylesheet" href="{to_status}static/status.css?v={VERSION_TAG}">{js}'
         f'</head><body><header class="top">{home}<h1 class="title">{escape(title)}</h1>'

@@ -1,0 +1,343 @@
+"""The status page in a real headless Chromium against a running exporter and a seeded
+database: what a person sees at desktop and phone width, in light and dark, keyboard use,
+contrast, and no console errors or CSP violations."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from cdp import Browser
+from processes import Process
+from status_seed import CONFIG, MONITORS, seed
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+LABELS = {
+    "up": "Up",
+    "down": "Down",
+    "timeout": "Timeout",
+    "degraded": "Degraded",
+    "never": "Never checked",
+    "maintenance": "Maintenance",
+    "disabled": "Disabled",
+}
+"""What each state must read as on the page (seven distinct words)."""
+SIZES = [(1280, 800), (390, 844)]
+SCHEMES = ["light", "dark"]
+SPARK_POINTS = 24
+BY_NAME = {m.name: m for m in MONITORS}
+CHECKOUT = BY_NAME["checkout-api"]
+
+# Helpers evaluated in the page: colours as the browser computed them, WCAG contrast.
+JS = """
+const rgba = (c) => { const m = c.match(/[\\d.]+/g).map(Number); return m.length > 3 ? m : [...m, 1]; };
+const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+const contrast = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+const backgroundOf = (el) => { for (let e = el; e; e = e.parentElement) {
+  const c = rgba(getComputedStyle(e).backgroundColor); if (c[3] > 0) return c; } return [255, 255, 255, 1]; };
+const shown = (el) => el.checkVisibility();
+const names = () => [...document.querySelectorAll('li.monitor')].filter(shown).map((li) => li.querySelector('a.name').textContent);
+"""
+
+
+def _run(body: str) -> str:
+    return f"(() => {{ {JS} {body} }})()"
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+class Site:
+    def __init__(
+        self, work: Path, *flags: str, config: str = CONFIG, db_seeded: bool = True
+    ) -> None:
+        self.config = work / "config.yml"
+        self.config.write_text(config)
+        self.db = work / "sonde.db"
+        if db_seeded:
+            seed(self.db, time.time())
+        argv = [
+            sys.executable,
+            "-m",
+            "sonde_exporter",
+            "--config.file",
+            str(self.config),
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--storage.path",
+            str(self.db),
+            "--monitors.scheduler",
+            "off",
+            *flags,
+        ]
+        self.process = Process("sonde-exporter", argv, work)
+        self.url = f"http://127.0.0.1:{self.process.wait_listening()}"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    site = Site(tmp_path_factory.mktemp("site"))
+    yield site
+    site.process.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Browser]:
+    browser = Browser(tmp_path_factory.mktemp("browser"))
+    await browser.connect()
+    yield browser
+    await browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+async def test_each_state_has_its_own_label_and_a_readable_colour(
+    site: Site, browser: Browser, scheme: str
+) -> None:
+    browser.events.clear()
+    await browser.viewport(1280, 800, scheme)
+    await browser.open(f"{site.url}/status")
+    seen = await browser.evaluate(
+        _run("""
+        const page = rgba(getComputedStyle(document.body).backgroundColor);
+        const rows = [...document.querySelectorAll('li.monitor')].map((li) => {
+          const badge = li.querySelector('.badge');
+          const colour = rgba(getComputedStyle(badge).color);
+          return {name: li.querySelector('a.name').textContent, label: badge.textContent,
+                  colour: colour.join(','), contrast: contrast(colour, backgroundOf(badge))};
+        });
+        const chips = [...document.querySelectorAll('label.chip')].map((chip) => {
+          const colour = rgba(getComputedStyle(chip).color);
+          return {label: chip.querySelector('.label').textContent,
+                  contrast: contrast(colour, backgroundOf(chip))};
+        });
+        return {page: lum(page), rows, chips};
+        """)
+    )
+    # The emulated preference really switched the theme.
+    assert seen["page"] < 0.05 if scheme == "dark" else seen["page"] > 0.9
+    by_name = {row["name"]: row for row in seen["rows"]}
+    assert set(by_name) == set(BY_NAME)
+    for name, monitor in BY_NAME.items():
+        assert by_name[name]["label"] == LABELS[monitor.state], name
+    colours = {by_name[m.name]["colour"] for m in MONITORS}
+    assert len(colours) == len(LABELS), f"states share a colour: {colours}"
+    for row in seen["rows"] + seen["chips"]:
+        # WCAG AA for normal-size text.
+        assert row["contrast"] >= 4.5, row
+    assert browser.problems() == []
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize(("width", "height"), SIZES)
+@pytest.mark.parametrize("page", ["overview", "detail"])
+async def test_nothing_overflows_the_viewport(
+    site: Site, browser: Browser, shots: Path, page: str, width: int, height: int, scheme: str
+) -> None:
+    browser.events.clear()
+    await browser.viewport(width, height, scheme)
+    path = "/status" if page == "overview" else f"/status/{CHECKOUT.id}"
+    await browser.open(site.url + path)
+    png = await browser.screenshot()
+    (shots / f"{page}-{width}x{height}-{scheme}.png").write_bytes(png)
+    assert png_size(png) == (width, height)
+    wider = await browser.evaluate(
+        _run("""
+        const limit = document.documentElement.clientWidth;
+        const bad = [];
+        if (document.documentElement.scrollWidth > limit) bad.push('page ' + document.documentElement.scrollWidth);
+        for (const el of document.querySelectorAll('body *')) {
+          const box = el.getBoundingClientRect();
+          if (box.width === 0 && box.height === 0) continue;
+          if (box.right > limit + 0.5 || box.left < -0.5)
+            bad.push(`${el.tagName}.${el.getAttribute('class')} ${box.left}..${box.right}`);
+        }
+        return bad;
+        """)
+    )
+    assert wider == [], f"wider than {width}px: {wider[:5]}"
+    assert browser.problems() == []
+
+
+async def test_failed_monitors_come_first(site: Site, browser: Browser) -> None:
+    browser.events.clear()
+    await browser.viewport(1280, 800, "light")
+    await browser.open(f"{site.url}/status")
+    groups = await browser.evaluate(
+        _run("""return [...document.querySelectorAll('section.group')].map((g) => [
+          g.querySelector('h2').firstChild.textContent.trim(),
+          [...g.querySelectorAll('a.name')].map((a) => a.textContent)]);""")
+    )
+    order = [name for _, names in groups for name in names]
+    assert order.index("checkout-api") < order.index("homepage")
+    assert dict(groups)["shop"] == ["checkout-api", "search", "payments", "homepage"]
+    assert groups[0][0] == "shop"  # the group with a down monitor leads
+    assert groups[-1] == ["Untagged", ["new-monitor"]]
+    assert browser.problems() == []
+
+
+async def test_the_sparkline_has_one_point_per_result(site: Site, browser: Browser) -> None:
+    browser.events.clear()
+    await browser.open(f"{site.url}/status")
+    points = await browser.evaluate(
+        _run("""return Object.fromEntries([...document.querySelectorAll('li.monitor')].map((li) =>
+          [li.querySelector('a.name').textContent, li.querySelectorAll('svg.spark circle').length]));""")
+    )
+    for monitor in MONITORS:
+        assert points[monitor.name] == min(len(monitor.statuses), SPARK_POINTS), monitor.name
+    assert browser.problems() == []
+
+
+async def test_the_filter_works_without_javascript(site: Site, browser: Browser) -> None:
+    browser.events.clear()
+    await browser.send("Emulation.setScriptExecutionDisabled", value=True)
+    try:
+        for query, expected in [
+            ("state=down", {"checkout-api"}),
+            ("q=pay", {"payments"}),
+            ("state=up&state=maintenance", {"homepage", "db-primary"}),
+            ("q=shop&state=timeout", {"search"}),
+            ("q=nothing-like-this", set()),
+        ]:
+            await browser.open(f"{site.url}/status?{query}")
+            assert set(await browser.evaluate(_run("return names();"))) == expected, query
+        # The form itself: type into the box and press Enter.
+        await browser.open(f"{site.url}/status")
+        await browser.evaluate("document.getElementById('q').focus()")
+        await browser.type_text("search")
+        await browser.press("Enter", "Enter", 13, "\r")
+        await _wait_url(browser, "q=search")
+        assert set(await browser.evaluate(_run("return names();"))) == {"search"}
+    finally:
+        await browser.send("Emulation.setScriptExecutionDisabled", value=False)
+    assert browser.problems() == []
+
+
+async def _wait_url(browser: Browser, part: str) -> None:
+    for _ in range(200):
+        ready = await browser.evaluate(
+            f"location.search.includes({part!r}) && document.readyState === 'complete'"
+        )
+        if ready:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the page never loaded a URL with {part}")
+
+
+async def test_the_filter_script_narrows_as_you_type(site: Site, browser: Browser) -> None:
+    browser.events.clear()
+    await browser.open(f"{site.url}/status")
+    await browser.evaluate("document.getElementById('q').focus()")
+    await browser.type_text("db")
+    assert set(await browser.evaluate(_run("return names();"))) == {"db-primary"}
+    assert await browser.evaluate("document.getElementById('shown').textContent") == "1"
+    assert await browser.evaluate("location.search") == "?q=db"
+    await browser.evaluate("document.getElementById('q').select()")
+    await browser.press("Backspace", "Backspace", 8)
+    await browser.evaluate("document.querySelector('input[value=down]').focus()")
+    await browser.press(" ", "Space", 32, " ")
+    assert set(await browser.evaluate(_run("return names();"))) == {"checkout-api"}
+    assert await browser.evaluate("location.search") == "?state=down"
+    assert browser.problems() == []
+
+
+async def test_the_filters_are_reachable_with_the_tab_key(site: Site, browser: Browser) -> None:
+    browser.events.clear()
+    await browser.open(f"{site.url}/status")
+    reached = []
+    for _ in range(12):
+        await browser.press("Tab", "Tab", 9)
+        reached.append(
+            await browser.evaluate(
+                "(() => { const e = document.activeElement;"
+                " return [e.tagName, e.name || e.textContent.trim(), e.value || '',"
+                " getComputedStyle(e).outlineStyle]; })()"
+            )
+        )
+    controls = [(tag, name, value) for tag, name, value, _ in reached]
+    assert ("INPUT", "q", "") in controls
+    assert ("BUTTON", "Filter", "") in controls
+    for state in LABELS:
+        assert ("INPUT", "state", state) in controls, state
+    # Each filter control shows where the focus is.
+    assert all(outline != "none" for tag, _, _, outline in reached if tag in ("INPUT", "BUTTON"))
+    assert browser.problems() == []
+
+
+async def test_landmarks_and_labels(site: Site, browser: Browser) -> None:
+    browser.events.clear()
+    for path in ("/status", f"/status/{CHECKOUT.id}"):
+        await browser.open(site.url + path)
+        found = await browser.evaluate(
+            _run("""
+            const unlabelled = [...document.querySelectorAll('input, select, textarea')]
+              .filter((i) => i.labels.length === 0 && !i.getAttribute('aria-label'));
+            const dangling = [...document.querySelectorAll('[aria-labelledby]')]
+              .filter((e) => !document.getElementById(e.getAttribute('aria-labelledby')));
+            return {lang: document.documentElement.lang, main: document.querySelectorAll('main').length,
+              banner: document.querySelectorAll('body > header').length,
+              h1: document.querySelectorAll('h1').length,
+              unlabelled: unlabelled.length, dangling: dangling.length,
+              images: [...document.querySelectorAll('svg')].filter((s) => !s.getAttribute('aria-label')).length,
+              search: document.querySelectorAll('form[role=search]').length,
+              headers: [...document.querySelectorAll('th')].filter((th) => th.scope !== 'col').length,
+              captions: [...document.querySelectorAll('table.results')].filter((t) => !t.caption).length};
+            """)
+        )
+        assert found["lang"] == "en" and found["main"] == 1 and found["banner"] == 1, found
+        assert found["h1"] == 1 and found["unlabelled"] == 0 and found["dangling"] == 0, found
+        assert found["images"] == 0 and found["headers"] == 0 and found["captions"] == 0, found
+        assert found["search"] == (1 if path == "/status" else 0), found
+    assert browser.problems() == []
+
+
+async def test_the_detail_page_shows_the_history(site: Site, browser: Browser) -> None:
+    browser.events.clear()
+    await browser.viewport(1280, 800, "light")
+    await browser.open(f"{site.url}/status/{CHECKOUT.id}")
+    seen = await browser.evaluate(
+        _run("""
+        const line = (cls) => document.querySelector(`svg.chart line.thr.${cls}`);
+        return {points: document.querySelectorAll('svg.chart circle').length,
+          degradedY: +line('degraded').getAttribute('y1'), maxY: +line('down').getAttribute('y1'),
+          labels: [...document.querySelectorAll('svg.chart .thr-label')].map((t) => t.textContent),
+          bands: [...document.querySelectorAll('svg.timeline rect')].map((r) => r.getAttribute('class')),
+          rows: document.querySelectorAll('table.results tbody tr').length,
+          attempts: document.querySelector('table.results tbody tr td:nth-child(4)').textContent,
+          reason: document.querySelector('table.results tbody tr td:nth-child(6)').textContent,
+          hops: [...document.querySelectorAll('table.hops tbody tr')].map((r) => r.cells[1].textContent),
+          older: !!document.querySelector('a[rel=next]')};
+        """)
+    )
+    assert seen["points"] == len(CHECKOUT.statuses)
+    assert seen["labels"] == ["degraded 200 ms", "max 500 ms"]
+    assert seen["degradedY"] > seen["maxY"]  # 200 ms is drawn below 500 ms
+    assert seen["bands"] == ["band up", "band down"]
+    assert seen["rows"] == 30 and seen["attempts"] == "3" and seen["reason"] == "connect_refused"
+    assert seen["hops"] == ["127.0.0.2", "*", "*"]
+    assert not seen["older"]
+    await browser.open(f"{site.url}/status/{CHECKOUT.id}?limit=10&offset=10")
+    paged = await browser.evaluate(
+        _run("""return {rows: document.querySelectorAll('table.results tbody tr').length,
+          caption: document.querySelector('table.results caption').textContent,
+          links: [...document.querySelectorAll('nav.pager a')].map((a) => a.getAttribute('href'))};""")
+    )
+    assert paged["rows"] == 10
+    assert paged["caption"].startswith("Results 11\u201320 of 30")
+    assert paged["links"] == ["?limit=10&offset=0", "?limit=10&offset=20"]
+    assert browser.problems() == []
