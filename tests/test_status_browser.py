@@ -15,7 +15,10 @@ import pytest
 import pytest_asyncio
 from cdp import Browser
 from processes import Process
-from status_seed import CONFIG, MONITORS, seed
+from status_seed import CONFIG, MONITORS, Seeded, seed
+
+from sonde_exporter.config import load_config
+from sonde_exporter.monitors.identity import config_monitor_id
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -29,6 +32,7 @@ LABELS = {
     "disabled": "Disabled",
 }
 """What each state must read as on the page (seven distinct words)."""
+ROOT = Path(__file__).parent.parent
 SIZES = [(1280, 800), (390, 844)]
 SCHEMES = ["light", "dark"]
 SPARK_POINTS = 24
@@ -59,27 +63,15 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 class Site:
-    def __init__(
-        self, work: Path, *flags: str, config: str = CONFIG, db_seeded: bool = True
-    ) -> None:
-        self.config = work / "config.yml"
-        self.config.write_text(config)
+    """A running exporter (scheduler off: nothing is probed) over a seeded database."""
+
+    def __init__(self, work: Path, config: Path, monitors: list[Seeded] = MONITORS) -> None:
         self.db = work / "sonde.db"
-        if db_seeded:
-            seed(self.db, time.time())
+        seed(self.db, time.time(), monitors)
         argv = [
-            sys.executable,
-            "-m",
-            "sonde_exporter",
-            "--config.file",
-            str(self.config),
-            "--web.listen-address",
-            "127.0.0.1:0",
-            "--storage.path",
-            str(self.db),
-            "--monitors.scheduler",
-            "off",
-            *flags,
+            *(sys.executable, "-m", "sonde_exporter", "--config.file", str(config)),
+            *("--web.listen-address", "127.0.0.1:0", "--storage.path", str(self.db)),
+            *("--monitors.scheduler", "off"),
         ]
         self.process = Process("sonde-exporter", argv, work)
         self.url = f"http://127.0.0.1:{self.process.wait_listening()}"
@@ -87,7 +79,10 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    site = Site(tmp_path_factory.mktemp("site"))
+    work = tmp_path_factory.mktemp("site")
+    config = work / "config.yml"
+    config.write_text(CONFIG)
+    site = Site(work, config)
     yield site
     site.process.stop()
 
@@ -196,7 +191,7 @@ async def test_the_sparkline_has_one_point_per_result(site: Site, browser: Brows
     await browser.open(f"{site.url}/status")
     points = await browser.evaluate(
         _run("""return Object.fromEntries([...document.querySelectorAll('li.monitor')].map((li) =>
-          [li.querySelector('a.name').textContent, li.querySelectorAll('svg.spark circle').length]));""")
+          [li.querySelector('a.name').textContent, [...li.querySelectorAll('svg.spark path.dots')].reduce((n, p) => n + p.getAttribute('d').split('M').length - 1, 0)]));""")
     )
     for monitor in MONITORS:
         assert points[monitor.name] == min(len(monitor.statuses), SPARK_POINTS), monitor.name
@@ -340,4 +335,43 @@ async def test_the_detail_page_shows_the_history(site: Site, browser: Browser) -
     assert paged["rows"] == 10
     assert paged["caption"].startswith("Results 11\u201320 of 30")
     assert paged["links"] == ["?limit=10&offset=0", "?limit=10&offset=20"]
+    assert browser.problems() == []
+
+
+async def test_the_readme_screenshot_of_the_shipped_config(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """docs/status.png: /status with the monitors of config.yml, each with a day of history
+    (a short outage in it), taken afresh by every run."""
+    config_file = ROOT / "config.yml"
+    config = load_config(config_file)
+    assert config.monitors, "config.yml ships no monitor to show"
+    history = ["up"] * 30 + ["down"] * 3 + ["up"] * 15
+    monitors = [
+        Seeded(
+            m.name,
+            "up",
+            history,
+            monitor_id=config_monitor_id(config.modules[m.module].prober, m.name),
+            source="config",
+            module=m.module,
+            target=m.target,
+            labels=dict(m.labels),
+            interval=m.interval,
+            status=m.status,
+        )
+        for m in config.monitors
+    ]
+    site = Site(tmp_path_factory.mktemp("readme"), config_file, monitors)
+    try:
+        browser.events.clear()
+        await browser.viewport(1280, 800, "light")
+        await browser.open(f"{site.url}/status")
+        shown = await browser.evaluate(_run("return names();"))
+        assert sorted(shown) == sorted(m.name for m in config.monitors)
+        png = await browser.screenshot()
+    finally:
+        site.process.stop()
+    assert png_size(png) == (1280, 800)
+    (ROOT / "docs" / "status.png").write_bytes(png)
     assert browser.problems() == []

@@ -3,6 +3,7 @@ what public mode leaves out, uptime from the roll-ups, and queries that use the 
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -17,8 +18,13 @@ from sonde_exporter.cli import parse_args
 from sonde_exporter.exporter import Exporter
 from sonde_exporter.monitors.options import MonitorOptions
 from sonde_exporter.server import create_app
+from sonde_exporter.statuspage.detail import Paging, load_detail
+from sonde_exporter.statuspage.overview import load_rows
+from sonde_exporter.statuspage.recent import RecentChecks
 from sonde_exporter.statuspage.routes import CSP, PUBLIC_ROUTES
-from sonde_exporter.storage import status_rows
+from sonde_exporter.statuspage.uptime import Settled
+from sonde_exporter.storage import ResultRecord, monitor_rows, result_rows
+from sonde_exporter.storage.status_rows import window_sums
 
 BY_NAME = {m.name: m for m in MONITORS}
 CHECKOUT = BY_NAME["checkout-api"]
@@ -30,11 +36,12 @@ Start = Callable[..., Awaitable[Client]]
 @pytest.fixture
 async def start(aiohttp_client, tmp_path: Path) -> Start:  # type: ignore[no-untyped-def]
     """An exporter over a freshly seeded database, its scheduler off (nothing is probed)."""
+    runs = itertools.count()
 
     async def run(*, public: bool = False, monitors: list[Seeded] = MONITORS) -> Client:
         config = tmp_path / "config.yml"
         config.write_text(CONFIG)
-        db = tmp_path / f"sonde{len(list(tmp_path.glob('*.db')))}.db"
+        db = tmp_path / f"sonde{next(runs)}.db"
         seed(db, time.time(), monitors)
         options = MonitorOptions(storage_path=str(db), scheduler=False)
         exporter = Exporter.from_file(config, monitors=options)
@@ -150,24 +157,73 @@ async def test_uptime_comes_from_the_hourly_rollups(start: Start) -> None:
     assert "7d</abbr> 33.33%" in text and "30d</abbr> 33.33%" in text
 
 
-def test_status_queries_use_the_index_or_the_rollups(tmp_path: Path) -> None:
+def test_no_query_reads_a_whole_history(tmp_path: Path) -> None:
+    """Every statement both pages run, as SQLite plans it: results only through
+    results_by_monitor, roll-ups by primary key except the one hourly pass (window_sums)."""
     db = tmp_path / "plan.db"
-    seed(db, time.time())
+    now = time.time()
+    seed(db, now)
     conn = sqlite3.connect(db)
-    plans = {
-        "recent": (status_rows._RECENT, (1, 24)),
-        "traceroute": (
-            "SELECT seq FROM (SELECT seq, details FROM results WHERE monitor_key = ? "
-            "ORDER BY seq DESC LIMIT ?) WHERE details LIKE ?",
-            (1, 10, "%x%"),
-        ),
-    }
-    for name, (sql, args) in plans.items():
-        plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args))
-        assert "results_by_monitor" in plan and "SCAN results" not in plan, (name, plan)
+    records = monitor_rows.all_monitors(conn)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    settled = Settled(int(now // 3600), window_sums(conn, int(now // 3600), before=0))
+    hourly = statements.pop()
+    recent = RecentChecks(24)
+    expected = {r.monitor_id: r.checked_at for r in result_rows.latest_results(conn).values()}
+    statements.clear()
+    for _ in range(2):  # the first reads every monitor, the second only what is new
+        assert load_rows(conn, records, settled, recent, expected)
+    assert load_detail(conn, records[1], Paging(10, 5), now) is not None
+    conn.set_trace_callback(None)
+    plans = {}
+    for sql in dict.fromkeys(s for s in statements if s not in ("BEGIN", "COMMIT")):
+        plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        plans[sql] = plan
+        assert "SCAN results" not in plan and "SCAN r " not in plan, (sql, plan)
+        assert "SCAN rollups" not in plan, (sql, plan)
+    assert any("results_by_monitor" in p for p in plans.values())
+    assert any("rollups" in sql and "PRIMARY KEY" in p for sql, p in plans.items())
+    # The hourly pass reads the roll-ups of the last 30 days, and no result.
+    plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {hourly}"))
+    assert "results" not in plan, plan
     conn.close()
 
 
 def test_the_public_flag() -> None:
     assert parse_args([]).public_status is False
     assert parse_args(["--web.status-page.public"]).public_status is True
+
+
+def test_recent_checks_follow_new_and_deleted_results(tmp_path: Path) -> None:
+    db = tmp_path / "recent.db"
+    now = time.time()
+    seed(db, now)
+    conn = sqlite3.connect(db, isolation_level=None)
+    keys = {str(i): int(k) for i, k in conn.execute("SELECT id, key FROM monitors")}
+    checkout, homepage = keys[CHECKOUT.id], keys[BY_NAME["homepage"].id]
+
+    def expected() -> dict[str, float]:
+        return {r.monitor_id: r.checked_at for r in result_rows.latest_results(conn).values()}
+
+    recent = RecentChecks(24)
+    checks = recent.read(conn, keys, expected())
+    assert len(checks[checkout]) == 24 and checks[checkout][-1].status == "down"
+    result_rows.insert_result(conn, ResultRecord(CHECKOUT.id, now, "up", 0.01, None, None))
+    checks = recent.read(conn, keys, expected())
+    assert len(checks[checkout]) == 24
+    assert (checks[checkout][-1].status, checks[checkout][-2].status) == ("up", "down")
+    # The newest results of one monitor deleted: it disagrees with the engine, so it is read
+    # again, and only it.
+    conn.execute(
+        "DELETE FROM results WHERE seq IN "
+        "(SELECT seq FROM results WHERE monitor_key = ? ORDER BY seq DESC LIMIT 3)",
+        (homepage,),
+    )
+    checks = recent.read(conn, keys, expected())
+    newest = conn.execute(
+        "SELECT checked_at FROM results WHERE monitor_key = ? ORDER BY seq DESC", (homepage,)
+    ).fetchall()
+    assert len(newest) == len(checks[homepage]) == 12 - 3
+    assert [c.checked_at for c in reversed(checks[homepage])] == [at for (at,) in newest]
+    conn.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..storage import MonitorRecord, ResultRecord
 from ..storage.result_rows import results_page
-from ..storage.status_rows import NO_UPTIME, Uptime, latest_details, recent_results, uptime_of
+from ..storage.status_rows import Check, latest_details, monitor_sums, ratios, recent_checks
 from .states import State, monitor_state
 
 CHART_POINTS = 200
@@ -61,9 +61,9 @@ class Detail:
     results: list[ResultRecord]
     """The page asked for, newest first."""
     total: int
-    recent: list[ResultRecord]
+    recent: list[Check]
     """Newest first, at most CHART_POINTS."""
-    uptime: Uptime
+    uptime: tuple[float | None, ...]
     trace: Trace | None
 
 
@@ -76,7 +76,7 @@ def load_detail(
     if row is None or page is None:
         return None
     key = int(row[0])
-    recent = recent_results(conn, record.id, key, CHART_POINTS)
+    recent = recent_checks(conn, key, CHART_POINTS)
     found = latest_details(conn, key, "traceroute", TRACE_WITHIN)
     return Detail(
         record=record,
@@ -84,6 +84,6 @@ def load_detail(
         results=page[0],
         total=page[1],
         recent=recent,
-        uptime=uptime_of(conn, key, now) if recent else NO_UPTIME,
+        uptime=ratios(monitor_sums(conn, key, now)),
         trace=None if found is None else Trace(*found),
     )

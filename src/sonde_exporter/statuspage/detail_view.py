@@ -26,7 +26,7 @@ def _facts(d: Detail, public: bool) -> str:
         facts.extend((f"Label {k}", v) for k, v in sorted(r.labels.items()))
     facts.extend(
         (f"Uptime {name}", percent(v))
-        for name, v in zip(("24 h", "7 d", "30 d"), d.uptime.ratios, strict=True)
+        for name, v in zip(("24 h", "7 d", "30 d"), d.uptime, strict=True)
     )
     items = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in facts)
     return f'<dl class="facts">{items}</dl>'

@@ -8,9 +8,11 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..storage import MonitorRecord, ResultRecord
-from ..storage.status_rows import NO_UPTIME, Uptime, monitor_keys, recent_results, uptimes
+from ..storage import MonitorRecord
+from ..storage.status_rows import Check, monitor_keys, ratios
+from .recent import RecentChecks
 from .states import BY_KEY, STATES, State, monitor_state
+from .uptime import NO_CHECKS, Settled
 
 SPARK_POINTS = 24
 """Results per sparkline: one point each."""
@@ -22,13 +24,13 @@ UNTAGGED = "Untagged"
 class Row:
     record: MonitorRecord
     state: State
-    recent: list[ResultRecord]
+    recent: list[Check]
     """Newest first, at most SPARK_POINTS."""
-    uptime: Uptime
+    uptime: tuple[float | None, ...]
     tags: tuple[str, ...]
 
     @property
-    def last(self) -> ResultRecord | None:
+    def last(self) -> Check | None:
         return self.recent[0] if self.recent else None
 
     def search_text(self) -> str:
@@ -45,24 +47,28 @@ def tags_of(record: MonitorRecord) -> tuple[str, ...]:
     return tuple(f"{name}: {value}" for name, value in sorted(record.labels.items()))
 
 
-def load_rows(conn: sqlite3.Connection, records: Sequence[MonitorRecord], now: float) -> list[Row]:
-    """In the reader thread: one roll-up pass, then one bounded index seek per monitor."""
-    keys = monitor_keys(conn)
-    uptime = uptimes(conn, now)
+def load_rows(
+    conn: sqlite3.Connection,
+    records: Sequence[MonitorRecord],
+    settled: Settled,
+    recent: RecentChecks,
+    expected: Mapping[str, float],
+) -> list[Row]:
+    """In the reader thread, from one snapshot: uptime sums and the newest checks."""
+    conn.execute("BEGIN")
+    try:
+        keys = monitor_keys(conn)
+        sums = settled.with_recent(conn)
+        checks = recent.read(conn, keys, expected)
+    finally:
+        conn.execute("COMMIT")
     rows = []
     for record in records:
         key = keys.get(record.id)
-        recent = [] if key is None else recent_results(conn, record.id, key, SPARK_POINTS)
-        state = monitor_state(record, recent[0] if recent else None)
-        rows.append(
-            Row(
-                record,
-                state,
-                recent,
-                uptime.get(key, NO_UPTIME) if key else NO_UPTIME,
-                tags_of(record),
-            )
-        )
+        newest_first = list(reversed(checks.get(key, ()))) if key is not None else []
+        state = monitor_state(record, newest_first[0] if newest_first else None)
+        uptime = ratios(sums.get(key, NO_CHECKS) if key is not None else NO_CHECKS)
+        rows.append(Row(record, state, newest_first, uptime, tags_of(record)))
     return rows
 
 

@@ -43,7 +43,7 @@ def _row(row: Row, shown: bool) -> str:
     )
     uptime = "".join(
         f'<span><abbr title="uptime over {title}">{name}</abbr> {percent(v)}</span>'
-        for (name, title), v in zip(WINDOWS, row.uptime.ratios, strict=True)
+        for (name, title), v in zip(WINDOWS, row.uptime, strict=True)
     )
     return (
         f'<li class="monitor" data-state="{row.state.key}" '

@@ -14,9 +14,11 @@ from ..storage import StorageUnavailable
 from .detail import PageError, load_detail, parse_paging
 from .detail_view import render_detail
 from .layout import page
-from .overview import FilterError, load_rows, parse_filter
+from .overview import SPARK_POINTS, FilterError, load_rows, parse_filter
 from .overview_view import render_overview
+from .recent import RecentChecks
 from .svg import Threshold
+from .uptime import UptimeCache
 
 CSP = (
     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
@@ -27,6 +29,8 @@ STATUS_PUBLIC = web.AppKey("status_public", bool)
 PUBLIC_ROUTES = web.AppKey("public_routes", frozenset[str])
 """Canonical routes that need no credentials: the web security middleware skips basic auth
 for them (the rate limit and TLS still apply). Empty unless --web.status-page.public."""
+UPTIME = web.AppKey("status_uptime", UptimeCache)
+RECENT = web.AppKey("status_recent", RecentChecks)
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_TYPES = {"status.css": "text/css", "status.js": "text/javascript"}
 ROUTES = ("/status", "/status/{id}", "/status/static/{name}")
@@ -59,9 +63,14 @@ async def status_overview(request: web.Request) -> web.Response:
     except FilterError as exc:
         return _refusal(400, str(exc))
     records = list(engine.records.values())
+    expected = {i: s.last.checked_at for i, s in engine.states.items() if s.last is not None}
+    recent = request.app[RECENT]
     now = time.time()
     try:
-        rows = await engine.database.query(lambda conn: load_rows(conn, records, now))
+        settled = await request.app[UPTIME].current(now)
+        rows = await engine.database.query(
+            lambda conn: load_rows(conn, records, settled, recent, expected)
+        )
     except StorageUnavailable as exc:
         return _refusal(503, f"monitors unavailable: {exc}")
     return _html(render_overview(rows, wanted, public=request.app[STATUS_PUBLIC], now=now))
@@ -118,7 +127,20 @@ async def status_static(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, *, public: bool) -> None:
     """Serve the status page; `public` makes it the reduced view that needs no credentials."""
     app[STATUS_PUBLIC] = public
+    app[UPTIME] = cache = UptimeCache(app[ENGINE].database)
+    app[RECENT] = RecentChecks(SPARK_POINTS)
     app[PUBLIC_ROUTES] = frozenset(ROUTES) if public else frozenset()
     app.router.add_get("/status", status_overview)
     app.router.add_get("/status/static/{name}", status_static)
     app.router.add_get("/status/{id}", status_detail)
+
+    async def warm(_: web.Application) -> None:
+        """After the engine opened the database: the first /status need not wait."""
+        if app[ENGINE].ready:
+            cache.refresh_soon(time.time())
+
+    async def stop(_: web.Application) -> None:
+        await cache.close()
+
+    app.on_startup.append(warm)
+    app.on_cleanup.insert(0, stop)  # before the engine closes the database

@@ -4,8 +4,9 @@ order that puts failures first."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-from ..storage import MonitorRecord, ResultRecord
+from ..storage import MonitorRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +31,24 @@ BY_KEY = {s.key: s for s in STATES}
 FAILED = frozenset({DOWN, TIMEOUT})
 
 
-def result_state(result: ResultRecord) -> State:
+class Outcome(Protocol):
+    """A check's outcome: a stored result or the lighter status_rows.Check."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def degraded(self) -> int: ...
+
+
+def result_state(result: Outcome) -> State:
     """What one check said (the colour of its point on a sparkline, its row in a table)."""
     if result.status == "up":
         return DEGRADED if result.degraded else UP
     return DOWN if result.status == "down" else TIMEOUT
 
 
-def monitor_state(record: MonitorRecord, last: ResultRecord | None) -> State:
+def monitor_state(record: MonitorRecord, last: Outcome | None) -> State:
     """Maintenance and disabled say more than the last result (which may predate them)."""
     if record.status == "disabled":
         return DISABLED

@@ -7,41 +7,56 @@ stylesheet by state class.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from ..storage import ResultRecord
+from ..storage.status_rows import Check
 from .states import State, result_state
 from .text import clock, milliseconds
 
 
-def _scale(results: Sequence[ResultRecord], *floors: float | None) -> float:
+def _scale(results: Sequence[Check], *floors: float | None) -> float:
     times = [r.response_time for r in results if r.response_time is not None]
     return max([*times, *(f for f in floors if f is not None), 1e-6]) * 1.1
 
 
-def sparkline(newest_first: Sequence[ResultRecord], width: int = 120, height: int = 28) -> str:
-    """One point per result (oldest on the left); a failed check sits on the baseline."""
-    results = list(reversed(newest_first))
-    if not results:
+@functools.cache
+def _spark_xs(count: int, width: int) -> tuple[int, ...]:
+    step = (width - 6) / max(count - 1, 1)
+    return tuple(round(3 + i * step) for i in range(count))
+
+
+def sparkline(newest_first: Sequence[Check], width: int = 120, height: int = 28) -> str:
+    """One dot per result (oldest on the left), a failed check on the baseline.
+
+    /status draws a thousand of these, so they are cheap to write and to send: whole-pixel
+    coordinates, and the dots as zero-length path segments with round caps, one path per
+    state, rather than an element per dot.
+    """
+    if not newest_first:
         return ""
-    top = _scale(results)
-    step = (width - 6) / max(len(results) - 1, 1)
-    points = []
+    results = newest_first[::-1]
+    scale = (height - 6) / _scale(results)
+    baseline = height - 3
     line = []
-    for i, result in enumerate(results):
-        x = 3 + i * step
-        value = result.response_time or 0.0
-        y = height - 3 - (height - 6) * value / top
-        if result.response_time is not None:
-            line.append(f"{x:.1f},{y:.1f}")
-        points.append(f'<circle class="pt {result_state(result).key}" cx="{x:.1f}" cy="{y:.1f}"/>')
-    label = f"{len(results)} recent results"
+    dots: dict[str, list[str]] = {}
+    for x, (_, status, response_time, degraded) in zip(
+        _spark_xs(len(results), width), results, strict=True
+    ):
+        if response_time is None:
+            y = baseline
+        else:
+            y = round(baseline - response_time * scale)
+            line.append(f"{x},{y}")
+        key = status if status != "up" else "degraded" if degraded else "up"
+        dots.setdefault(key, []).append(f"M{x} {y}h0")
+    paths = "".join(f'<path class="dots {key}" d="{"".join(d)}"/>' for key, d in dots.items())
     return (
         f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{label}"><polyline points="{" ".join(line)}"/>'
-        f"{''.join(points)}</svg>"
+        f'role="img" aria-label="{len(results)} recent results">'
+        f'<polyline points="{" ".join(line)}"/>{paths}</svg>'
     )
 
 
@@ -52,7 +67,7 @@ class Threshold:
     seconds: float
 
 
-def chart(oldest_first: Sequence[ResultRecord], thresholds: Sequence[Threshold], now: float) -> str:
+def chart(oldest_first: Sequence[Check], thresholds: Sequence[Threshold], now: float) -> str:
     """Response time over the results shown, with the module's thresholds as dashed lines."""
     width, height, left, bottom, top_pad = 640, 220, 56, 22, 8
     if not oldest_first:
@@ -112,7 +127,7 @@ class Period:
     checks: int
 
 
-def periods(oldest_first: Sequence[ResultRecord], now: float) -> list[Period]:
+def periods(oldest_first: Sequence[Check], now: float) -> list[Period]:
     """Runs of consecutive results in the same state; each lasts until the next one starts."""
     runs: list[Period] = []
     for r in oldest_first:

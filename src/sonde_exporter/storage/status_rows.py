@@ -1,36 +1,33 @@
-"""What the status page reads: recent results per monitor and uptime from the roll-ups.
+"""What the status page reads: recent checks per monitor and uptime from the roll-ups.
 
 Every query is bounded: results are read newest first through results_by_monitor with a
-LIMIT, uptime comes from the hourly roll-ups; none reads a monitor's whole history.
+LIMIT, uptime comes from the hourly roll-ups (by primary key per monitor, or one pass over the
+roll-ups of the last 30 days for every monitor); none reads a monitor's whole history.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from .records import ResultRecord
 from .result_rows import HOUR
 
 UPTIME_WINDOWS = (24, 7 * 24, 30 * 24)
 """Hours of the uptime columns: 24 h, 7 d and 30 d (the current hour counts as one)."""
 
-_RECENT = (
-    "SELECT seq, checked_at, status, response_time, reason, error, attempts, degraded "
-    "FROM results WHERE monitor_key = ? ORDER BY seq DESC LIMIT ?"
-)
+Sums = tuple[int, ...]
+"""Checks and checks up, per window of UPTIME_WINDOWS: (checks, up, checks, up, checks, up)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Uptime:
-    """Checks up / checks, per window of UPTIME_WINDOWS; None where there was no check."""
+class Check(NamedTuple):
+    """The part of a result a sparkline, chart or timeline draws."""
 
-    ratios: tuple[float | None, ...]
-
-
-NO_UPTIME = Uptime(tuple(None for _ in UPTIME_WINDOWS))
+    checked_at: float
+    status: str
+    response_time: float | None
+    degraded: int
+    """0 or 1, as stored."""
 
 
 def monitor_keys(conn: sqlite3.Connection) -> dict[str, int]:
@@ -38,60 +35,77 @@ def monitor_keys(conn: sqlite3.Connection) -> dict[str, int]:
     return {str(i): int(k) for i, k in conn.execute("SELECT id, key FROM monitors")}
 
 
-def recent_results(
-    conn: sqlite3.Connection, monitor_id: str, key: int, limit: int
-) -> list[ResultRecord]:
-    """The newest `limit` results of one monitor, newest first, without their details."""
-    return [
-        ResultRecord(
-            seq=int(seq),
-            monitor_id=monitor_id,
-            checked_at=float(checked_at),
-            status=status,
-            response_time=None if response_time is None else float(response_time),
-            reason=reason,
-            error=error,
-            attempts=int(attempts),
-            degraded=bool(degraded),
-        )
-        for seq, checked_at, status, response_time, reason, error, attempts, degraded in (
-            conn.execute(_RECENT, (key, limit))
-        )
-    ]
-
-
-def _window_sums(since: list[int]) -> str:
-    return ", ".join(
-        f"sum(CASE WHEN hour >= {int(h)} THEN checks ELSE 0 END), "
-        f"sum(CASE WHEN hour >= {int(h)} THEN up ELSE 0 END)"
-        for h in since
-    )
-
-
-def _uptime(row: tuple[Any, ...]) -> Uptime:
-    pairs = zip(row[0::2], row[1::2], strict=True)
-    return Uptime(tuple(up / checks if checks else None for checks, up in pairs))
-
-
-def uptimes(conn: sqlite3.Connection, now: float) -> dict[int, Uptime]:
-    """Every monitor's uptime by row key, in one pass over the last 30 days of roll-ups."""
-    since = [int(now // HOUR) - hours + 1 for hours in UPTIME_WINDOWS]
+def recent_checks(conn: sqlite3.Connection, key: int, limit: int) -> list[Check]:
+    """The newest `limit` checks of one monitor, newest first (one index range)."""
     rows = conn.execute(
-        f"SELECT monitor_key, {_window_sums(since)} FROM rollups WHERE hour >= ? "
-        "GROUP BY monitor_key",
-        (min(since),),
+        "SELECT checked_at, status, response_time, degraded FROM results "
+        "WHERE monitor_key = ? ORDER BY seq DESC LIMIT ?",
+        (key, limit),
     )
-    return {int(row[0]): _uptime(row[1:]) for row in rows}
+    return list(map(Check._make, rows))
 
 
-def uptime_of(conn: sqlite3.Connection, key: int, now: float) -> Uptime:
-    """One monitor's uptime (at most 720 roll-up rows, by primary key)."""
-    since = [int(now // HOUR) - hours + 1 for hours in UPTIME_WINDOWS]
+def max_seq(conn: sqlite3.Connection) -> int:
+    """The newest result's row number (0 without results)."""
+    return int(conn.execute("SELECT coalesce(max(seq), 0) FROM results").fetchone()[0])
+
+
+def checks_since(conn: sqlite3.Connection, after: int, limit: int) -> list[tuple[int, Check]]:
+    """Results written after row `after`, oldest first, with their monitor's key: a range of
+    the primary key, so only the new rows are read."""
+    rows = conn.execute(
+        "SELECT monitor_key, checked_at, status, response_time, degraded FROM results "
+        "WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after, limit),
+    )
+    return [(key, Check(at, status, rt, degraded)) for key, at, status, rt, degraded in rows]
+
+
+def _window_sums(hour: int) -> str:
+    return ", ".join(
+        f"total(CASE WHEN hour >= {hour - hours + 1} THEN checks END), "
+        f"total(CASE WHEN hour >= {hour - hours + 1} THEN up END)"
+        for hours in UPTIME_WINDOWS
+    )
+
+
+def ratios(sums: Sums) -> tuple[float | None, ...]:
+    """Up / checks per window; None where there was no check."""
+    return tuple(
+        up / checks if checks else None for checks, up in zip(sums[::2], sums[1::2], strict=True)
+    )
+
+
+def window_sums(conn: sqlite3.Connection, hour: int, before: int | None = None) -> dict[int, Sums]:
+    """Every monitor's sums for the windows ending with `hour`, over the roll-ups of the hours
+    before `before` (all when None): one pass over the last 30 days of roll-ups."""
+    first = hour - max(UPTIME_WINDOWS) + 1
+    rows = conn.execute(
+        f"SELECT monitor_key, {_window_sums(hour)} FROM rollups WHERE hour >= ? AND hour < ? "
+        "GROUP BY monitor_key",
+        (first, hour + 1 if before is None else before),
+    )
+    return {int(row[0]): tuple(int(v) for v in row[1:]) for row in rows}
+
+
+def sums_since(conn: sqlite3.Connection, hour: int) -> dict[int, tuple[int, int]]:
+    """Every monitor's checks and checks up from `hour` on: a primary-key range per monitor."""
+    rows = conn.execute(
+        "SELECT m.key, total(r.checks), total(r.up) FROM monitors m "
+        "JOIN rollups r ON r.monitor_key = m.key AND r.hour >= ? GROUP BY m.key",
+        (hour,),
+    )
+    return {int(key): (int(checks), int(up)) for key, checks, up in rows}
+
+
+def monitor_sums(conn: sqlite3.Connection, key: int, now: float) -> Sums:
+    """One monitor's sums for the windows ending now (at most 720 roll-up rows)."""
+    hour = int(now // HOUR)
     row = conn.execute(
-        f"SELECT {_window_sums(since)} FROM rollups WHERE monitor_key = ? AND hour >= ?",
-        (key, min(since)),
+        f"SELECT {_window_sums(hour)} FROM rollups WHERE monitor_key = ? AND hour >= ?",
+        (key, hour - max(UPTIME_WINDOWS) + 1),
     ).fetchone()
-    return _uptime(tuple(row))
+    return tuple(int(v) for v in row)
 
 
 def latest_details(
