@@ -193,8 +193,16 @@ async def test_the_sparkline_has_one_point_per_result(site: Site, browser: Brows
         _run("""return Object.fromEntries([...document.querySelectorAll('li.monitor')].map((li) =>
           [li.querySelector('a.name').textContent, [...li.querySelectorAll('svg.spark path.dots')].reduce((n, p) => n + p.getAttribute('d').split('M').length - 1, 0)]));""")
     )
+    line = await browser.evaluate(
+        _run("""return Object.fromEntries([...document.querySelectorAll('li.monitor')].map((li) =>
+          [li.querySelector('a.name').textContent,
+           li.querySelector('svg.spark polyline')?.points.numberOfItems ?? 0]));""")
+    )
     for monitor in MONITORS:
-        assert points[monitor.name] == min(len(monitor.statuses), SPARK_POINTS), monitor.name
+        shown = monitor.statuses[-SPARK_POINTS:]
+        assert points[monitor.name] == len(shown), monitor.name
+        # The line joins the checks that have a response time.
+        assert line[monitor.name] == sum(s in ("up", "degraded") for s in shown), monitor.name
     assert browser.problems() == []
 
 

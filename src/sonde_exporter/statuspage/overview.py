@@ -23,6 +23,8 @@ UNTAGGED = "Untagged"
 @dataclass(frozen=True, slots=True)
 class Row:
     record: MonitorRecord
+    key: int
+    """Its row in the database (-1: not stored)."""
     state: State
     recent: list[Check]
     """Newest first, at most SPARK_POINTS."""
@@ -68,7 +70,9 @@ def load_rows(
         newest_first = list(reversed(checks.get(key, ()))) if key is not None else []
         state = monitor_state(record, newest_first[0] if newest_first else None)
         uptime = ratios(sums.get(key, NO_CHECKS) if key is not None else NO_CHECKS)
-        rows.append(Row(record, state, newest_first, uptime, tags_of(record)))
+        rows.append(
+            Row(record, -1 if key is None else key, state, newest_first, uptime, tags_of(record))
+        )
     return rows
 
 

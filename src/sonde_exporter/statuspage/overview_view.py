@@ -10,7 +10,7 @@ from urllib.parse import quote
 from .layout import page
 from .overview import Filter, Row, groups
 from .states import STATES
-from .svg import sparkline
+from .svg import Sparklines
 from .text import iso, milliseconds, moment, percent
 
 WINDOWS = (("24h", "24 hours"), ("7d", "7 days"), ("30d", "30 days"))
@@ -34,7 +34,7 @@ def _filters(current: Filter, counts: Counter[str]) -> str:
     )
 
 
-def _row(row: Row, shown: bool) -> str:
+def _row(row: Row, shown: bool, sparks: Sparklines) -> str:
     r, last = row.record, row.last
     checked = (
         f'<time datetime="{iso(last.checked_at)}">{moment(last.checked_at)}</time>'
@@ -54,16 +54,16 @@ def _row(row: Row, shown: bool) -> str:
         f'<span class="target">{escape(r.target)}</span></span>'
         f'<span class="last">Checked {checked}</span>'
         f'<span class="rt">{milliseconds(last.response_time if last else None)}</span>'
-        f'<span class="uptime">{uptime}</span>{sparkline(row.recent)}</li>'
+        f'<span class="uptime">{uptime}</span>{sparks.draw(row.key, row.recent)}</li>'
     )
 
 
-def _group(index: int, tag: str, members: list[Row], current: Filter) -> str:
+def _group(index: int, tag: str, members: list[Row], current: Filter, sparks: Sparklines) -> str:
     """Every member is rendered, those the filter leaves out hidden, so that the script can
     widen a filter without asking the server again."""
     matching = [current.matches(m) for m in members]
     hidden = "" if any(matching) else " hidden"
-    items = "".join(_row(m, match) for m, match in zip(members, matching, strict=True))
+    items = "".join(_row(m, match, sparks) for m, match in zip(members, matching, strict=True))
     return (
         f'<section class="group" aria-labelledby="g{index}"{hidden}><h2 id="g{index}">'
         f'{escape(tag)} <span class="count">{sum(matching)}</span></h2>'
@@ -71,11 +71,13 @@ def _group(index: int, tag: str, members: list[Row], current: Filter) -> str:
     )
 
 
-def render_overview(rows: Sequence[Row], current: Filter, *, public: bool, now: float) -> str:
+def render_overview(
+    rows: Sequence[Row], current: Filter, sparks: Sparklines, *, public: bool, now: float
+) -> str:
     counts = Counter(row.state.key for row in rows)
     shown = sum(1 for row in rows if current.matches(row))
     sections = "".join(
-        _group(i, tag, members, current) for i, (tag, members) in enumerate(groups(rows))
+        _group(i, tag, members, current, sparks) for i, (tag, members) in enumerate(groups(rows))
     )
     if not rows:
         sections = '<p class="empty">No monitors are configured.</p>'

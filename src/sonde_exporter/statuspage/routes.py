@@ -17,7 +17,7 @@ from .layout import page
 from .overview import SPARK_POINTS, FilterError, load_rows, parse_filter
 from .overview_view import render_overview
 from .recent import RecentChecks
-from .svg import Threshold
+from .svg import Sparklines, Threshold
 from .uptime import UptimeCache
 
 CSP = (
@@ -31,6 +31,7 @@ PUBLIC_ROUTES = web.AppKey("public_routes", frozenset[str])
 for them (the rate limit and TLS still apply). Empty unless --web.status-page.public."""
 UPTIME = web.AppKey("status_uptime", UptimeCache)
 RECENT = web.AppKey("status_recent", RecentChecks)
+SPARKLINES = web.AppKey("status_sparklines", Sparklines)
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_TYPES = {"status.css": "text/css", "status.js": "text/javascript"}
 ROUTES = ("/status", "/status/{id}", "/status/static/{name}")
@@ -73,7 +74,8 @@ async def status_overview(request: web.Request) -> web.Response:
         )
     except StorageUnavailable as exc:
         return _refusal(503, f"monitors unavailable: {exc}")
-    return _html(render_overview(rows, wanted, public=request.app[STATUS_PUBLIC], now=now))
+    sparks = request.app[SPARKLINES]
+    return _html(render_overview(rows, wanted, sparks, public=request.app[STATUS_PUBLIC], now=now))
 
 
 async def status_detail(request: web.Request) -> web.Response:
@@ -129,6 +131,7 @@ def add_routes(app: web.Application, *, public: bool) -> None:
     app[STATUS_PUBLIC] = public
     app[UPTIME] = cache = UptimeCache(app[ENGINE].database)
     app[RECENT] = RecentChecks(SPARK_POINTS)
+    app[SPARKLINES] = Sparklines()
     app[PUBLIC_ROUTES] = frozenset(ROUTES) if public else frozenset()
     app.router.add_get("/status", status_overview)
     app.router.add_get("/status/static/{name}", status_static)

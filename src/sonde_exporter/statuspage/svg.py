@@ -28,6 +28,32 @@ def _spark_xs(count: int, width: int) -> tuple[int, ...]:
     return tuple(round(3 + i * step) for i in range(count))
 
 
+class Sparklines:
+    """Sparklines drawn once per monitor and set of checks: a monitor's checks only grow at
+    the new end and shrink at the old one, so its row key, how many checks there are and the
+    times of the first and last tell whether the drawing would change."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self._drawn: dict[tuple[int, int, float, float], str] = {}
+
+    def draw(self, key: int, newest_first: Sequence[Check]) -> str:
+        if not newest_first:
+            return ""
+        signature = (
+            key,
+            len(newest_first),
+            newest_first[0].checked_at,
+            newest_first[-1].checked_at,
+        )
+        svg = self._drawn.get(signature)
+        if svg is None:
+            if len(self._drawn) >= self.limit:
+                self._drawn.clear()  # drawings of older checks: never asked for again
+            svg = self._drawn[signature] = sparkline(newest_first)
+        return svg
+
+
 def sparkline(newest_first: Sequence[Check], width: int = 120, height: int = 28) -> str:
     """One dot per result (oldest on the left), a failed check on the baseline.
 
@@ -38,25 +64,22 @@ def sparkline(newest_first: Sequence[Check], width: int = 120, height: int = 28)
     if not newest_first:
         return ""
     results = newest_first[::-1]
+    times = [c.response_time for c in results]
     scale = (height - 6) / _scale(results)
     baseline = height - 3
-    line = []
-    dots: dict[str, list[str]] = {}
-    for x, (_, status, response_time, degraded) in zip(
-        _spark_xs(len(results), width), results, strict=True
-    ):
-        if response_time is None:
-            y = baseline
-        else:
-            y = round(baseline - response_time * scale)
-            line.append(f"{x},{y}")
-        key = status if status != "up" else "degraded" if degraded else "up"
-        dots.setdefault(key, []).append(f"M{x} {y}h0")
+    xs = _spark_xs(len(results), width)
+    ys = [baseline if t is None else int(baseline + 0.5 - t * scale) for t in times]
+    line = " ".join([f"{x},{y}" for x, y, t in zip(xs, ys, times, strict=True) if t is not None])
+    keys = [c.status if c.status != "up" else "degraded" if c.degraded else "up" for c in results]
+    dots = {
+        key: [f"M{x} {y}h0" for x, y, k in zip(xs, ys, keys, strict=True) if k == key]
+        for key in dict.fromkeys(keys)
+    }
     paths = "".join(f'<path class="dots {key}" d="{"".join(d)}"/>' for key, d in dots.items())
     return (
         f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'role="img" aria-label="{len(results)} recent results">'
-        f'<polyline points="{" ".join(line)}"/>{paths}</svg>'
+        f'<polyline points="{line}"/>{paths}</svg>'
     )
 
 
