@@ -94,7 +94,7 @@ def seed(path: Path, monitors: int, per_monitor: int, span: float, now: float) -
 
 def worst_case(db: Path, runs: int) -> str:
     """In process, no HTTP: /status's work when every monitor has a new check since the last
-    request (every monitor's checks read again, every sparkline drawn again)."""
+    request (1,000 new rows read, every sparkline drawn again)."""
     from sonde_exporter.statuspage import svg
     from sonde_exporter.statuspage.overview import SPARK_POINTS, load_rows, parse_filter
     from sonde_exporter.statuspage.overview_view import render_overview
@@ -108,19 +108,27 @@ def worst_case(db: Path, runs: int) -> str:
     now = time.time()
     hour = int(now // 3600)
     settled = Settled(hour, status_rows.window_sums(conn, hour, before=hour - 1))
-    samples = []
+    recent = RecentChecks(SPARK_POINTS)
+    load_rows(conn, records, settled, recent, expected)
+    samples, cpu = [], []
     for _ in range(runs):
-        started = time.perf_counter()
-        rows = load_rows(conn, records, settled, RecentChecks(SPARK_POINTS), expected)
+        # The seeded results interleave the monitors, so the newest 1,000 rows hold one check
+        # of each: moving the read mark back by that much is "every monitor checked once since
+        # the last request" (each is appended again; reading and drawing cost the same).
+        recent._seq = (recent._seq or 0) - len(records)
+        started, started_cpu = time.perf_counter(), time.process_time()
+        rows = load_rows(conn, records, settled, recent, expected)
         render_overview(rows, parse_filter({}, []), svg.Sparklines(), public=False, now=now)
         samples.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
     hourly = time.perf_counter()
     status_rows.window_sums(conn, hour, before=hour - 1)
     hourly = time.perf_counter() - hourly
     conn.close()
     return (
-        f"worst case in process (every monitor re-read, every sparkline re-drawn, no gzip): "
-        f"median {statistics.median(samples) * 1000:.0f} ms over {runs}; "
+        f"every monitor checked since the last request, in process (no HTTP, no gzip): "
+        f"median {statistics.median(samples) * 1000:.0f} ms "
+        f"({statistics.median(cpu) * 1000:.0f} ms CPU) over {runs}; "
         f"the hourly uptime pass (background): {hourly * 1000:.0f} ms"
     )
 
