@@ -383,3 +383,22 @@ async def test_the_readme_screenshot_of_the_shipped_config(
     assert png_size(png) == (1280, 800)
     (ROOT / "docs" / "status.png").write_bytes(png)
     assert browser.problems() == []
+
+
+async def test_the_csp_blocks_inline_style_and_the_test_would_see_it(
+    site: Site, browser: Browser
+) -> None:
+    """The other tests' "no console errors" would catch a CSP violation: here is one."""
+    browser.events.clear()
+    await browser.open(f"{site.url}/status")
+    before = await browser.evaluate("getComputedStyle(document.body).color")
+    await browser.evaluate(
+        "document.head.insertAdjacentHTML('beforeend', '<style>body { color: rgb(1, 2, 3) }</style>')"
+    )
+    for _ in range(100):  # the violation report arrives as an event, shortly
+        if browser.problems():
+            break
+        await asyncio.sleep(0.05)
+    assert await browser.evaluate("getComputedStyle(document.body).color") == before
+    assert any("Content Security Policy" in p for p in browser.problems()), browser.problems()
+    browser.events.clear()
