@@ -92,7 +92,7 @@ class Threshold:
 
 def chart(oldest_first: Sequence[Check], thresholds: Sequence[Threshold], now: float) -> str:
     """Response time over the results shown, with the module's thresholds as dashed lines."""
-    width, height, left, bottom, top_pad = 640, 220, 56, 22, 8
+    width, height, left, bottom, top_pad = 640, 220, 64, 22, 8
     if not oldest_first:
         return '<p class="empty">No results yet.</p>'
     top = _scale(oldest_first, *(t.seconds for t in thresholds))
