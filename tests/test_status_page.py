@@ -21,10 +21,11 @@ from sonde_exporter.server import create_app
 from sonde_exporter.statuspage.detail import Paging, load_detail
 from sonde_exporter.statuspage.overview import load_rows
 from sonde_exporter.statuspage.recent import RecentChecks
-from sonde_exporter.statuspage.routes import CSP, PUBLIC_ROUTES
+from sonde_exporter.statuspage.routes import CSP
 from sonde_exporter.statuspage.uptime import Settled
 from sonde_exporter.storage import ResultRecord, monitor_rows, result_rows
 from sonde_exporter.storage.status_rows import window_sums
+from sonde_exporter.websecurity.public import PUBLIC_ROUTES
 
 BY_NAME = {m.name: m for m in MONITORS}
 CHECKOUT = BY_NAME["checkout-api"]

@@ -11,6 +11,7 @@ from aiohttp import web
 from ..exporter import EXPORTER
 from ..monitors.routes import ENGINE, unavailable
 from ..storage import StorageUnavailable
+from ..websecurity.public import PUBLIC_ROUTES
 from .detail import PageError, load_detail, parse_paging
 from .detail_view import render_detail
 from .layout import page
@@ -26,9 +27,6 @@ CSP = (
 )
 STATUS_PUBLIC = web.AppKey("status_public", bool)
 """Whether /status runs in public mode (the reduced view; see README)."""
-PUBLIC_ROUTES = web.AppKey("public_routes", frozenset[str])
-"""Canonical routes that need no credentials: the web security middleware skips basic auth
-for them (the rate limit and TLS still apply). Empty unless --web.status-page.public."""
 UPTIME = web.AppKey("status_uptime", UptimeCache)
 RECENT = web.AppKey("status_recent", RecentChecks)
 SPARKLINES = web.AppKey("status_sparklines", Sparklines)

@@ -3,7 +3,8 @@
 Covered: every route except /-/healthy and /-/ready, which skip the rate limit and basic auth
 so that health checks need no credentials (as in Prometheus). The management API (/v1/...)
 skips basic auth only: HTTP carries one Authorization header, and there it holds the API key
-(Bearer), which the API checks against its scopes. TLS, client certificates and
+(Bearer), which the API checks against its scopes. Routes the app lists in PUBLIC_ROUTES
+(the status page, when --web.status-page.public is given) skip basic auth too. TLS, client certificates and
 client_allowed_sans apply to every connection, health checks included. Without a web
 config nothing is installed, so /probe pays nothing for this.
 """
@@ -22,6 +23,7 @@ from aiohttp.typedefs import Handler, Middleware
 from ..selfmetrics import SelfMetrics
 from .basicauth import Verdict
 from .model import WebConfig
+from .public import PUBLIC_ROUTES
 from .reloading import WebSecurity
 from .tlscontext import has_allowed_san
 
@@ -46,6 +48,13 @@ def _api_route(request: web.Request) -> bool:
     """A route of the management API, which checks its own Bearer key instead."""
     resource = request.match_info.route.resource
     return resource is not None and resource.canonical.startswith(API_PREFIX)
+
+
+def _public(request: web.Request) -> bool:
+    """A route the app declares public (the status page with --web.status-page.public)."""
+    resource = request.match_info.route.resource
+    public = request.app.get(PUBLIC_ROUTES, frozenset())
+    return resource is not None and resource.canonical in public
 
 
 def _exempt(request: web.Request) -> bool:
@@ -80,7 +89,7 @@ def _guard(security: WebSecurity) -> Middleware:
             request.remote, time.monotonic()
         ):
             return _refusal(429, "Too Many Requests")
-        if settings.auth is not None and not _api_route(request):
+        if settings.auth is not None and not _api_route(request) and not _public(request):
             verdict = await settings.auth.check(request.headers.get(hdrs.AUTHORIZATION))
             if verdict is Verdict.BUSY:
                 return _refusal(
