@@ -34,7 +34,8 @@ class Exporter:
         self.timeout_offset = timeout_offset
         self.history = History(history_limit)
         self.metrics = SelfMetrics()
-        self.monitors = (monitors or MonitorOptions()).engine(config, self.metrics.registry)
+        self.monitor_options = monitors or MonitorOptions()
+        self.monitors = self.monitor_options.engine(config, self.metrics.registry)
         self._use(config)
         self.metrics.config_loaded(True, time.time())
         self._reload_lock = asyncio.Lock()
