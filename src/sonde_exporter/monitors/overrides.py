@@ -97,8 +97,11 @@ def module_for(record: MonitorRecord, config: Config) -> Module:
     try:
         return Module.model_validate(data)
     except ValidationError as exc:
-        field, message = first_error(exc)
-        raise OverrideError(_api_field(field), message) from None
+        loc, message = first_error(exc)
+        field = _api_field(loc)
+        if field == "from" and record.spec.get("from") is None:  # `from` defaults to `email`
+            field = "email"
+        raise OverrideError(field, message) from None
 
 
 def _lay_policies(data: dict[str, Any], spec: dict[str, Any]) -> None:
@@ -157,5 +160,7 @@ def _api_field(loc: tuple[str, ...]) -> str:
     for n in range(len(loc), 0, -1):
         field = _MODULE_FIELDS.get(loc[:n])
         if field is not None:
-            return ".".join((field, *loc[n:])) if field == "assertions" else field
+            if field == "assertions" and loc[n:] and loc[n].isdigit():
+                return f"assertions[{loc[n]}]"
+            return field
     return "module"
