@@ -404,3 +404,31 @@ async def test_results_refuse_a_bad_query(api: Api, query: str, field: str) -> N
     status, answer = await api.call("GET", f"{TCP}/{monitor['id']}/results?{query}")
     assert status == 400
     assert error_of(answer, "VALIDATION_ERROR").startswith(f"{field}:")
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "status", "start"),
+    [
+        (b'{"name": "x",', "application/json", 400, "body: malformed JSON"),
+        (b'{"name": NaN}', "application/json", 400, "body: malformed JSON"),
+        (b"[1, 2]", "application/json", 400, "body: must be a JSON object"),
+        (b"\xff\xfe", "application/json", 400, "body: not UTF-8"),
+        (b"[" * 60_000, "application/json", 400, "body: malformed JSON"),
+        (b'{"name": "x"}', "text/plain", 400, "body: Content-Type must be application/json"),
+        (b'{"name": "x"}', None, 400, "body: Content-Type must be application/json"),
+        (b'{"name": "' + b"x" * 70_000 + b'"}', "application/json", 413, "body: larger than"),
+    ],
+)
+async def test_a_bad_body_is_refused_naming_it(
+    api: Api, data: bytes, content_type: str | None, status: int, start: str
+) -> None:
+    monitor = await api.create("tcp", VALID)
+    before = api.snapshot()
+    headers = api.headers()
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    for method, path in (("POST", TCP), ("PUT", f"{TCP}/{monitor['id']}")):
+        response = await api.client.request(method, path, data=data, headers=headers)
+        assert response.status == status
+        assert error_of(await response.json(), "VALIDATION_ERROR").startswith(start)
+    assert api.snapshot() == before
