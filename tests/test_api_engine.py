@@ -96,6 +96,7 @@ async def test_api_monitors_are_checked_and_shown(
     metrics = parse_metrics(await metrics_text(api))
     assert metrics[series("sonde_monitor_state", labels, state="maintenance")] == 1
     assert series("sonde_monitor_state", labels, state="active") not in metrics
+    assert api.exporter.monitors.scheduler.slot(up["id"]) is not None  # still checked
 
     # /v1/sd: scope sd:read
     assert (await api.client.get("/v1/sd")).status == 401

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..logs import fields
 from ..monitors.engine import MonitorEngine
-from ..storage.secrets import SecretBox, SecretError, load_box
+from ..storage.secrets import SecretBox, SecretError, key_path, load_box
 from .auth import Handler, KeyChecker
 from .crud import MonitorApi
 from .kinds import KINDS
@@ -33,6 +33,10 @@ class PasswordKey:
         return self._box
 
     def load(self) -> None:
+        """Load an existing key; one is created only when a first password is stored."""
+        path = key_path(self.database_path)
+        if path is not None and not path.exists():
+            return
         try:
             self()
         except (OSError, SecretError) as exc:
