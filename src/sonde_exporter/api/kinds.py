@@ -37,6 +37,8 @@ class Kind:
     write_only: tuple[str, ...]
     target: Callable[[dict[str, Any]], str]
     result_details: Callable[[dict[str, Any]], dict[str, Any]]
+    extras: tuple[str, ...] = ()
+    """The kind's own optional fields, shown after the shared optional ones."""
 
     @property
     def path(self) -> str:
@@ -86,6 +88,7 @@ class Kind:
         }
         out.update((f, spec.get(f)) for f in OPTIONAL_FIELDS)
         out["tags"] = spec.get("tags", [])
+        out.update((f, spec.get(f)) for f in self.extras)
         return out
 
     def render_result(self, result: ResultRecord) -> dict[str, Any]:
@@ -104,7 +107,7 @@ class Kind:
     def record(
         self, body: MonitorIn, status: str, now: float, old: MonitorRecord | None, monitor_id: str
     ) -> MonitorRecord:
-        spec = body.spec(self.fields)
+        spec = body.spec((*self.fields, *self.extras))
         return MonitorRecord(
             id=monitor_id,
             kind=self.name,
@@ -146,7 +149,7 @@ def _email_details(details: dict[str, Any]) -> dict[str, Any]:
     return {"deliveryTimeMs": milliseconds(details.get("delivery_time"))}
 
 
-TCP = Kind("tcp", "TCP", TcpMonitorIn, ("host", "port", "data"), (), _host_port, lambda _: {})
+TCP = Kind("tcp", "TCP", TcpMonitorIn, ("host", "port"), (), _host_port, lambda _: {}, ("data",))
 ICMP = Kind(
     "icmp",
     "ICMP",

@@ -85,6 +85,7 @@ def _monitor(kind: Kind) -> Schema:
         "createdAt": DATE_TIME,
         "updatedAt": DATE_TIME,
         **_OPTIONAL_FIELDS,
+        **{f: _KIND_FIELDS[f] for f in kind.extras},
     }
     return {"type": "object", "properties": properties, "required": list(properties)}
 
