@@ -94,7 +94,9 @@ class Api:
         return dict(answer["data"])
 
     def snapshot(self) -> list[tuple[Any, ...]]:
-        """Every monitor, result and key row (last use aside): "the database unchanged"."""
+        """Every monitor, result and key row: "the database unchanged". A key's last use is
+        left out: a request that passed the key check records it, also when its body is then
+        refused."""
         with contextlib.closing(sqlite3.connect(self.db)) as conn:
             rows: list[tuple[Any, ...]] = []
             for table in ("monitors", "results", "rollups"):

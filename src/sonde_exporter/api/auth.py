@@ -95,9 +95,9 @@ class KeyChecker:
             raise ApiError(503, "UNAVAILABLE", f"cannot read the API keys: {exc}") from None
         if row is None:
             raise _unauthorized("the API key is not valid (unknown or revoked)")
-        self._touch(row.name)
         if scope not in row.scopes:
             raise ApiError(403, "FORBIDDEN", f"the API key lacks the scope {scope}")
+        self._touch(row.name)  # a refused key leaves no trace in the database
         return row
 
     def _touch(self, name: str) -> None:

@@ -145,7 +145,7 @@ class MonitorApi:
         return record
 
     def _gone(self, monitor_id: str) -> ApiError:
-        return not_found(f"id: no {self.kind.title} monitor {monitor_id}")
+        return not_found(f"id: no {self.kind.title} monitor {monitor_id[:80]}")
 
     def _validated(
         self, sent: dict[str, Any], old: MonitorRecord | None, monitor_id: str, now: float

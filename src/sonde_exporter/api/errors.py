@@ -44,7 +44,7 @@ def not_found(message: str) -> ApiError:
 
 def _where(loc: tuple[int | str, ...]) -> str:
     """assertions[0].target, retries.max"""
-    out = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    out = "".join(f"[{p}]" if isinstance(p, int) else f".{p[:64]}" for p in loc)
     return out.lstrip(".") or "body"
 
 
