@@ -33,9 +33,10 @@ class PasswordKey:
         return self._box
 
     def load(self) -> None:
-        """Load an existing key; one is created only when a first password is stored."""
+        """Load an existing key; one is created only when a first password is stored (an
+        in-memory database has no stored password to open)."""
         path = key_path(self.database_path)
-        if path is not None and not path.exists():
+        if path is None or not path.exists():
             return
         try:
             self()

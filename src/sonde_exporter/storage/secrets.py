@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken
+if TYPE_CHECKING:  # imported when first used: an exporter without email monitors never loads it
+    from cryptography.fernet import Fernet
 
 _PREFIX = "sealed:v1:"
 _KEYRING: dict[str, Fernet] = {}
@@ -28,6 +30,8 @@ class SecretBox:
     """Seals with one key; opens with any key this process loaded."""
 
     def __init__(self, key: bytes) -> None:
+        from cryptography.fernet import Fernet
+
         self._fernet = Fernet(key)
         self.fingerprint = hashlib.sha256(key).hexdigest()[:12]
         _KEYRING[self.fingerprint] = self._fernet
@@ -49,6 +53,8 @@ def open_sealed(value: str) -> str:
             f"sealed with key {fingerprint}, which is not loaded (the key file next to the "
             "database is missing or another one)"
         )
+    from cryptography.fernet import InvalidToken
+
     try:
         return fernet.decrypt(token.encode()).decode()
     except (InvalidToken, UnicodeDecodeError):
@@ -64,6 +70,8 @@ def load_box(database_path: str) -> SecretBox:
     """The database's key, created (mode 0600, never overwritten) when it has none yet; an
     in-memory database gets a key that lives as long as the process. OSError or SecretError
     when the file cannot be read or created, or holds no key."""
+    from cryptography.fernet import Fernet
+
     path = key_path(database_path)
     if path is None:
         return SecretBox(Fernet.generate_key())
