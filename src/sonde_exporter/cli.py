@@ -210,6 +210,11 @@ def _split_listen(p: argparse.ArgumentParser, address: str) -> tuple[str | None,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["api-key"]:
+        from .api_keys_cli import main as api_key_main  # the server's imports are not needed
+
+        return api_key_main(argv[1:])
     args = parse_args(argv)
     configure(args.log_level, args.log_format, args.log_prober)
     config_file = Path(args.config_file)

@@ -36,7 +36,8 @@ class Exporter:
         self.enable_debug = True
         """--web.enable-debug: whether /probe?debug=true and /logs answer."""
         self.metrics = SelfMetrics()
-        self.monitors = (monitors or MonitorOptions()).engine(config, self.metrics.registry)
+        self.monitor_options = monitors or MonitorOptions()
+        self.monitors = self.monitor_options.engine(config, self.metrics.registry)
         self._use(config)
         self.metrics.config_loaded(True, time.time())
         self._reload_lock = asyncio.Lock()

@@ -10,6 +10,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 
 from . import __version__
+from .api.routes import add_routes as add_api_routes
 from .config import ConfigError, dump_yaml
 from .exporter import EXPORTER, Exporter
 from .handler import CONTENT_TYPE, DEBUG_DISABLED, handle_probe
@@ -28,7 +29,8 @@ def create_app(exporter: Exporter, *, public_status: bool = False) -> web.Applic
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_route("*", "/-/reload", reload)
-    add_monitor_routes(app, exporter.monitors)
+    sd_guard = add_api_routes(app, exporter.monitors, exporter.monitor_options.limit)
+    add_monitor_routes(app, exporter.monitors, sd_guard)
     add_status_routes(app, public=public_status)
     return app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from ..config.modules import DEFAULT_MONITOR_TIMEOUT
 from ..prober_base import TargetError
 from ..probers import get_prober
 from ..storage import MonitorRecord
+from .overrides import OverrideError, module_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +40,13 @@ class PlanError(Exception):
 
 def build_plan(record: MonitorRecord, config: Config) -> CheckPlan:
     """Resolve everything a check needs once, so each tick only runs the prober."""
-    module = config.modules.get(record.module)
-    if module is None or not module.supported:
-        raise PlanError(f"module {record.module!r} is not in the config")
-    if module.prober != record.kind:
-        raise PlanError(f"module {record.module!r} is a {module.prober} module, not {record.kind}")
+    if record.source == "api":
+        try:
+            module = api_module(record, config)
+        except OverrideError as exc:
+            raise PlanError(str(exc)) from None
+    else:
+        module = _config_module(record, config)
     prober = get_prober(module.prober)
     try:
         parsed = prober.parse_target(record.target)
@@ -60,3 +64,38 @@ def build_plan(record: MonitorRecord, config: Config) -> CheckPlan:
         *sorted(record.labels.items()),
     )
     return CheckPlan(record, module, parsed, timeout, labels)
+
+
+def _config_module(record: MonitorRecord, config: Config) -> Module:
+    module = config.modules.get(record.module)
+    if module is None or not module.supported:
+        raise PlanError(f"module {record.module!r} is not in the config")
+    if module.prober != record.kind:
+        raise PlanError(f"module {record.module!r} is a {module.prober} module, not {record.kind}")
+    return module
+
+
+_API_MODULES: dict[tuple[int, str, str, float | None, str], tuple[Config, Module]] = {}
+"""Modules of API monitors by what they are built from: re-planning every monitor on each
+change then costs a lookup each, and monitors with the same settings share one module. The
+config is kept with its module, so its id is not reused while the entry lives."""
+_API_MODULES_MAX = 100_000
+
+
+def api_module(record: MonitorRecord, config: Config) -> Module:
+    """The module of a management-API monitor (overrides.py); OverrideError names the field."""
+    key = (
+        id(config),
+        record.kind,
+        record.module,
+        record.timeout,
+        json.dumps(record.spec, sort_keys=True),
+    )
+    cached = _API_MODULES.get(key)
+    if cached is not None:
+        return cached[1]
+    module = module_for(record, config)
+    if len(_API_MODULES) >= _API_MODULES_MAX:  # old configs' entries: start afresh
+        _API_MODULES.clear()
+    _API_MODULES[key] = (config, module)
+    return module

@@ -40,11 +40,18 @@ async def service_discovery(request: web.Request) -> web.Response:
     return web.json_response(target_groups(engine, request.host))
 
 
-def add_routes(app: web.Application, engine: MonitorEngine) -> None:
-    """Serve the engine's endpoints, and run the engine while the application runs."""
+def _open(handler: Handler) -> Handler:
+    return handler
+
+
+def add_routes(
+    app: web.Application, engine: MonitorEngine, sd_guard: Callable[[Handler], Handler] = _open
+) -> None:
+    """Serve the engine's endpoints, and run the engine while the application runs;
+    `sd_guard` wraps /v1/sd (the management API's check of the sd:read scope)."""
     app[ENGINE] = engine
     app.router.add_get("/monitors/metrics", monitors_metrics)
-    app.router.add_get("/v1/sd", service_discovery)
+    app.router.add_get("/v1/sd", sd_guard(service_discovery))
 
     async def start(_: web.Application) -> None:
         await engine.start()

@@ -1,0 +1,103 @@
+"""Request fields every monitor kind shares: the contract's, and the optional ones of the other
+products (status, module, policies), in camelCase. Strict: "5000" is not a number, 1 is not
+true, and an unknown field is an error."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ..config.fields import header_safe
+from ..config.policies import Comparison, Source
+
+MAX_BODY = 64 * 1024
+"""Largest request body accepted (a monitor is well under 4 KiB)."""
+
+Status = Literal["active", "maintenance", "disabled", "paused", "inactive"]
+STORED_STATUS = {"paused": "disabled", "inactive": "disabled"}
+
+Printable = AfterValidator(header_safe)
+Name = Annotated[str, Field(min_length=1, max_length=255), Printable]
+TimeoutMs = Annotated[int, Field(ge=100, le=60_000)]
+IntervalSeconds = Annotated[int, Field(ge=10, le=86_400)]
+PolicyMs = Annotated[int, Field(ge=1, le=60_000)]
+Tag = Annotated[str, Field(min_length=1, max_length=64), Printable]
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class RetriesIn(ApiModel):
+    """Retries of a failed attempt within the check's timeout (README, "Probe policies")."""
+
+    max: Annotated[int, Field(ge=0, le=10)] = 2
+    backoff: Literal["fixed", "linear", "exponential"] = "fixed"
+    delayMs: Annotated[int, Field(ge=0, le=60_000)] = 100
+    on: Literal["network_error", "any"] = "network_error"
+
+
+class AssertionIn(ApiModel):
+    """`source` `comparison` `target`, as a module's assertions (durations as "500ms")."""
+
+    source: Source
+    comparison: Comparison
+    target: str | int | float | None = None
+
+
+class MonitorIn(ApiModel):
+    """What a create or update body may hold for every kind; each kind adds its own fields.
+    The contract's fields first, then the optional ones (null: not set)."""
+
+    name: Name
+    timeoutMs: TimeoutMs = 5000
+    intervalSeconds: IntervalSeconds = 60
+    isEnabled: bool | None = None
+    status: Status | None = None
+    module: Annotated[str, Field(min_length=1, max_length=255), Printable] | None = None
+    retries: RetriesIn | None = None
+    degradedResponseTimeMs: PolicyMs | None = None
+    maxResponseTimeMs: PolicyMs | None = None
+    shouldFail: bool | None = None
+    assertions: Annotated[list[AssertionIn], Field(max_length=20)] | None = None
+    ipFamily: Literal["IPv4", "IPv6"] | None = None
+    tracerouteOnError: bool | None = None
+    tags: Annotated[list[Tag], Field(max_length=32)] | None = None
+
+    def spec(self, kind_fields: tuple[str, ...]) -> dict[str, Any]:
+        """What the record's spec keeps: the kind's own fields and the optional ones set."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        keep = (*kind_fields, *OPTIONAL_FIELDS)
+        return {key: data[key] for key in keep if key in data}
+
+
+OPTIONAL_FIELDS = (
+    "retries",
+    "degradedResponseTimeMs",
+    "maxResponseTimeMs",
+    "shouldFail",
+    "assertions",
+    "ipFamily",
+    "tracerouteOnError",
+    "tags",
+)
+"""Fields beyond the contract kept in the spec and returned (null while not set; tags [])."""
+
+
+def resolve_status(status: str | None, enabled: bool | None, current: str | None) -> str:
+    """The stored status from `status` and `isEnabled` (either, both or neither sent), which
+    may not contradict each other; `current` is the stored one on an update."""
+    stored = STORED_STATUS.get(status, status) if status is not None else None
+    if stored is not None and enabled is not None and (stored != "disabled") != enabled:
+        raise ValueError(
+            f"isEnabled {str(enabled).lower()} contradicts status {status!r} "
+            "(isEnabled is false exactly when the status is disabled)"
+        )
+    if stored is not None:
+        return stored
+    if enabled is None:
+        return current or "active"
+    if not enabled:
+        return "disabled"
+    return current if current not in (None, "disabled") else "active"

@@ -1,0 +1,69 @@
+"""Mounting the management API on the application: the keys, the kinds' endpoints, the
+password key, and /v1/openapi.json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+
+from ..logs import fields
+from ..monitors.engine import MonitorEngine
+from ..storage.secrets import SecretBox, SecretError, key_path, load_box
+from .auth import Handler, KeyChecker
+from .crud import MonitorApi
+from .kinds import KINDS
+from .openapi import document
+
+logger = logging.getLogger("sonde_exporter.api")
+
+
+class PasswordKey:
+    """The database's password key, loaded at start-up (stored email monitors need it for
+    their plans) and, when that failed, retried on the next password to store."""
+
+    def __init__(self, database_path: str) -> None:
+        self.database_path = database_path
+        self._box: SecretBox | None = None
+
+    def __call__(self) -> SecretBox:
+        if self._box is None:
+            self._box = load_box(self.database_path)
+        return self._box
+
+    def load(self) -> None:
+        """Load an existing key; one is created only when a first password is stored (an
+        in-memory database has no stored password to open)."""
+        path = key_path(self.database_path)
+        if path is None or not path.exists():
+            return
+        try:
+            self()
+        except (OSError, SecretError) as exc:
+            logger.error(
+                "Cannot load the password key; email monitors cannot run",
+                extra=fields(err=str(exc)),
+            )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document())
+
+
+def add_routes(
+    app: web.Application, engine: MonitorEngine, limit: int
+) -> Callable[[Handler], Handler]:
+    """Serve the API; return the guard /v1/sd wraps its handler in (scope sd:read). Add
+    before the engine's routes, so the password key is loaded before the engine plans."""
+    keys = KeyChecker(engine.database)
+    password_key = PasswordKey(engine.database.path)
+    for kind in KINDS:
+        MonitorApi(kind, engine, keys, limit, password_key).add_routes(app)
+    app.router.add_get("/v1/openapi.json", openapi)
+
+    async def start(_: web.Application) -> None:
+        password_key.load()
+
+    app.on_startup.append(start)
+    return keys.guard("sd:read")

@@ -1,0 +1,166 @@
+"""A management-API monitor's module: its base module from config.yml with the monitor's own
+settings (timeout, policies, ICMP packets, mail servers) laid over it and validated by the
+same config models, so an API field is refused for exactly the reasons a config key is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..config import Config, Module
+from ..storage import MonitorRecord
+from ..storage.secrets import SecretError, open_sealed
+
+POLICY_KEYS = {
+    "degradedResponseTimeMs": "degraded_response_time",
+    "maxResponseTimeMs": "max_response_time",
+    "shouldFail": "should_fail",
+    "tracerouteOnError": "traceroute_on_error",
+}
+"""API policy fields that map one to one onto a module key (milliseconds become durations)."""
+
+_MODULE_FIELDS: dict[tuple[str, ...], str] = {
+    ("timeout",): "timeoutMs",
+    ("retries",): "retries",
+    ("degraded_response_time",): "degradedResponseTimeMs",
+    ("max_response_time",): "maxResponseTimeMs",
+    ("should_fail",): "shouldFail",
+    ("assertions",): "assertions",
+    ("traceroute_on_error",): "tracerouteOnError",
+    ("tcp", "query_response"): "data",
+    ("tcp", "preferred_ip_protocol"): "ipFamily",
+    ("icmp", "preferred_ip_protocol"): "ipFamily",
+    ("icmp", "payload_size"): "packetSize",
+    ("icmp",): "count",
+    ("email", "preferred_ip_protocol"): "ipFamily",
+    ("email", "smtp", "url"): "smtpUrl",
+    ("email", "receive", "url"): "receiveUrl",
+    ("email", "smtp", "username"): "username",
+    ("email", "receive", "username"): "username",
+    ("email", "to"): "email",
+    ("email", "from"): "from",
+    ("email", "mail_from"): "from",
+}
+"""Where a module validation error lands among the API's fields (longest prefix wins); what
+matches none is the base module's own setting clashing with the monitor: `module`."""
+
+
+class OverrideError(Exception):
+    """The monitor's settings do not fit its module; `field` is the API field to blame."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def ms(value: int) -> str:
+    return f"{value}ms"
+
+
+def base_module(record: MonitorRecord, config: Config) -> Module | None:
+    """The config module the monitor builds on; None for the implicit plain module a monitor
+    gets when it names none and the config has no module named like its kind."""
+    module = config.modules.get(record.module)
+    if module is None:
+        if record.module == record.kind:
+            return None
+        known = ", ".join(n for n, m in config.modules.items() if m.prober == record.kind)
+        raise OverrideError("module", f"{record.module!r} is not in config.yml (have: {known})")
+    if module.prober != record.kind:
+        raise OverrideError("module", f"{record.module!r} is a {module.prober} module")
+    return module
+
+
+def module_for(record: MonitorRecord, config: Config) -> Module:
+    """Validate and return the module the monitor's checks run with."""
+    base = base_module(record, config)
+    data: dict[str, Any] = {"prober": record.kind}
+    if base is not None:
+        data = base.model_dump(mode="json")
+    if record.timeout is not None:
+        data["timeout"] = ms(round(record.timeout * 1000))
+    _lay_policies(data, record.spec)
+    block: dict[str, Any] = dict(data.get(record.kind) or {})
+    if record.kind == "tcp" and record.spec.get("data") is not None:
+        block["query_response"] = [*block.get("query_response", ()), {"send": record.spec["data"]}]
+    elif record.kind == "icmp":
+        block["payload_size"] = record.spec.get("packetSize", block.get("payload_size", 56))
+        block["count"] = record.spec.get("count", block.get("count", 3))
+    elif record.kind == "email":
+        block = _email_block(block, record.spec)
+    if "ipFamily" in record.spec:
+        block["preferred_ip_protocol"] = "ip6" if record.spec["ipFamily"] == "IPv6" else "ip4"
+        block["ip_protocol_fallback"] = False
+    data[record.kind] = block
+    try:
+        return Module.model_validate(data)
+    except ValidationError as exc:
+        loc, message = first_error(exc)
+        field = _api_field(loc)
+        if field == "from" and record.spec.get("from") is None:  # `from` defaults to `email`
+            field = "email"
+        raise OverrideError(field, message) from None
+
+
+def _lay_policies(data: dict[str, Any], spec: dict[str, Any]) -> None:
+    for api_key, key in POLICY_KEYS.items():
+        value = spec.get(api_key)
+        if value is not None:
+            data[key] = ms(value) if api_key.endswith("Ms") else value
+    retries = spec.get("retries")
+    if retries is not None:
+        data["retries"] = {
+            "max": retries["max"],
+            "backoff": retries["backoff"],
+            "delay": ms(retries["delayMs"]),
+            "on": [retries["on"]],
+        }
+    if spec.get("assertions") is not None:
+        data["assertions"] = spec["assertions"]
+
+
+def _email_block(block: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """The mail servers and addresses of the monitor, keeping the base module's other settings
+    (TLS, poll interval) where they still apply to the monitor's URLs."""
+    try:
+        password = open_sealed(spec["password"])
+    except SecretError as exc:
+        raise OverrideError("password", str(exc)) from None
+    servers = {}
+    for name, url in (("smtp", spec["smtpUrl"]), ("receive", spec["receiveUrl"])):
+        server = {
+            k: v
+            for k, v in dict(block.get(name) or {}).items()
+            if k not in ("url", "username", "password", "password_file", "password_env")
+        }
+        if url.partition("://")[0] in ("smtps", "pop3s", "imaps"):
+            server.pop("starttls", None)
+        if url.startswith("pop3"):
+            server.pop("mailbox", None)
+        servers[name] = {**server, "url": url, "username": spec["username"], "password": password}
+    return {**block, **servers, "to": spec["email"], "from": spec.get("from") or spec["email"]}
+
+
+def first_error(exc: ValidationError) -> tuple[tuple[str, ...], str]:
+    """The first error's location (field_error's own field included) and its message, which
+    never repeats the input (a password may be in it)."""
+    err = exc.errors(include_input=False)[0]
+    loc = tuple(str(p) for p in err["loc"])
+    if err["type"] == "field_error":
+        loc = (*loc, *str(err["ctx"]["field"]).split("."))
+    message = str(err["msg"]).removeprefix("Value error, ").replace("Input should be", "expected")
+    if err["type"] == "extra_forbidden":
+        message = "unknown field"
+    return loc, message
+
+
+def _api_field(loc: tuple[str, ...]) -> str:
+    for n in range(len(loc), 0, -1):
+        field = _MODULE_FIELDS.get(loc[:n])
+        if field is not None:
+            if field == "assertions" and loc[n:] and loc[n].isdigit():
+                return f"assertions[{loc[n]}]"
+            return field
+    return "module"
