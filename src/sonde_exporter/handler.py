@@ -141,14 +141,38 @@ def _debug(exporter: Exporter, query: Mapping[str, str]) -> bool:
     return value.lower() == "true"
 
 
+def _monitor(
+    exporter: Exporter, query: Mapping[str, str], monitor_id: str
+) -> tuple[str, Module, str, object, float]:
+    """?monitor=ID (what /v1/sd sends): probe exactly as that scheduled monitor checks, with
+    its own settings, which a module name alone cannot carry (an API monitor's policies)."""
+    plan = exporter.monitors.plans.get(monitor_id)
+    if plan is None:
+        raise BadRequest(f"monitor parameter: no monitor {one_line(monitor_id)!r}")
+    record = plan.record
+    for key, expected in (("module", record.module), ("target", record.target)):
+        given = query.get(key)
+        if given is not None and unescape_once_more(given) != expected:
+            raise BadRequest(
+                f"{key} parameter: monitor {monitor_id} probes {key} {expected!r}, "
+                f"not {one_line(given)!r}"
+            )
+    return record.module, plan.module, record.target, plan.parsed, plan.timeout
+
+
 async def _probe(exporter: Exporter, request: web.Request) -> web.Response:
     query = request.query
-    name, module = _module(exporter, query)
+    monitor_id = query.get("monitor")
+    if monitor_id is None:
+        name, module = _module(exporter, query)
+        target = unescape_once_more(query.get("target", ""))
+        parsed = _target(get_prober(module.prober), target)
+        module_timeout = module.timeout
+    else:
+        name, module, target, parsed, module_timeout = _monitor(exporter, query, monitor_id)
     timeout = probe_timeout(
-        module.timeout, request.headers.get(TIMEOUT_HEADER), exporter.timeout_offset
+        module_timeout, request.headers.get(TIMEOUT_HEADER), exporter.timeout_offset
     )
-    target = unescape_once_more(query.get("target", ""))
-    parsed = _target(get_prober(module.prober), target)
     hostname = _hostname(query)
     debug = _debug(exporter, query)
 

@@ -2,6 +2,8 @@
 
 Past one machine, Prometheus is the scheduler: each group makes a Prometheus with
 `http_sd_configs` scrape this exporter's /probe for one monitor, at the monitor's interval,
+with `monitor=ID` so that /probe checks it with the monitor's own settings (module, target,
+timeout and, for an API monitor, its policies),
 and `hashmod` on `monitor_id` splits the monitors between several Prometheus servers.
 """
 
@@ -28,6 +30,7 @@ def target_group(plan: CheckPlan, exporter_address: str) -> dict[str, Any]:
         "__metrics_path__": "/probe",
         "__param_module": record.module,
         "__param_target": record.target,
+        "__param_monitor": record.id,
         "__scrape_interval__": prometheus_duration(record.interval),
         "__scrape_timeout__": prometheus_duration(scrape_timeout),
         **dict(plan.series_labels),
