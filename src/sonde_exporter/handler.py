@@ -21,6 +21,7 @@ from prometheus_client import Counter, Histogram
 from .config import Module, dump_yaml
 from .exporter import EXPORTER, Exporter
 from .history import ProbeResult
+from .ipfilter import TargetForbidden
 from .logs import fields
 from .probe_metrics import (
     PROBE_DURATION,
@@ -96,6 +97,8 @@ async def handle_probe(request: web.Request) -> web.Response:
         return await _probe(exporter, request)
     except BadRequest as exc:
         return web.Response(status=400, text=f"{exc}\n")
+    except TargetForbidden as exc:  # the module's ip_filter; nothing was sent to the target
+        return web.Response(status=403, text=f"target parameter: {one_line(exc.message, 300)}\n")
 
 
 def _module(exporter: Exporter, query: Mapping[str, str]) -> tuple[str, Module]:
@@ -200,6 +203,8 @@ async def run_probe(
     except TimeoutError:
         reason = ctx.timeout_reason
         ctx.log.error("Probe failed", reason=reason, error=f"timed out after {budget:g}s")
+    except TargetForbidden:
+        raise  # not a probe outcome: /probe answers 403, a monitor's check records it
     except Exception as exc:  # a prober bug must not take the exporter down
         reason = Reason.INTERNAL
         logger.exception(

@@ -3,8 +3,9 @@ modules.py both build on it, and modules.py imports email.py)."""
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from pydantic import PrivateAttr, field_validator
 
+from ..ipfilter import DEFAULT_FILTER, TargetFilter
 from .fields import IpProtocol, Strict, check_ip
 
 
@@ -14,6 +15,13 @@ class AddressChoice(Strict):
     preferred_ip_protocol: IpProtocol = "ip4"
     ip_protocol_fallback: bool = True
     source_ip_address: str | None = None
+    _target_filter: TargetFilter = PrivateAttr(default=DEFAULT_FILTER)
+
+    @property
+    def target_filter(self) -> TargetFilter:
+        """The module's ip_filter and allowed_ports (ip_filter.py), set when the module and
+        the config are validated; the default filter until then."""
+        return self._target_filter
 
     @field_validator("source_ip_address")
     @classmethod
