@@ -14,6 +14,8 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -64,13 +66,16 @@ class IpFilter(Strict):
             )
         if not self.allowed and not self.denied and self.default is None:
             raise field_error("allowed", "give allowed, denied or both (and default)")
-        allowed = {unmapped(network): index for index, network in enumerate(self.allowed)}
-        for index, network in enumerate(self.denied):
-            if unmapped(network) in allowed:
-                raise field_error(
-                    f"denied[{index}]", f"{network} is also allowed[{allowed[unmapped(network)]}]"
-                )
         return self
+
+    @field_validator("denied")
+    @classmethod
+    def _not_both(cls, value: tuple[Network, ...], info: ValidationInfo) -> tuple[Network, ...]:
+        allowed = {unmapped(network) for network in info.data.get("allowed", ())}
+        both = [str(network) for network in value if unmapped(network) in allowed]
+        if both:
+            raise ValueError(f"{', '.join(both)} cannot be both allowed and denied")
+        return value
 
     @model_serializer(mode="wrap")
     def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
