@@ -3,6 +3,8 @@ prefix, defaults, address spellings, ports, the cloud metadata default, and chec
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sonde_exporter.config import ConfigError, Module, dump_yaml, parse_config
@@ -282,3 +284,34 @@ async def test_check_target_for_the_management_api() -> None:
         await check_target(target_filter, "localhost", 22)
     with pytest.raises(ProbeFailure, match="cannot resolve"):  # the guard refuses the name
         await check_target(target_filter, "name.invalid", 443)
+
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_the_readme_example_says_what_it_does() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### IP filter\n", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    public = parse_config(example, "README.md").modules["tcp_public"].target_filter
+    assert verdict(public, "10.1.2.3", 443) != "allow"
+    assert verdict(public, "192.0.2.1", 443) == "allow"
+    assert "allowed_ports" in verdict(public, "192.0.2.1", 22)
+    top = parse_config(example + "  other: {prober: icmp}\n", "README.md").modules["other"]
+    assert verdict(top.target_filter, "10.1.2.3") == "allow"
+    assert verdict(top.target_filter, "10.66.0.9") != "allow"
+    assert verdict(top.target_filter, "10.0.0.1") != "allow"
+    assert verdict(top.target_filter, "192.0.2.1") != "allow"
+
+
+def test_the_shipped_config_example_loads_uncommented() -> None:
+    lines = (ROOT / "config.yml").read_text().splitlines()
+    start = lines.index("# ip_filter:")
+    block = [lines[start][2:]]
+    block += [line[2:] for line in lines[start + 1 :] if line.startswith("#   ")][:3]
+    uncommented = [line.replace("# allowed_ports:", "allowed_ports:") for line in lines]
+    text = "\n".join(block + uncommented[start + len(block) :])
+    modules = parse_config(text, "config.yml").modules
+    assert verdict(modules["tcp"].target_filter, "10.0.0.2", 8080) == "allow"
+    assert verdict(modules["tcp"].target_filter, "10.0.0.1", 443) != "allow"
+    assert "allowed_ports" in verdict(modules["tcp"].target_filter, "10.0.0.2", 80)
