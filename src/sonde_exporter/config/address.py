@@ -15,7 +15,8 @@ class AddressChoice(Strict):
     preferred_ip_protocol: IpProtocol = "ip4"
     ip_protocol_fallback: bool = True
     source_ip_address: str | None = None
-    _target_filter: TargetFilter = PrivateAttr(default=DEFAULT_FILTER)
+    # A factory: pydantic would deep-copy a plain default for every block.
+    _target_filter: TargetFilter = PrivateAttr(default_factory=lambda: DEFAULT_FILTER)
 
     @property
     def target_filter(self) -> TargetFilter:

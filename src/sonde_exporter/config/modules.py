@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..ipfilter import TargetFilter
+from ..ipfilter import DEFAULT_FILTER, TargetFilter
 from .address import AddressChoice
 from .email import EmailModule
 from .errors import field_error
@@ -267,15 +267,18 @@ class Module(Strict):
         block = getattr(self, self.prober) if self.supported else None
         if isinstance(block, AddressChoice):
             ports = self.allowed_ports or ()
-            block._target_filter = (
-                rules.target_filter(ports) if rules else TargetFilter.build(ports=ports)
-            )
+            if rules is not None:
+                block._target_filter = rules.target_filter(ports)
+            elif ports:
+                block._target_filter = TargetFilter.build(ports=ports)
+            else:  # shared: a plain module's block stays equal to one built from its defaults
+                block._target_filter = DEFAULT_FILTER
 
     @property
     def target_filter(self) -> TargetFilter:
         """What its probes may reach (for the management API's checks of a monitor's target)."""
         block = getattr(self, self.prober) if self.supported else None
-        return block.target_filter if isinstance(block, AddressChoice) else TargetFilter.build()
+        return block.target_filter if isinstance(block, AddressChoice) else DEFAULT_FILTER
 
     @model_serializer(mode="wrap")
     def _without_other_blocks(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
