@@ -36,6 +36,10 @@ modules:
     timeout: 3s
     retries: {max: 1, on: [any]}
     traceroute_on_error: true
+  inverted:
+    prober: tcp
+    timeout: 3s
+    should_fail: true
 """
 
 
@@ -119,6 +123,9 @@ async def test_denied_address_gets_403_and_sees_no_connection(
         for debug in ("false", "true"):
             status, body = await probe(client, module="tcp", target=f"{host}:{port}", debug=debug)
             forbidden(status, body, "is denied: ip_filter denied: 127.0.0.2/32")
+    # A refusal is not a failed probe that should_fail could turn into a success.
+    status, body = await probe(client, module="inverted", target=f"127.0.0.2:{port}")
+    forbidden(status, body, "is denied: ip_filter denied: 127.0.0.2/32")
     # Numeric forms the target parser refuses outright (its last label is all digits).
     for host in ("2130706434", "127.2", "0177.0.0.2", "127.0.0.2.", "0x7f.2"):
         status, body = await probe(client, module="tcp", target=f"{host}:{port}")
