@@ -3,7 +3,9 @@ modules.py both build on it, and modules.py imports email.py)."""
 
 from __future__ import annotations
 
-from pydantic import PrivateAttr, field_validator
+from functools import cached_property
+
+from pydantic import field_validator
 
 from ..ipfilter import DEFAULT_FILTER, TargetFilter
 from .fields import IpProtocol, Strict, check_ip
@@ -15,14 +17,6 @@ class AddressChoice(Strict):
     preferred_ip_protocol: IpProtocol = "ip4"
     ip_protocol_fallback: bool = True
     source_ip_address: str | None = None
-    # A factory: pydantic would deep-copy a plain default for every block.
-    _target_filter: TargetFilter = PrivateAttr(default_factory=lambda: DEFAULT_FILTER)
-
-    @property
-    def target_filter(self) -> TargetFilter:
-        """The module's ip_filter and allowed_ports (ip_filter.py), set when the module and
-        the config are validated; the default filter until then."""
-        return self._target_filter
 
     @field_validator("source_ip_address")
     @classmethod
@@ -30,3 +24,14 @@ class AddressChoice(Strict):
         if value is not None:
             check_ip(value)
         return value
+
+    @cached_property
+    def target_filter(self) -> TargetFilter:
+        """The module's ip_filter and allowed_ports (ip_filter.py); the default filter until
+        the module's and the config's validation set it (use_filter)."""
+        return DEFAULT_FILTER
+
+    def use_filter(self, target_filter: TargetFilter) -> None:
+        """Set at validation. Stored as the cached property's value: read on every probe, it
+        then costs what a field does (a pydantic private attribute costs microseconds)."""
+        self.__dict__["target_filter"] = target_filter

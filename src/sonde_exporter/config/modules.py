@@ -268,11 +268,11 @@ class Module(Strict):
         if isinstance(block, AddressChoice):
             ports = self.allowed_ports or ()
             if rules is not None:
-                block._target_filter = rules.target_filter(ports)
+                block.use_filter(rules.target_filter(ports))
             elif ports:
-                block._target_filter = TargetFilter.build(ports=ports)
-            else:  # shared: a plain module's block stays equal to one built from its defaults
-                block._target_filter = DEFAULT_FILTER
+                block.use_filter(TargetFilter.build(ports=ports))
+            else:
+                block.use_filter(DEFAULT_FILTER)
 
     @property
     def target_filter(self) -> TargetFilter:
