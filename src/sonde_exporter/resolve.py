@@ -50,7 +50,8 @@ async def resolve(
     (`explicit`: only an `allowed` entry will do); ctx.address is then left unset.
     """
     target_filter = choice.target_filter
-    target_filter.check_port(port)
+    if target_filter.ports:
+        target_filter.check_port(port)
     want = _FAMILY[choice.preferred_ip_protocol]
     fallback = choice.ip_protocol_fallback
     ctx.metrics.set(IP_PROTOCOL, 0)  # as blackbox: present, and 0 until an address is chosen
@@ -60,7 +61,8 @@ async def resolve(
         address = _literal(host, want, fallback) or await _lookup(host, want, fallback)
     finally:
         ctx.metrics.set(DNS_LOOKUP_TIME, time.perf_counter() - start)
-    target_filter.check_address(address.ip, explicit=explicit)
+    if explicit or address.ip not in target_filter.passed:  # inline: the hot path's cost
+        target_filter.check_address(address.ip, explicit=explicit)
     ctx.address = address.ip
     ctx.metrics.set(IP_PROTOCOL, address.version)
     ctx.metrics.set(IP_ADDR_HASH, ip_hash(address.ip))

@@ -1,9 +1,9 @@
 """A module's filter as the probers apply it: the port before any lookup, the address after.
 
-Built once per module at load (config/ip_filter.py); a probe pays one dict lookup per
-address it connects to (the verdicts are memoised per address string), and a module with no
-`ip_filter` and no `allowed_ports` has the default filter, which only denies the cloud
-metadata addresses.
+Built once per module at load (config/ip_filter.py). A probe of an address already found
+allowed pays one set lookup (`passed`), and of a port only when the module lists ports; a
+module with no `ip_filter` and no `allowed_ports` has the default filter, which only denies
+the cloud metadata addresses, at that same cost.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ _METADATA_RULE = Rule(
     name="a cloud metadata address, denied unless an ip_filter allowed entry names it",
     explicit=True,
 )
-_MEMO_LIMIT = 4096
+_PASSED_LIMIT = 4096
 PortRange = tuple[int, int]
 
 
@@ -47,13 +47,16 @@ class TargetForbidden(Exception):
 class TargetFilter:
     """Which addresses and ports one module may probe."""
 
-    __slots__ = ("_memo", "_ports", "_ports_text", "_table")
+    __slots__ = ("_ports_text", "_table", "passed", "ports")
 
     def __init__(self, table: PrefixTable, ports: tuple[PortRange, ...] = ()) -> None:
         self._table = table
-        self._ports = ports
+        self.ports = ports
+        """allowed_ports as (low, high) ranges; empty: any port."""
         self._ports_text = ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ports)
-        self._memo: dict[str, Rule] = {}
+        self.passed: set[str] = set()
+        """Address strings found allowed (not only explicitly): resolve() checks membership
+        inline and calls check_address for the others."""
 
     @classmethod
     def build(
@@ -77,9 +80,9 @@ class TargetFilter:
 
     def check_port(self, port: int | None) -> None:
         """Raise TargetForbidden for a port outside allowed_ports (None: no port, as ICMP)."""
-        if port is None or not self._ports:
+        if port is None or not self.ports:
             return
-        if not any(lo <= port <= hi for lo, hi in self._ports):
+        if not any(lo <= port <= hi for lo, hi in self.ports):
             raise TargetForbidden(
                 f"port {port} is not in the module's allowed_ports ({self._ports_text})"
             )
@@ -87,12 +90,7 @@ class TargetFilter:
     def check_address(self, ip: str, *, explicit: bool = False) -> None:
         """Raise TargetForbidden unless `ip` (any spelling) is allowed; with `explicit`, only
         an `allowed` entry will do (where the module's credentials would follow)."""
-        rule = self._memo.get(ip)
-        if rule is None:
-            rule = self._table.lookup(address_key(ip))
-            if len(self._memo) >= _MEMO_LIMIT:
-                self._memo.clear()
-            self._memo[ip] = rule
+        rule = self._table.lookup(address_key(ip))
         if not rule.allow:
             raise TargetForbidden(f"target address {ip} is denied: {rule.name}")
         if explicit and not rule.explicit:
@@ -101,6 +99,9 @@ class TargetFilter:
                 f"allowed entry covers it ({rule.name} decides); the module's credentials go "
                 "only to its own servers or to explicitly allowed addresses"
             )
+        if len(self.passed) >= _PASSED_LIMIT:
+            self.passed.clear()
+        self.passed.add(ip)
 
     def check(self, ip: str, port: int | None, *, explicit: bool = False) -> None:
         self.check_port(port)
