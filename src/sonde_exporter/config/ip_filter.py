@@ -65,7 +65,11 @@ class IpFilter(Strict):
                 "default", "required when both allowed and denied are given (allow or deny)"
             )
         if not self.allowed and not self.denied and self.default is None:
-            raise field_error("allowed", "give allowed, denied or both (and default)")
+            raise field_error(
+                "allowed",
+                "give allowed, denied or both; an empty ip_filter would filter nothing "
+                "(write default: allow to allow every address but the cloud metadata ones)",
+            )
         return self
 
     @field_validator("denied")
