@@ -21,6 +21,7 @@ from prometheus_client import Counter, Histogram
 from .config import Module, dump_yaml
 from .exporter import EXPORTER, Exporter
 from .history import ProbeResult
+from .ipfilter import TargetForbidden
 from .probe_metrics import ProbeMetrics
 from .prober_base import ProbeContext, ProbeLog, Prober, TargetError
 from .probers import get_prober
@@ -90,6 +91,8 @@ async def handle_probe(request: web.Request) -> web.Response:
         return await _probe(exporter, request)
     except BadRequest as exc:
         return web.Response(status=400, text=f"{exc}\n")
+    except TargetForbidden as exc:  # the module's ip_filter; nothing was sent to the target
+        return web.Response(status=403, text=f"target parameter: {one_line(exc.message, 300)}\n")
 
 
 def _module(exporter: Exporter, query: Mapping[str, str]) -> tuple[str, Module]:

@@ -55,6 +55,8 @@ class Reason(StrEnum):
     TOO_SLOW = "too_slow"
     ASSERTION_FAILED = "assertion_failed"
     UNEXPECTED_SUCCESS = "unexpected_success"
+    # scheduled monitors only (/probe answers 403): the IP filter refused the target
+    TARGET_FORBIDDEN = "target_forbidden"
 
 
 class ProbeFailure(Exception):

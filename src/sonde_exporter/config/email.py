@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -166,6 +167,14 @@ def _read_password_file(path: str) -> str:
     return text
 
 
+def _host_key(host: str) -> str:
+    """One spelling per host: names in lower case without the root dot, addresses canonical."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host.lower().removesuffix(".")
+
+
 @cache
 def _local_fqdn() -> str:
     return socket.getfqdn() or "localhost"
@@ -263,6 +272,14 @@ class EmailModule(AddressChoice):
         if value < 0:
             raise ValueError("stale_after must not be negative")
         return value
+
+    def credentials_at_stake(self, smtp_host: str) -> bool:
+        """Whether sending through `smtp_host` (a target's override) would hand the SMTP
+        login to a server other than the module's own (its smtp and receive hosts)."""
+        if not self.smtp.username:
+            return False
+        own = {_host_key(self.smtp.parsed_url.host), _host_key(self.receive.parsed_url.host)}
+        return _host_key(smtp_host) not in own
 
     @model_serializer(mode="wrap")
     def _dump_from(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -16,10 +16,12 @@ from pydantic import (
     model_validator,
 )
 
+from ..ipfilter import DEFAULT_FILTER, TargetFilter
 from .address import AddressChoice
 from .email import EmailModule
 from .errors import field_error
 from .fields import Duration, Regex, Strict, duration_between, latin1
+from .ip_filter import IpFilter, PortRule
 from .monitors import MonitorConfig
 from .policies import MIN_ATTEMPT_SECONDS, CheckedAssertion, Retries, check_policy
 from .tls import TlsConfig
@@ -160,6 +162,9 @@ class Module(Strict):
     traceroute_on_error: bool = False
     traceroute: TracerouteSettings | None = None
     """Settings of traceroute_on_error; None means the defaults."""
+    ip_filter: IpFilter | None = None
+    """Replaces the top-level ip_filter for this module (ip_filter.py)."""
+    allowed_ports: tuple[PortRule, ...] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -245,6 +250,37 @@ class Module(Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _own_filter(self) -> Module:
+        """The module's own filter, in force until Config applies the top-level one."""
+        if self.allowed_ports is not None and self.prober not in ("tcp", "email"):
+            raise field_error(
+                "allowed_ports", f"applies to tcp and email modules; {self.prober} has no ports"
+            )
+        if self.allowed_ports == ():
+            raise field_error("allowed_ports", "must list at least one port or range")
+        self.use_filter(self.ip_filter)
+        return self
+
+    def use_filter(self, rules: IpFilter | None) -> None:
+        """Build the filter its prober applies from `rules` (None: allow all but the cloud
+        metadata addresses) and the module's allowed_ports."""
+        block = getattr(self, self.prober) if self.supported else None
+        if isinstance(block, AddressChoice):
+            ports = self.allowed_ports or ()
+            if rules is not None:
+                block.use_filter(rules.target_filter(ports))
+            elif ports:
+                block.use_filter(TargetFilter.build(ports=ports))
+            else:
+                block.use_filter(DEFAULT_FILTER)
+
+    @property
+    def target_filter(self) -> TargetFilter:
+        """What its probes may reach (for the management API's checks of a monitor's target)."""
+        block = getattr(self, self.prober) if self.supported else None
+        return block.target_filter if isinstance(block, AddressChoice) else DEFAULT_FILTER
+
     @model_serializer(mode="wrap")
     def _without_other_blocks(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """Written out (/config, debug output) as it could be loaded: its own block only, and
@@ -253,7 +289,9 @@ class Module(Strict):
         return {
             k: v
             for k, v in data.items()
-            if not (k in _PROBER_BLOCKS and v is None) and not (k in _POLICIES and not v)
+            if not (k in _PROBER_BLOCKS and v is None)
+            and not (k in _POLICIES and not v)
+            and not (k in _FILTER_KEYS and v is None)
         }
 
     @property
@@ -278,6 +316,7 @@ _POLICIES = (
     "traceroute",
 )
 """Module keys left out of the written config while unset (None, False or no assertions)."""
+_FILTER_KEYS = ("ip_filter", "allowed_ports")
 
 
 def _article(name: str) -> str:
@@ -287,6 +326,8 @@ def _article(name: str) -> str:
 
 
 class Config(Strict):
+    ip_filter: IpFilter | None = None
+    """The filter of every module that has no ip_filter of its own."""
     modules: dict[Annotated[str, Field(min_length=1)], Module]
     monitors: tuple[MonitorConfig, ...] = ()
 
@@ -316,6 +357,21 @@ class Config(Strict):
                     "(every other tick would be skipped)",
                 )
         return self
+
+    @model_validator(mode="after")
+    def _top_level_filter(self) -> Config:
+        if self.ip_filter is not None:
+            for module in self.modules.values():
+                if module.ip_filter is None:
+                    module.use_filter(self.ip_filter)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_filter(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("ip_filter") is None:
+            data.pop("ip_filter", None)
+        return data
 
     @property
     def unsupported(self) -> dict[str, str]:

@@ -6,10 +6,17 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from ..probe_metrics import ProbeMetrics
+from ..ipfilter import TargetForbidden
+from ..probe_metrics import (
+    PROBE_DURATION,
+    PROBE_FAILURE_REASON,
+    PROBE_SUCCESS,
+    PROBE_TIMEOUT,
+    ProbeMetrics,
+)
 from ..prober_base import ProbeContext, ProbeLog, Reason
 from ..probers import get_prober
-from ..probing import execute
+from ..probing import Outcome, execute
 from ..storage import ResultRecord
 from ..storage.records import CheckStatus
 from .plan import CheckPlan
@@ -25,6 +32,16 @@ class CheckRun:
     result: ResultRecord
     metrics: ProbeMetrics
     log: ProbeLog
+
+
+def _refused(refused: TargetForbidden, ctx: ProbeContext, timeout: float) -> Outcome:
+    """A check the IP filter stopped before any packet: failed, with the filter's reason."""
+    ctx.log.error("Probe failed", reason=Reason.TARGET_FORBIDDEN, error=refused.message)
+    ctx.metrics.set(PROBE_FAILURE_REASON, 1, Reason.TARGET_FORBIDDEN.value)
+    ctx.metrics.set(PROBE_DURATION, 0.0)
+    ctx.metrics.set(PROBE_TIMEOUT, timeout)
+    ctx.metrics.set(PROBE_SUCCESS, 0)
+    return Outcome(Reason.TARGET_FORBIDDEN, refused.message, 0.0)
 
 
 def status_of(reason: Reason | None) -> CheckStatus:
@@ -46,14 +63,17 @@ async def run_check(plan: CheckPlan) -> CheckRun:
         deadline=asyncio.get_running_loop().time() + plan.timeout,
     )
     checked_at = time.time()
-    outcome = await execute(
-        get_prober(plan.module.prober),
-        plan.parsed,
-        plan.module,
-        ctx,
-        plan.timeout,
-        with_policies=True,
-    )
+    try:
+        outcome = await execute(
+            get_prober(plan.module.prober),
+            plan.parsed,
+            plan.module,
+            ctx,
+            plan.timeout,
+            with_policies=True,
+        )
+    except TargetForbidden as refused:  # DNS now answers an address the filter denies
+        outcome = _refused(refused, ctx, plan.timeout)
     observed = ctx.observed or {}
     response_time = None
     if outcome.reason is None:

@@ -65,9 +65,7 @@ async def probe_icmp(target: str, module: IcmpModule, ctx: ProbeContext) -> None
     for gauge in (PACKETS_SENT, PACKETS_RECEIVED, DUPLICATES):  # a probe that fails early sent 0
         ctx.metrics.set(gauge, 0)
     with ctx.phase(ICMP_PHASE, "resolve"):
-        address = await resolve(
-            target, module.preferred_ip_protocol, module.ip_protocol_fallback, ctx
-        )
+        address = await resolve(target, module, ctx)
     with ctx.phase(ICMP_PHASE, "setup"):
         _check_source(address.family, module.source_ip_address)
         endpoint = _endpoint(address.family, module.source_ip_address)

@@ -53,9 +53,7 @@ async def probe_tcp(target: HostPort, module: TcpModule, ctx: ProbeContext) -> N
     ctx.metrics.set(FAILED_DUE_TO_REGEX, 0)
     ctx.metrics.set(FAILED_DUE_TO_BYTES, 0)
     with ctx.phase(TCP_PHASE, "resolve", Reason.DNS):
-        address = await resolve(
-            target.host, module.preferred_ip_protocol, module.ip_protocol_fallback, ctx
-        )
+        address = await resolve(target.host, module, ctx, port=target.port)
     sock = socket.socket(address.family, socket.SOCK_STREAM)
     started = time.perf_counter()
     try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Module
+from ..ipfilter import TargetForbidden
 from ..logs import fields
 from ..probe_metrics import PROBE_DURATION, PROBE_FAILURE_REASON, PROBE_SUCCESS, PROBE_TIMEOUT
 from ..prober_base import ProbeContext, ProbeFailure, Prober, Reason
@@ -52,6 +53,8 @@ async def execute(
     except TimeoutError:
         reason, message = ctx.timeout_reason, f"timed out after {budget:g}s"
         ctx.log.error("Probe failed", reason=reason, error=message)
+    except TargetForbidden:
+        raise  # not a probe outcome: /probe answers 403, a monitor's check records it
     except Exception as exc:  # a prober bug must not take the exporter down
         reason, message = Reason.INTERNAL, f"internal error: {type(exc).__name__}"
         logger.exception(

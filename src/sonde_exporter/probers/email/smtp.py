@@ -33,7 +33,10 @@ async def open_client(
 ) -> aiosmtplib.SMTP:
     """Resolve, connect, greet, TLS, authenticate: a client ready for MAIL FROM."""
     smtp = module.smtp
-    address = await resolve(host, module.preferred_ip_protocol, module.ip_protocol_fallback, ctx)
+    # The filter judges the SMTP server's address before any packet; where the target sends
+    # the module's credentials to another server, only an `allowed` entry lets them go.
+    explicit = module.credentials_at_stake(host)
+    address = await resolve(host, module, ctx, port=port, explicit=explicit)
     server_name = smtp.tls_config.server_name or ctx.hostname or host
     sock = socket.socket(address.family, socket.SOCK_STREAM)
     sock.setblocking(False)
