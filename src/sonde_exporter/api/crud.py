@@ -22,6 +22,7 @@ from ..monitors.engine import MonitorEngine
 from ..monitors.identity import kind_of, new_monitor_id
 from ..monitors.overrides import OverrideError
 from ..monitors.plan import PlanError, api_module, build_plan
+from ..monitors.target_check import filter_refusal
 from ..storage import MonitorRecord, StorageUnavailable
 from ..storage.secrets import SecretBox, SecretError
 from .auth import KeyChecker
@@ -88,6 +89,7 @@ class MonitorApi:
         sent = await json_object(request)
         now = time.time()
         record = self._validated(sent, None, new_monitor_id(self.kind.name), now)
+        await self._filter_allows(record)
         async with self._create_lock:  # the count and the insert, with no create in between
             count = sum(1 for r in list(self.engine.records.values()) if self.kind.owns(r))
             if count >= self.limit:
@@ -104,6 +106,7 @@ class MonitorApi:
         old = self._record(request)
         sent = await json_object(request)
         record = self._validated(sent, old, old.id, time.time())
+        await self._filter_allows(record)
         try:
             stored = await self.engine.save(record, new=False)
         except LookupError:  # deleted while this request was read
@@ -176,6 +179,12 @@ class MonitorApi:
         except PlanError as exc:
             raise invalid(f"{self.kind.fields[0]}: {exc}") from None
         return record
+
+    async def _filter_allows(self, record: MonitorRecord) -> None:
+        """400 when the module's ip_filter refuses the target (README, IP filter)."""
+        refusal = await filter_refusal(build_plan(record, self.engine.config))
+        if refusal is not None:
+            raise invalid(f"{self.kind.fields[0]}: {refusal}")
 
     def _seal(
         self, record: MonitorRecord, sent: dict[str, Any], old: MonitorRecord | None

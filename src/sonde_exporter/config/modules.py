@@ -349,11 +349,10 @@ class Config(Strict):
                 check_monitor_target(module.prober, monitor.target)
             except ValueError as exc:
                 raise field_error(f"monitors.{index}.target", str(exc)) from None
-            timeout = monitor_timeout(monitor, module)
-            if timeout > monitor.interval:
+            if monitor.timeout is not None and monitor.timeout > monitor.interval:
                 raise field_error(
                     f"monitors.{index}.timeout",
-                    f"{timeout:g}s is longer than the interval {monitor.interval:g}s "
+                    f"{monitor.timeout:g}s is longer than the interval {monitor.interval:g}s "
                     "(every other tick would be skipped)",
                 )
         return self
@@ -383,13 +382,6 @@ DEFAULT_MONITOR_TIMEOUT = 10.0
 """A monitor's timeout when neither it nor its module sets one: Prometheus' scrape timeout."""
 
 
-def monitor_timeout(monitor: MonitorConfig, module: Module) -> float:
-    """The monitor's own timeout, else its module's, else 10s; never past its interval."""
-    if monitor.timeout is not None:
-        return monitor.timeout
-    if module.timeout > 0:
-        return module.timeout
-    return min(DEFAULT_MONITOR_TIMEOUT, monitor.interval)
 
 
 def check_monitor_target(prober: str, target: str) -> None:

@@ -95,13 +95,16 @@ def module_for(record: MonitorRecord, config: Config) -> Module:
         block["ip_protocol_fallback"] = False
     data[record.kind] = block
     try:
-        return Module.model_validate(data)
+        module = Module.model_validate(data)
     except ValidationError as exc:
         loc, message = first_error(exc)
         field = _api_field(loc)
         if field == "from" and record.spec.get("from") is None:  # `from` defaults to `email`
             field = "email"
         raise OverrideError(field, message) from None
+    if module.ip_filter is None and config.ip_filter is not None:
+        module.use_filter(config.ip_filter)  # as Config does for its own modules
+    return module
 
 
 def _lay_policies(data: dict[str, Any], spec: dict[str, Any]) -> None:
