@@ -382,8 +382,6 @@ DEFAULT_MONITOR_TIMEOUT = 10.0
 """A monitor's timeout when neither it nor its module sets one: Prometheus' scrape timeout."""
 
 
-
-
 def check_monitor_target(prober: str, target: str) -> None:
     """Raise ValueError when the prober would refuse the target (as /probe answers 400)."""
     from ..probers import get_prober  # the prober table imports config: resolve it late
