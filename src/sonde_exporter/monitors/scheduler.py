@@ -66,7 +66,8 @@ class Scheduler:
 
     def set_plans(self, plans: dict[str, CheckPlan]) -> None:
         """Schedule exactly these plans (the disabled ones are left out). A monitor whose
-        plan is unchanged keeps its slot and its place; any other change takes effect now."""
+        interval is unchanged keeps its slot, its place and its counters, and runs its new
+        plan from its next tick; a new interval starts a new slot on the new tick grid."""
         loop_now, wall_now = asyncio.get_running_loop().time(), time.time()
         for monitor_id in list(self._slots):
             plan = plans.get(monitor_id)
@@ -76,7 +77,10 @@ class Scheduler:
             if not plan.scheduled:
                 continue
             old = self._slots.get(monitor_id)
-            if old is not None and old.plan == plan:
+            if old is not None and old.plan.record.interval == plan.record.interval:
+                # Same ticks: its next check runs the new plan. (Plans are not compared:
+                # a reloaded module is a new object even when nothing in it changed.)
+                old.plan = plan
                 continue
             slot = Slot(plan)
             if old is not None:
