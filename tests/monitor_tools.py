@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sonde_exporter.monitors.identity import config_monitor_id
 
@@ -47,10 +47,21 @@ def tcp_id(name: str) -> str:
     return config_monitor_id("tcp", name)
 
 
+def read_rows(path: Path, query: str, params: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of a query on the file; none while the exporter has not created it (or its
+    schema) yet. Read-only: polling never creates the file before the exporter does."""
+    try:
+        with closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as conn:
+            return conn.execute(query, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "unable to open" in str(exc) or "no such table" in str(exc):
+            return []
+        raise
+
+
 def stored_monitors(path: Path) -> dict[str, tuple[str, str, float]]:
     """id -> (name, status, interval) of every monitor in the file."""
-    with closing(sqlite3.connect(path)) as conn:
-        rows = conn.execute("SELECT id, name, status, interval FROM monitors").fetchall()
+    rows = read_rows(path, "SELECT id, name, status, interval FROM monitors")
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
@@ -64,8 +75,7 @@ def stored_results(path: Path, monitor_id: str | None = None) -> list[tuple[int,
     if monitor_id is not None:
         query += " WHERE m.id = ?"
         params = (monitor_id,)
-    with closing(sqlite3.connect(path)) as conn:
-        rows = conn.execute(query + " ORDER BY r.seq", params).fetchall()
+    rows = read_rows(path, query + " ORDER BY r.seq", params)
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
