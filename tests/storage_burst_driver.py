@@ -18,8 +18,7 @@ import asyncio
 import sys
 import time
 
-from sonde_exporter.storage import Database, MonitorRecord, ResultRecord
-from sonde_exporter.storage import monitor_rows, result_rows
+from sonde_exporter.storage import Database, MonitorRecord, ResultRecord, monitor_rows, result_rows
 
 IN_FLIGHT = 64
 
