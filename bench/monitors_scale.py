@@ -187,6 +187,11 @@ def schedule(args: argparse.Namespace) -> dict[str, object]:
             before, cpu0, t0 = scrape(address), cpu_seconds(proc.pid), time.time()
             time.sleep(args.window)
             after, cpu1, t1 = scrape(address), cpu_seconds(proc.pid), time.time()
+            # What one scrape of every monitor's last result costs the exporter.
+            cpu2 = cpu_seconds(proc.pid)
+            status, text = get(f"http://{address}/monitors/metrics")
+            assert status == 200
+            exposition = {"cpu_s": round(cpu_seconds(proc.pid) - cpu2, 3), "bytes": len(text)}
         finally:
             proc.terminate()
             proc.wait(30)
@@ -214,6 +219,7 @@ def schedule(args: argparse.Namespace) -> dict[str, object]:
             "probe_requests": probes,
             "cpu_per_probe_us": round(probe_cpu * 1e6, 1),
             "ratio": round(monitor_cpu / probe_cpu, 3),
+            "monitors_metrics_scrape": exposition,
             "storage_writes": int(
                 after["sonde_storage_writes_total"] - before["sonde_storage_writes_total"]
             ),

@@ -299,3 +299,21 @@ async def test_unwritable_database_leaves_probe_working(
     assert metrics["sonde_storage_available"] == 1
     await until("a stored result", lambda: result_count(path, tcp_id("web")) >= 1, 10)
     assert (await client.get("/v1/sd")).status == 200
+
+
+async def test_results_share_a_commit_and_an_awaited_change_does_not_wait(database: Database):
+    """Changes nobody awaits (a check's result) wait for company; one someone awaits (the
+    API's) takes what is queued into its transaction at once."""
+    await database.change(lambda c: monitor_rows.insert_monitor(c, monitor("a")))
+    before = database.stats.transactions
+    queued = [
+        database.change_soon(lambda c, i=i: result_rows.insert_result(c, result("tcpm_a", i)))  # type: ignore[misc]
+        for i in range(5)
+    ]
+    await database.change(lambda c: monitor_rows.insert_monitor(c, monitor("b")))
+    assert all(f.done() and f.exception() is None for f in queued)
+    assert database.stats.transactions == before + 1
+    # Alone, a result is written once it has lingered.
+    alone = database.change_soon(lambda c: result_rows.insert_result(c, result("tcpm_b", 1)))
+    await asyncio.wait_for(alone, 5)
+    assert database.stats.transactions == before + 2

@@ -232,6 +232,8 @@ class MonitorEngine:
                     extra=fields(monitor_id=monitor_id, err=why),
                 )
         self.plans, self.plan_errors = plans, errors
+        for monitor_id in plans:  # now, so that start-up's objects are frozen with them
+            self.states.setdefault(monitor_id, MonitorState())
         self.scheduler.set_plans(plans)
 
     # --- checks and history -----------------------------------------------------------------

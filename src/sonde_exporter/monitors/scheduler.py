@@ -26,10 +26,12 @@ RunCheck = Callable[[CheckPlan], Awaitable[None]]
 
 @dataclass(slots=True)
 class Slot:
-    """A monitor in the schedule; a new plan gets a new slot (old heap entries go stale)."""
+    """A monitor in the schedule; a new interval gets a new slot (old heap entries go stale)."""
 
     plan: CheckPlan
+    generation: int
     task: asyncio.Task[None] | None = None
+    """The check running or waiting for a slot; None between checks."""
     skipped: int = 0
     ticks: int = 0
 
@@ -54,7 +56,9 @@ class Scheduler:
         self._observe_lag = observe_lag
         """Gets each check's lag: seconds from its due time to its start."""
         self._slots: dict[str, Slot] = {}
-        self._heap: list[tuple[float, int, Slot]] = []
+        # (due, order, monitor ID, slot generation): numbers and a string only, so that the
+        # garbage collector stops tracking the entries (10,000 of them at any time).
+        self._heap: list[tuple[float, int, str, int]] = []
         self._order = itertools.count()
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(max_concurrency)
@@ -82,12 +86,13 @@ class Scheduler:
                 # a reloaded module is a new object even when nothing in it changed.)
                 old.plan = plan
                 continue
-            slot = Slot(plan)
+            slot = Slot(plan, next(self._order))
             if old is not None:
                 slot.task, slot.skipped, slot.ticks = old.task, old.skipped, old.ticks
             self._slots[monitor_id] = slot
             due = first_due(monitor_id, plan.record.interval, wall_now)
-            heapq.heappush(self._heap, (loop_now + (due - wall_now), next(self._order), slot))
+            entry = (loop_now + (due - wall_now), next(self._order), monitor_id, slot.generation)
+            heapq.heappush(self._heap, entry)
         self._wake.set()
 
     def start(self) -> None:
@@ -121,8 +126,9 @@ class Scheduler:
                     async with asyncio.timeout(wait):
                         await self._wake.wait()
                 continue
-            _, _, slot = heapq.heappop(heap)
-            if self._slots.get(slot.plan.id) is not slot:
+            _, _, monitor_id, generation = heapq.heappop(heap)
+            slot = self._slots.get(monitor_id)
+            if slot is None or slot.generation != generation:
                 continue  # removed or replaced since this tick was queued
             interval = slot.plan.record.interval
             now = loop.time()
@@ -132,7 +138,7 @@ class Scheduler:
                 slot.skipped += missed
                 self.stats.skipped += missed
                 next_due = due + (missed + 1) * interval
-            heapq.heappush(heap, (next_due, next(self._order), slot))
+            heapq.heappush(heap, (next_due, next(self._order), monitor_id, generation))
             slot.ticks += 1
             if slot.task is not None and not slot.task.done():
                 slot.skipped += 1
@@ -148,3 +154,10 @@ class Scheduler:
                 await self._run(slot.plan)
         finally:
             self.stats.in_flight -= 1
+            # A done task holds its coroutine and context: 10,000 of them would sit in the
+            # collector's oldest generation, walked by every full collection. (The slot that
+            # holds it may be a newer one, after a change of interval.)
+            me = asyncio.current_task()
+            for owner in (slot, self._slots.get(slot.plan.id)):
+                if owner is not None and owner.task is me:
+                    owner.task = None
