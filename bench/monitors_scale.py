@@ -339,8 +339,10 @@ def history(args: argparse.Namespace) -> dict[str, object]:
             keys = await db.query(lambda c: [k for (k,) in c.execute("SELECT key FROM monitors")])
             for key in keys:
                 await db.change(lambda c, k=key: insert(c, k))
-            await db.change(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
-            size = db.size_bytes()
+            await db.close()  # the last connection to close checkpoints the WAL into the file
+            size = os.stat(path).st_size
+            db = Database(path)
+            await db.start()
             total = await db.query(lambda c: c.execute("SELECT count(*) FROM results").fetchone())
             timings: dict[str, list[float]] = {"newest": [], "deep": []}
             target = records[count // 2].id

@@ -224,3 +224,38 @@ async def test_restart_keeps_history_ids_and_the_last_result(exporter_client, tc
     labels = f'module="tcp",monitor="web",monitor_id="{monitor_id}",target="{target}"'
     assert metrics[f"probe_success{{{labels}}}"] == 1
     await until("a result after the restart", lambda: result_count(db, monitor_id) > len(history))
+
+
+async def test_a_state_change_by_reload_takes_effect_at_once(
+    exporter_client, write_config, tcp_server, tmp_path
+):
+    """active -> disabled stops the checks (a check already running may still land); disabled
+    -> maintenance starts them again within the interval, under the same ID and history."""
+    target = f"127.0.0.1:{await tcp_server(accept_and_close)}"
+    db = tmp_path / "sonde.db"
+
+    def config(status: str) -> str:
+        return monitors_yaml(
+            f"{{name: web, module: tcp, target: '{target}', interval: 1s, status: {status}}}"
+        )
+
+    client = await exporter_client(config("active"), monitors=options(db))
+    monitor_id = tcp_id("web")
+    await until("2 results", lambda: result_count(db, monitor_id) >= 2)
+
+    write_config(config("disabled"))
+    assert (await client.post("/-/reload")).status == 200
+    assert client.exporter.monitors.scheduler.slot(monitor_id) is None
+    assert (await client.get("/v1/sd")).status == 200
+    assert await (await client.get("/v1/sd")).json() == []
+    engine = client.exporter.monitors
+    await until("no check in flight", lambda: engine.scheduler.stats.in_flight == 0)
+    await engine.database.change(lambda conn: None)  # an awaited change flushes the queue
+    stopped = result_count(db, monitor_id)
+    await asyncio.sleep(2.5)  # two and a half intervals: no tick may run
+    assert result_count(db, monitor_id) == stopped
+
+    write_config(config("maintenance"))
+    assert (await client.post("/-/reload")).status == 200
+    assert stored_monitors(db)[monitor_id][1] == "maintenance"
+    await until("a check in maintenance", lambda: result_count(db, monitor_id) > stopped, 10)
