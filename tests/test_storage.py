@@ -317,3 +317,18 @@ async def test_results_share_a_commit_and_an_awaited_change_does_not_wait(databa
     alone = database.change_soon(lambda c: result_rows.insert_result(c, result("tcpm_b", 1)))
     await asyncio.wait_for(alone, 5)
     assert database.stats.transactions == before + 2
+
+
+async def test_pages_of_results_newest_first(database: Database):
+    await fill(database, "tcpm_a", [float(t) for t in range(10)])
+    await fill(database, "tcpm_b", [float(t) for t in range(3)])
+
+    async def page(limit: int, offset: int) -> tuple[list[float], int]:
+        found = await database.query(lambda c: result_rows.results_page(c, "tcpm_a", limit, offset))
+        assert found is not None
+        return [r.checked_at for r in found[0]], found[1]
+
+    assert await page(3, 0) == ([9.0, 8.0, 7.0], 10)
+    assert await page(3, 3) == ([6.0, 5.0, 4.0], 10)
+    assert await page(5, 8) == ([1.0, 0.0], 10)
+    assert await page(5, 10) == ([], 10)
