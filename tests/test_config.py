@@ -248,7 +248,7 @@ def test_a_foreign_block_belongs_to_its_own_prober_too(block: str) -> None:
 
 
 def test_dump_leaves_out_the_other_probers_blocks() -> None:
-    text = dump_yaml(load_config(SHIPPED))
+    text = dump_yaml(load_config(SHIPPED)).split("\nmonitors:", 1)[0]  # modules only
     module_keys = re.findall(r"^    (\w+):(.*)$", text, re.MULTILINE)
     # The probers' own blocks, and the policies only tcp_strict and tcp_traced set.
     policies = {"retries", "degraded_response_time", "max_response_time", "assertions"}

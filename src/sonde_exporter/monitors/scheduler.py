@@ -63,6 +63,8 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(max_concurrency)
         self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        """Every check in flight, those of monitors removed meanwhile included."""
         self.stats = SchedulerStats()
 
     def slot(self, monitor_id: str) -> Slot | None:
@@ -101,7 +103,7 @@ class Scheduler:
 
     async def stop(self) -> None:
         """Stop ticking and cancel the checks in flight."""
-        tasks = [s.task for s in self._slots.values() if s.task is not None]
+        tasks = list(self._running)
         if self._task is not None:
             tasks.append(self._task)
         for task in tasks:
@@ -135,6 +137,7 @@ class Scheduler:
             next_due = due + interval
             if next_due <= now:  # the loop was held up for a whole interval: count the gap
                 missed = math.floor((now - due) / interval)
+                slot.ticks += missed
                 slot.skipped += missed
                 self.stats.skipped += missed
                 next_due = due + (missed + 1) * interval
@@ -145,6 +148,7 @@ class Scheduler:
                 self.stats.skipped += 1
                 continue
             slot.task = asyncio.create_task(self._check(slot, due), name=f"check {slot.plan.id}")
+            self._running.add(slot.task)
 
     async def _check(self, slot: Slot, due: float) -> None:
         self.stats.in_flight += 1
@@ -158,6 +162,7 @@ class Scheduler:
             # collector's oldest generation, walked by every full collection. (The slot that
             # holds it may be a newer one, after a change of interval.)
             me = asyncio.current_task()
+            self._running.discard(me)
             for owner in (slot, self._slots.get(slot.plan.id)):
                 if owner is not None and owner.task is me:
                     owner.task = None
