@@ -63,6 +63,7 @@ from mailstack import AUTHRES_SUBJECT, MailStack
 from processes import LoopbackServer, Process, refusing_port, wait_for
 
 from sonde_exporter.durations import parse_duration
+from sonde_exporter.monitors.identity import config_monitor_id
 
 pytestmark = [pytest.mark.root, pytest.mark.mailstack, pytest.mark.prometheus]
 
@@ -71,6 +72,18 @@ EXPORTER_JOB = "sonde-exporter"
 T = TypeVar("T")
 WAIT = 60.0  # upper bound for each wait; on this machine each takes a few seconds
 POLL = 0.25  # Prometheus' view changes once a scrape (1s): no need to ask it more often
+
+# Scheduled monitors (README, "Scheduled monitors"): the exporter checks these itself and
+# grafana/prometheus.yml's sonde-monitors job scrapes their results from /monitors/metrics with
+# honor_labels. name -> (role of the target, status). The one in maintenance fails as the
+# active one does, and no alert may name it.
+MONITOR_JOB = "sonde-monitors"
+MONITORS = {
+    "open-port": ("open", "active"),
+    "closed-port": ("closed", "active"),
+    "closed-quiet": ("closed", "maintenance"),
+}
+MONITOR_LABELS = {"team": "sre"}  # config.yml's example monitor has these
 
 EMAIL_JOB = "sonde-email"
 EMAIL_MODULE = "email_roundtrip"  # config.yml's email module, probed by the sonde-email job
@@ -153,11 +166,21 @@ def eventually(observe: Callable[[], T], expected: T, timeout: float = WAIT) -> 
         time.sleep(POLL)
 
 
-def exporter_config(path: Path, ca_file: Path, mail: MailStack) -> tuple[Path, dict[str, str]]:
+def exporter_config(
+    path: Path, ca_file: Path, mail: MailStack, targets: dict[str, str]
+) -> tuple[Path, dict[str, str]]:
     """The shipped config.yml, with the test CA trusted by the tcp_tls module, the email
-    module sending to the mail stack and a should_fail module ("this port must be closed");
-    and the environment that holds the mailbox password."""
+    module sending to the mail stack, a should_fail module ("this port must be closed") and
+    the MONITORS in place of its example monitor; and the environment that holds the mailbox
+    password."""
     config = yaml.safe_load((ROOT / "config.yml").read_text())
+    (example,) = config["monitors"]
+    assert example["labels"] == MONITOR_LABELS
+    config["monitors"] = [
+        {**example, "name": name, "target": targets[role], "status": status}
+        | {"interval": "1s", "timeout": "500ms"}  # at the scrape's pace, as the jobs here
+        for name, (role, status) in MONITORS.items()
+    ]
     assert INVERTED_MODULE not in config["modules"]
     config["modules"][INVERTED_MODULE] = {"prober": "tcp", "timeout": "5s", "should_fail": True}
     config["modules"]["tcp_tls"]["tcp"]["tls_config"]["ca_file"] = str(ca_file)
@@ -258,7 +281,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mail_stack: MailStack) -> It
         STRICT_JOB: [targets["smtp"], targets["closed"]],
         INVERTED_JOB: [targets["closed"]],
     }
-    config, secrets = exporter_config(tmp / "sonde.yml", tmp / "ca.pem", mail_stack)
+    config, secrets = exporter_config(tmp / "sonde.yml", tmp / "ca.pem", mail_stack, targets)
     processes: list[Process] = []
     try:
         exporter = Process(
@@ -267,6 +290,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mail_stack: MailStack) -> It
                 sys.executable, "-m", "sonde_exporter",
                 "--config.file", str(config),
                 "--web.listen-address", "127.0.0.1:0",
+                "--storage.path", str(tmp / "sonde.db"),
             ],
             tmp,
             env={**os.environ, **secrets},
@@ -335,7 +359,7 @@ def _wait_until_evaluated(stack: Stack) -> None:
     """At least two scrapes of every target, then a rule evaluation of every group after that."""
     _wait_until_ready(stack)
     expected = {(job, t) for job, ts in (stack.jobs | stack.classic).items() for t in ts}
-    expected.add((EXPORTER_JOB, stack.exporter))
+    expected |= {(EXPORTER_JOB, stack.exporter), (MONITOR_JOB, stack.exporter)}
 
     def scraped_twice() -> bool:
         try:
@@ -381,7 +405,7 @@ def test_every_job_is_up(stack: Stack):
 
     # Every job up, and the exporter's address is the instance of every job (panels join on it);
     # the classic twins have their targets as instances.
-    expected = {job: {(stack.exporter, 1.0)} for job in [EXPORTER_JOB, *stack.jobs]}
+    expected = {job: {(stack.exporter, 1.0)} for job in [EXPORTER_JOB, MONITOR_JOB, *stack.jobs]}
     expected |= {job: {(t, 1.0) for t in targets} for job, targets in stack.classic.items()}
     eventually(jobs_up, expected)
 
@@ -409,7 +433,11 @@ def test_probe_results(stack: Stack):
         (INVERTED_JOB, t["closed"]): (INVERTED_MODULE, 1.0),  # closed, as should_fail wants
     }
     classic = {(CLASSIC + job, where): (None, ok) for (job, where), (_, ok) in ours.items()}
-    eventually(results, ours | classic)
+    monitors = {
+        (MONITOR_JOB, t["open"]): ("tcp", 1.0),
+        (MONITOR_JOB, t["closed"]): ("tcp", 0.0),  # closed-port and closed-quiet
+    }
+    eventually(results, ours | classic | monitors)
 
 
 def test_closed_port_fails_with_connect_refused(stack: Stack):
@@ -421,7 +449,7 @@ def test_closed_port_fails_with_connect_refused(stack: Stack):
 
     closed = stack.targets["closed"]
     ours = {("sonde-tcp", closed): "connect_refused", (STRICT_JOB, closed): "connect_refused"}
-    eventually(reasons, _twins(ours))
+    eventually(reasons, _twins(ours) | {(MONITOR_JOB, closed): "connect_refused"})
 
 
 def test_probe_policies_show_in_the_metrics(stack: Stack):
@@ -566,10 +594,11 @@ def test_rules_are_loaded_and_healthy(stack: Stack):
 
 
 def test_probe_failing_alert_for_the_closed_port_only(stack: Stack):
-    """Probed by the tcp and tcp_strict modules (which retries it); tcp_closed passes it."""
+    """Probed by the tcp and tcp_strict modules (which retries it) and the closed-port monitor;
+    tcp_closed passes it, and the closed-quiet monitor, in maintenance, stays silent."""
     closed = stack.targets["closed"]
     classic_job = CLASSIC + "sonde-tcp"
-    failing_jobs = {"sonde-tcp", classic_job, STRICT_JOB, CLASSIC + STRICT_JOB}
+    failing_jobs = {"sonde-tcp", classic_job, STRICT_JOB, CLASSIC + STRICT_JOB, MONITOR_JOB}
 
     def failing_alerts() -> dict[str, dict[str, Any]] | None:
         alerts = {
@@ -579,7 +608,11 @@ def test_probe_failing_alert_for_the_closed_port_only(stack: Stack):
         }
         return alerts if set(alerts) == failing_jobs else None
 
-    alerts = wait_for("SondeProbeFailing to be pending for all 4 jobs", failing_alerts, WAIT, POLL)
+    alerts = wait_for("SondeProbeFailing to be pending for all 5 jobs", failing_alerts, WAIT, POLL)
+    assert alerts[MONITOR_JOB]["labels"]["monitor"] == "closed-port"
+    # Failing as long as closed-port, whose alert is pending: evaluated with the same data.
+    quiet = stack.query('probe_success{monitor="closed-quiet"} == 0')
+    assert [r["metric"]["target"] for r in quiet] == [closed]
     for alert in alerts.values():
         assert address(alert["labels"]) == closed
         assert alert["state"] in {"pending", "firing"}
@@ -603,6 +636,7 @@ def test_probe_failing_alert_for_the_closed_port_only(stack: Stack):
             a["labels"]
             for a in stack.alerts()
             if (a["labels"]["alertname"], address(a["labels"])) != ("SondeProbeFailing", closed)
+            or a["labels"].get("monitor") == "closed-quiet"
         ]
 
     eventually(others, [])
@@ -625,7 +659,7 @@ def test_variable_queries_list_the_targets(stack: Stack):
     eventually(
         values,
         {
-            "job": set(stack.jobs) | set(stack.classic),
+            "job": set(stack.jobs) | set(stack.classic) | {MONITOR_JOB},
             # The classic twins add no module or target, and their targets as instances.
             "module": {"tcp", "tcp_tls", "icmp", EMAIL_MODULE, *POLICY_JOBS.values()},
             "instance": {stack.exporter, *stack.targets.values()},
@@ -741,7 +775,11 @@ def test_status_table_shows_the_failure_reason(stack: Stack):
         (STRICT_JOB, t["closed"]): (0.0, "connect_refused"),
         (INVERTED_JOB, t["closed"]): (1.0, None),
     }
-    eventually(rows, _twins(ours))
+    monitors = {
+        (MONITOR_JOB, t["open"]): (1.0, None),
+        (MONITOR_JOB, t["closed"]): (0.0, "connect_refused"),
+    }
+    eventually(rows, _twins(ours) | monitors)
 
 
 # The assertion of config.yml's tcp_strict module: a row of the assertion table.
@@ -788,6 +826,53 @@ def test_per_target_table_queries_merge_into_one_row_per_target(
         }
 
     eventually(label_sets, {q.ref: rows for q in queries})
+
+
+def test_monitor_series_keep_their_labels(stack: Stack):
+    """honor_labels: the monitor's own labels, as /monitors/metrics wrote them; instance is the
+    exporter, as in the probe jobs; and each monitor's state."""
+
+    def series() -> dict[str, dict[str, str]]:
+        return {
+            r["metric"]["monitor"]: r["metric"]
+            for r in stack.query(f'probe_success{{job="{MONITOR_JOB}"}}')
+        }
+
+    expected = {
+        name: {
+            "__name__": "probe_success",
+            "job": MONITOR_JOB,
+            "instance": stack.exporter,
+            "monitor": name,
+            "monitor_id": config_monitor_id("tcp", name),
+            "module": "tcp",
+            "target": stack.targets[role],
+            **MONITOR_LABELS,
+        }
+        for name, (role, _) in MONITORS.items()
+    }
+    eventually(series, expected)
+    states = {
+        r["metric"]["monitor"]: r["metric"]["state"]
+        for r in stack.query(f'sonde_monitor_state{{job="{MONITOR_JOB}"}} == 1')
+    }
+    assert states == {name: status for name, (_, status) in MONITORS.items()}
+
+
+def test_panels_show_scheduled_monitors(stack: Stack):
+    """Every panel that shows the sonde-tcp job's probes shows the TCP monitors' too, with
+    the job variable set to the monitors' job alone."""
+    queries = panel_queries(load_dashboard())
+
+    def with_data(job: str) -> set[str]:
+        values = dict.fromkeys(query_variables(load_dashboard()), ALL)
+        values["job"] = picked(job)
+        return {q.key for q in queries if stack.query(substitute(q.expr, values))}
+
+    def missing() -> list[str]:
+        return sorted(with_data("sonde-tcp") - with_data(MONITOR_JOB))
+
+    eventually(missing, [])
 
 
 def test_grafana_rules_agree_with_prometheus_alerts(stack: Stack):

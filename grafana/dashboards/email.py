@@ -16,7 +16,7 @@ from .panels import (
     timeseries,
     value_map,
 )
-from .queries import IS_EMAIL, PER_TARGET, PROBE, probed
+from .queries import IS_EMAIL, PER_TARGET, PROBE, PROBE_KEY, probed
 from .tables import Column, labels_table, latest_table
 
 
@@ -52,15 +52,13 @@ def email_row(y: int) -> list[Panel]:
         Column("C", f"{PER_TARGET} (probe_email_delivery_seconds{{{PROBE}}})", "Delivery", "s"),
         Column(
             "D",
-            "sum by (job, instance, module, target) "
-            f'(probe_email_duration_seconds{{{PROBE}, phase=~"smtp_.*"}})',
+            f'sum by ({PROBE_KEY}) (probe_email_duration_seconds{{{PROBE}, phase=~"smtp_.*"}})',
             "SMTP",
             "s",
         ),
         Column(
             "E",
-            "sum by (job, instance, module, target) "
-            f'(probe_email_duration_seconds{{{PROBE}, phase=~"receive_.*"}})',
+            f'sum by ({PROBE_KEY}) (probe_email_duration_seconds{{{PROBE}, phase=~"receive_.*"}})',
             "Mailbox session",
             "s",
         ),

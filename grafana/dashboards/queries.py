@@ -9,12 +9,16 @@ PROBE = 'job=~"$job", module=~"$module", instance=~"$instance", target=~"$target
 EXPORTER = 'instance=~"$instance"'
 # Only the process metrics of sonde-exporter, whatever job scrapes them.
 IS_SONDE = "and on(job, instance) sonde_exporter_build_info"
+# The labels that tell one probe's series from another's. Scheduled monitors (scraped from
+# /monitors/metrics with honor_labels) add monitor_id: two monitors may probe one target with
+# one module; series of /probe jobs have no monitor_id, which changes nothing for them.
+PROBE_KEY = "job, instance, module, target, monitor_id"
 # One series per probe, for the per-target tables' merge of several queries into one row.
-PER_TARGET = "max by (job, instance, module, target)"
+PER_TARGET = f"max by ({PROBE_KEY})"
 # One series per assertion of a probe, for the assertion table.
-PER_ASSERTION = "max by (job, instance, module, target, assertion, source, comparison)"
+PER_ASSERTION = f"max by ({PROBE_KEY}, assertion, source, comparison)"
 # Keeps series of email probes only: probe_email_send_success is in every email probe's output.
-IS_EMAIL = f"and on(job, instance, module, target) probe_email_send_success{{{PROBE}}}"
+IS_EMAIL = f"and on({PROBE_KEY}) probe_email_send_success{{{PROBE}}}"
 
 
 def filled(expr: str, label: str, source: str, first: str) -> str:

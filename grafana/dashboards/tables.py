@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .panels import COLORED_CELLS, Grid, Panel, column, hide_columns, panel, prop, sort_by, target
-from .queries import PROBE, probed
+from .queries import PROBE, PROBE_KEY, probed
 
 
 def labels_table(
@@ -103,7 +103,7 @@ def outcome_table(
     the reason joins onto those, and `or on(...)` adds the others without one. Sorted by the
     outcome, 0 first unless `worst_first` says that 1 is the bad value."""
     outcome, reason = metrics
-    on_probe = "on(job, instance, module, target)"
+    on_probe = f"on({PROBE_KEY})"
     query = (
         f"({outcome}{{{PROBE}}} * {on_probe} group_left(reason) {reason}{{{PROBE}}}) "
         f"or {on_probe} {outcome}{{{PROBE}}}"

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,7 +22,6 @@ from dataclasses import dataclass, field
 from ..config import Config
 from ..config.monitors import MonitorConfig
 from ..logs import fields
-from ..probe_metrics import ProbeMetrics
 from ..storage import (
     Database,
     MonitorRecord,
@@ -33,6 +33,7 @@ from ..storage import (
 from .check import run_check
 from .identity import config_monitor_id
 from .plan import CheckPlan, PlanError, build_plan
+from .samples import Samples, freeze
 from .scheduler import Scheduler
 
 logger = logging.getLogger("sonde_exporter.monitors")
@@ -40,6 +41,17 @@ logger = logging.getLogger("sonde_exporter.monitors")
 
 def _ignore(_: float) -> None:
     pass
+
+
+def _stored(
+    conn: sqlite3.Connection,
+) -> tuple[list[MonitorRecord], dict[str, ResultRecord]]:
+    """Every monitor and its last result, read in one snapshot."""
+    conn.execute("BEGIN")
+    try:
+        return monitor_rows.all_monitors(conn), result_rows.latest_results(conn)
+    finally:
+        conn.execute("COMMIT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +69,7 @@ class MonitorState:
     """What the engine remembers of a monitor between checks."""
 
     last: ResultRecord | None = None
-    metrics: ProbeMetrics | None = None
+    metrics: Samples | None = None
     """The last check's probe metrics (None after a restart, until the next check)."""
     checks: Counter[str] = field(default_factory=Counter)
     attempts: int = 0
@@ -165,8 +177,7 @@ class MonitorEngine:
     async def _load(self) -> None:
         async with self._lock:
             try:
-                records = await self.database.query(monitor_rows.all_monitors)
-                latest = await self.database.query(result_rows.latest_results)
+                records, latest = await self.database.query(_stored)
                 self.records = {r.id: r for r in records}
                 for monitor_id, result in latest.items():
                     self.states.setdefault(monitor_id, MonitorState()).last = result
@@ -221,6 +232,8 @@ class MonitorEngine:
                     extra=fields(monitor_id=monitor_id, err=why),
                 )
         self.plans, self.plan_errors = plans, errors
+        for monitor_id in plans:  # now, so that start-up's objects are frozen with them
+            self.states.setdefault(monitor_id, MonitorState())
         self.scheduler.set_plans(plans)
 
     def _replan_one(self, monitor_id: str) -> None:
@@ -243,7 +256,7 @@ class MonitorEngine:
         if self.plans.get(plan.id) is None:  # deleted while it ran
             return
         state = self.states.setdefault(plan.id, MonitorState())
-        state.last, state.metrics = run.result, run.metrics
+        state.last, state.metrics = run.result, freeze(run.metrics)
         state.checks[run.result.status] += 1
         state.attempts += run.result.attempts
         written = self.database.change_soon(

@@ -19,6 +19,7 @@ from ..probe_metrics import (
 from ..storage import ResultRecord
 from .engine import MonitorEngine, MonitorState
 from .plan import CheckPlan
+from .samples import Samples, freeze, thaw
 
 STATES = ("active", "maintenance", "disabled")
 CHECK_STATUSES = ("up", "down", "timeout")
@@ -114,27 +115,35 @@ def _own_counters(own: dict[str, _Family], labels: str, monitor: MonitorState) -
 
 
 def _probe_series(
-    probe: dict[str, _Family], plan: CheckPlan, labels: str, metrics: ProbeMetrics
+    probe: dict[str, _Family], plan: CheckPlan, labels: str, samples_set: Samples
 ) -> None:
-    for gauge, samples in metrics.families():
+    """Most families have no labels of their own: one sample, written straight; the others
+    get the monitor's labels, less any a family sets itself (a probe's `target`, say)."""
+    names: frozenset[str] | None = None
+    for gauge, samples in thaw(samples_set):
         family = probe.get(gauge.name)
         if family is None:
             family = probe[gauge.name] = _Family(gauge.header)
+        if not gauge.labels:
+            for _, value in samples:
+                family.lines.append(f"{gauge.name}{{{labels}}} {format_value(value)}\n")
+            continue
+        if names is None:
+            names = frozenset(name for name, _ in plan.series_labels)
         prefix = labels
-        if any(name in gauge.labels for name, _ in plan.series_labels):
+        if not names.isdisjoint(gauge.labels):
             prefix = _labels(p for p in plan.series_labels if p[0] not in gauge.labels)
-        for values, value in samples.items():
+        for values, value in samples:
             own = ",".join(
                 f'{name}="{escape_label(v)}"' for name, v in zip(gauge.labels, values, strict=True)
             )
-            joined = f"{prefix},{own}" if own else prefix
-            family.lines.append(f"{gauge.name}{{{joined}}} {format_value(value)}\n")
+            family.lines.append(f"{gauge.name}{{{prefix},{own}}} {format_value(value)}\n")
 
 
-def _from_result(result: ResultRecord) -> ProbeMetrics:
+def _from_result(result: ResultRecord) -> Samples:
     """After a restart, until the next check: what the stored result says."""
     metrics = ProbeMetrics()
     if result.reason is not None:
         metrics.set(PROBE_FAILURE_REASON, 1, result.reason)
     metrics.set(PROBE_SUCCESS, 1 if result.status == "up" else 0)
-    return metrics
+    return freeze(metrics)

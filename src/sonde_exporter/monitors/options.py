@@ -23,10 +23,16 @@ class MonitorOptions:
     limit: int = 10_000
     """Most monitors of each kind the management API may create."""
     retention: Retention = field(default_factory=Retention)
+    storage_retry: float = 5.0
+    """Seconds between attempts to reopen a database that could not be opened or written."""
 
     def engine(self, config: Config, registry: CollectorRegistry) -> MonitorEngine:
         """The engine, its database, and their health metrics in `registry`."""
-        database = Database(self.storage_path, observe_commit=commit_histogram(registry).observe)
+        database = Database(
+            self.storage_path,
+            retry_interval=self.storage_retry,
+            observe_commit=commit_histogram(registry).observe,
+        )
         engine = MonitorEngine(
             database,
             config,

@@ -26,10 +26,12 @@ RunCheck = Callable[[CheckPlan], Awaitable[None]]
 
 @dataclass(slots=True)
 class Slot:
-    """A monitor in the schedule; a new plan gets a new slot (old heap entries go stale)."""
+    """A monitor in the schedule; a new interval gets a new slot (old heap entries go stale)."""
 
     plan: CheckPlan
+    generation: int
     task: asyncio.Task[None] | None = None
+    """The check running or waiting for a slot; None between checks."""
     skipped: int = 0
     ticks: int = 0
 
@@ -54,11 +56,15 @@ class Scheduler:
         self._observe_lag = observe_lag
         """Gets each check's lag: seconds from its due time to its start."""
         self._slots: dict[str, Slot] = {}
-        self._heap: list[tuple[float, int, Slot]] = []
+        # (due, order, monitor ID, slot generation): numbers and a string only, so that the
+        # garbage collector stops tracking the entries (10,000 of them at any time).
+        self._heap: list[tuple[float, int, str, int]] = []
         self._order = itertools.count()
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(max_concurrency)
         self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        """Every check in flight, those of monitors removed meanwhile included."""
         self.stats = SchedulerStats()
 
     def slot(self, monitor_id: str) -> Slot | None:
@@ -66,7 +72,8 @@ class Scheduler:
 
     def set_plans(self, plans: dict[str, CheckPlan]) -> None:
         """Schedule exactly these plans (the disabled ones are left out). A monitor whose
-        plan is unchanged keeps its slot and its place; any other change takes effect now."""
+        interval is unchanged keeps its slot, its place and its counters, and runs its new
+        plan from its next tick; a new interval starts a new slot on the new tick grid."""
         loop_now, wall_now = asyncio.get_running_loop().time(), time.time()
         for monitor_id in list(self._slots):
             plan = plans.get(monitor_id)
@@ -76,14 +83,18 @@ class Scheduler:
             if not plan.scheduled:
                 continue
             old = self._slots.get(monitor_id)
-            if old is not None and old.plan == plan:
+            if old is not None and old.plan.record.interval == plan.record.interval:
+                # Same ticks: its next check runs the new plan. (Plans are not compared:
+                # a reloaded module is a new object even when nothing in it changed.)
+                old.plan = plan
                 continue
-            slot = Slot(plan)
+            slot = Slot(plan, next(self._order))
             if old is not None:
                 slot.task, slot.skipped, slot.ticks = old.task, old.skipped, old.ticks
             self._slots[monitor_id] = slot
             due = first_due(monitor_id, plan.record.interval, wall_now)
-            heapq.heappush(self._heap, (loop_now + (due - wall_now), next(self._order), slot))
+            entry = (loop_now + (due - wall_now), next(self._order), monitor_id, slot.generation)
+            heapq.heappush(self._heap, entry)
         self._wake.set()
 
     def start(self) -> None:
@@ -92,7 +103,7 @@ class Scheduler:
 
     async def stop(self) -> None:
         """Stop ticking and cancel the checks in flight."""
-        tasks = [s.task for s in self._slots.values() if s.task is not None]
+        tasks = list(self._running)
         if self._task is not None:
             tasks.append(self._task)
         for task in tasks:
@@ -117,24 +128,27 @@ class Scheduler:
                     async with asyncio.timeout(wait):
                         await self._wake.wait()
                 continue
-            _, _, slot = heapq.heappop(heap)
-            if self._slots.get(slot.plan.id) is not slot:
+            _, _, monitor_id, generation = heapq.heappop(heap)
+            slot = self._slots.get(monitor_id)
+            if slot is None or slot.generation != generation:
                 continue  # removed or replaced since this tick was queued
             interval = slot.plan.record.interval
             now = loop.time()
             next_due = due + interval
             if next_due <= now:  # the loop was held up for a whole interval: count the gap
                 missed = math.floor((now - due) / interval)
+                slot.ticks += missed
                 slot.skipped += missed
                 self.stats.skipped += missed
                 next_due = due + (missed + 1) * interval
-            heapq.heappush(heap, (next_due, next(self._order), slot))
+            heapq.heappush(heap, (next_due, next(self._order), monitor_id, generation))
             slot.ticks += 1
             if slot.task is not None and not slot.task.done():
                 slot.skipped += 1
                 self.stats.skipped += 1
                 continue
             slot.task = asyncio.create_task(self._check(slot, due), name=f"check {slot.plan.id}")
+            self._running.add(slot.task)
 
     async def _check(self, slot: Slot, due: float) -> None:
         self.stats.in_flight += 1
@@ -144,3 +158,11 @@ class Scheduler:
                 await self._run(slot.plan)
         finally:
             self.stats.in_flight -= 1
+            # A done task holds its coroutine and context: 10,000 of them would sit in the
+            # collector's oldest generation, walked by every full collection. (The slot that
+            # holds it may be a newer one, after a change of interval.)
+            me = asyncio.current_task()
+            self._running.discard(me)
+            for owner in (slot, self._slots.get(slot.plan.id)):
+                if owner is not None and owner.task is me:
+                    owner.task = None

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 from .records import MonitorRecord
 
@@ -45,11 +46,19 @@ def _record(row: tuple[object, ...]) -> MonitorRecord:
         interval=float(interval),  # type: ignore[arg-type]
         timeout=None if timeout is None else float(timeout),  # type: ignore[arg-type]
         status=str(status),
-        labels=json.loads(str(labels)),
-        spec=json.loads(str(spec)),
+        labels=_json_object(labels),
+        spec=_json_object(spec),
         created_at=float(c),  # type: ignore[arg-type]
         updated_at=float(u),  # type: ignore[arg-type]
     )
+
+
+def _json_object(text: object) -> dict[str, Any]:
+    """Most monitors have no labels or spec: skip the parser for those (start-up loads all)."""
+    if text == "{}":
+        return {}
+    value: dict[str, Any] = json.loads(str(text))
+    return value
 
 
 def all_monitors(conn: sqlite3.Connection) -> list[MonitorRecord]:
