@@ -15,6 +15,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from api_harness import create_key
+
 from sonde_exporter.monitors.identity import config_monitor_id
 
 T = TypeVar("T")
@@ -125,3 +127,18 @@ class HangingServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+async def sd_groups(client: Any, db: Path) -> list[dict[str, Any]]:
+    """GET /v1/sd with a key of scope sd:read, made in `db` by the real `api-key` command
+    (it works while the server runs)."""
+    key = _SD_KEYS.get(db)
+    if key is None:
+        key = _SD_KEYS[db] = create_key(db, f"sd-{len(_SD_KEYS)}", ["sd:read"])
+    response = await client.get("/v1/sd", headers={"Authorization": f"Bearer {key}"})
+    assert response.status == 200, await response.text()
+    groups: list[dict[str, Any]] = await response.json()
+    return groups
+
+
+_SD_KEYS: dict[Path, str] = {}

@@ -15,6 +15,7 @@ from helpers import parse_metrics, promtool_check
 from monitor_tools import (
     monitors_yaml,
     result_count,
+    sd_groups,
     stored_monitors,
     stored_results,
     tcp_id,
@@ -120,8 +121,7 @@ async def test_states_decide_what_is_checked(exporter_client, tcp_server, tmp_pa
     success = {k for k, v in metrics.items() if k.startswith("probe_success{") and v == 1}
     assert {k.split('monitor="')[1].split('"')[0] for k in success} == {"live", "works"}
 
-    response = await client.get("/v1/sd")
-    groups = await response.json()
+    groups = await sd_groups(client, db)
     assert sorted(g["labels"]["monitor"] for g in groups) == ["live", "works"]
 
 
@@ -164,7 +164,7 @@ async def test_reload_adds_changes_and_removes_monitors(
     metrics = await monitors_metrics(client)
     assert not [k for k in metrics if 'monitor="gone"' in k]
     assert [k for k in metrics if k.startswith("sonde_monitor_state{") and 'monitor="new"' in k]
-    groups = await (await client.get("/v1/sd")).json()
+    groups = await sd_groups(client, db)
     assert {g["labels"]["monitor"]: g["labels"]["__param_target"] for g in groups} == {
         "kept": target,
         "changed": refused,
@@ -246,8 +246,7 @@ async def test_a_state_change_by_reload_takes_effect_at_once(
     write_config(config("disabled"))
     assert (await client.post("/-/reload")).status == 200
     assert client.exporter.monitors.scheduler.slot(monitor_id) is None
-    assert (await client.get("/v1/sd")).status == 200
-    assert await (await client.get("/v1/sd")).json() == []
+    assert await sd_groups(client, db) == []
     engine = client.exporter.monitors
     await until("no check in flight", lambda: engine.scheduler.stats.in_flight == 0)
     await engine.database.change(lambda conn: None)  # an awaited change flushes the queue

@@ -7,9 +7,9 @@ exactly one of them, at the monitor's own interval and timeout (__scrape_interva
 __scrape_timeout__), through /probe; disabled monitors by neither; the exporters run no check
 of their own.
 
-/v1/sd is not behind an API key yet (the management API adds the `sd:read` scope). The job
-already sends one, as documented: `authorization.credentials_file`, whose key Prometheus sends
-as `Authorization: Bearer ...` to /v1/sd; the key file written below is where a test key goes.
+/v1/sd needs an API key with the `sd:read` scope: each exporter's database gets one from the
+real `sonde-exporter api-key` command, and its Prometheus sends it as the documented job does
+(`authorization.credentials_file`, sent as `Authorization: Bearer ...`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 import yaml
+from api_harness import create_key
 from grafana_files import ROOT, run_promtool, tool
 from helpers import parse_metrics
 from monitor_tools import MODULES, stored_results, tcp_id
@@ -115,13 +116,13 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Shard]]:
     ]
     config = tmp / "sonde.yml"
     config.write_text(MODULES + yaml.safe_dump({"monitors": entries}))
-    key_file = tmp / "sonde-sd.key"
-    key_file.write_text("test-key-for-sd-read\n")  # sent, not checked yet (see the docstring)
     processes: list[Process] = []
     out: list[Shard] = []
     try:
         for number in (0, 1):
             db = tmp / f"sonde-{number}.db"
+            key_file = tmp / f"sonde-sd-{number}.key"
+            key_file.write_text(create_key(db, "prometheus", ["sd:read"]) + "\n")
             exporter = Process(
                 f"exporter-{number}",
                 [

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from .fields import Duration, Strict, duration_between, header_safe
 
@@ -56,6 +62,14 @@ class MonitorConfig(Strict):
     labels: Annotated[
         dict[str, Annotated[str, Field(max_length=1024)]], Field(default_factory=dict)
     ]
+
+    @model_serializer(mode="wrap")
+    def _without_unset_timeout(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Written out (/config) as it could be written in: no `timeout: null`."""
+        data: dict[str, Any] = handler(self)
+        if data.get("timeout") is None:
+            data.pop("timeout", None)
+        return data
 
     @field_validator("name")
     @classmethod

@@ -247,7 +247,9 @@ class MonitorEngine:
                 self.plans[monitor_id] = build_plan(record, self.config)
             except PlanError as exc:
                 self.plan_errors[monitor_id] = str(exc)
-        self.scheduler.set_plans(self.plans)
+        if monitor_id in self.plans:
+            self.states.setdefault(monitor_id, MonitorState())
+        self.scheduler.set_plan(monitor_id, self.plans.get(monitor_id))
 
     # --- checks and history -----------------------------------------------------------------
 

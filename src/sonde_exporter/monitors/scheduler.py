@@ -71,30 +71,35 @@ class Scheduler:
         return self._slots.get(monitor_id)
 
     def set_plans(self, plans: dict[str, CheckPlan]) -> None:
-        """Schedule exactly these plans (the disabled ones are left out). A monitor whose
-        interval is unchanged keeps its slot, its place and its counters, and runs its new
-        plan from its next tick; a new interval starts a new slot on the new tick grid."""
-        loop_now, wall_now = asyncio.get_running_loop().time(), time.time()
-        for monitor_id in list(self._slots):
-            plan = plans.get(monitor_id)
-            if plan is None or not plan.scheduled:
-                self._slots.pop(monitor_id)  # a check already running finishes
+        """Schedule exactly these plans (the disabled ones are left out)."""
+        for monitor_id in [m for m in self._slots if m not in plans]:
+            self.set_plan(monitor_id, None)
         for monitor_id, plan in plans.items():
-            if not plan.scheduled:
-                continue
-            old = self._slots.get(monitor_id)
-            if old is not None and old.plan.record.interval == plan.record.interval:
-                # Same ticks: its next check runs the new plan. (Plans are not compared:
-                # a reloaded module is a new object even when nothing in it changed.)
-                old.plan = plan
-                continue
-            slot = Slot(plan, next(self._order))
+            self.set_plan(monitor_id, plan)
+
+    def set_plan(self, monitor_id: str, plan: CheckPlan | None) -> None:
+        """Schedule one monitor as `plan` says (None or disabled: not at all); the others are
+        left as they are, so one change costs the same with 10 or 10,000 monitors. A monitor
+        whose interval is unchanged keeps its slot, its place and its counters, and runs its
+        new plan from its next tick; a new interval starts a new slot on the new tick grid."""
+        old = self._slots.get(monitor_id)
+        if plan is None or not plan.scheduled:
             if old is not None:
-                slot.task, slot.skipped, slot.ticks = old.task, old.skipped, old.ticks
-            self._slots[monitor_id] = slot
-            due = first_due(monitor_id, plan.record.interval, wall_now)
-            entry = (loop_now + (due - wall_now), next(self._order), monitor_id, slot.generation)
-            heapq.heappush(self._heap, entry)
+                del self._slots[monitor_id]  # a check already running finishes
+            return
+        if old is not None and old.plan.record.interval == plan.record.interval:
+            # Same ticks: its next check runs the new plan. (Plans are not compared: a
+            # reloaded module is a new object even when nothing in it changed.)
+            old.plan = plan
+            return
+        slot = Slot(plan, next(self._order))
+        if old is not None:
+            slot.task, slot.skipped, slot.ticks = old.task, old.skipped, old.ticks
+        self._slots[monitor_id] = slot
+        loop_now, wall_now = asyncio.get_running_loop().time(), time.time()
+        due = first_due(monitor_id, plan.record.interval, wall_now)
+        entry = (loop_now + (due - wall_now), next(self._order), monitor_id, slot.generation)
+        heapq.heappush(self._heap, entry)
         self._wake.set()
 
     def start(self) -> None:
