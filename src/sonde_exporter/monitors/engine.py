@@ -143,20 +143,25 @@ class MonitorEngine:
     # --- changes from the management API --------------------------------------------------
 
     async def save(self, record: MonitorRecord, *, new: bool) -> MonitorRecord:
-        """Store a created or updated monitor, then schedule it as stored."""
+        """Store a created or updated monitor, then schedule it as stored.
+
+        The write is not under the lock, so concurrent saves share a commit; the lock
+        only orders applying them against a (re)load, which holds it from its read to its
+        apply. Commits resolve in queue order and the lock is FIFO, so two changes of one
+        monitor are applied in the order they were written."""
         change = monitor_rows.insert_monitor if new else monitor_rows.update_monitor
+        stored = await self.database.change(lambda conn: change(conn, record))
         async with self._lock:
-            stored = await self.database.change(lambda conn: change(conn, record))
             self.records[stored.id] = stored
             self._replan_one(stored.id)
         return stored
 
     async def delete(self, monitor_id: str) -> bool:
         """Delete a monitor with its whole history; False when there was none."""
+        deleted = await self.database.change(
+            lambda conn: monitor_rows.delete_monitor(conn, monitor_id)
+        )
         async with self._lock:
-            deleted = await self.database.change(
-                lambda conn: monitor_rows.delete_monitor(conn, monitor_id)
-            )
             self.records.pop(monitor_id, None)
             self.states.pop(monitor_id, None)
             self._replan_one(monitor_id)
