@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from api_harness import CONFIG, Api, create_key
+from api_harness import ALL_SCOPES, CONFIG, Api, create_key
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -71,19 +71,7 @@ class Served:
 
     def __init__(self, tmp: Path) -> None:
         self.db = tmp / "data" / "sonde.db"
-        self.full = create_key(
-            self.db,
-            "all",
-            [
-                "tcp-monitors:read",
-                "tcp-monitors:write",
-                "icmp-monitors:read",
-                "icmp-monitors:write",
-                "email-monitors:read",
-                "email-monitors:write",
-                "sd:read",
-            ],
-        )
+        self.full = create_key(self.db, "all", ALL_SCOPES)
         self.reader = create_key(self.db, "reader", ["tcp-monitors:read"])
         (tmp / "config.yml").write_text(CONFIG)
         options = MonitorOptions(storage_path=str(self.db), scheduler=False, limit=30)

@@ -8,19 +8,12 @@ packet" is counted rather than assumed; nothing can leave the namespace. Needs r
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
-
 import pytest
 from helpers import parse_metrics
+from netns import run_in_netns
 
 pytestmark = pytest.mark.root
 
-RUNNER = Path(__file__).with_name("icmp_netns_runner.py")
 
 CONFIG = """
 modules:
@@ -81,22 +74,6 @@ ALLOWED = [
     ("icmp_metadata", "fd00:ec2::254"),
     ("traced", "198.18.0.5"),  # allowed, silent: fails, and its traceroute is sent
 ]
-
-
-def run_in_netns(spec: dict[str, Any]) -> dict[str, Any]:
-    if os.geteuid() != 0:
-        pytest.fail("the namespace tests need root (network namespaces, TUN, raw sockets)")
-    proc = subprocess.run(
-        ["unshare", "--net", "--", sys.executable, str(RUNNER)],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"namespace runner failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    out: dict[str, Any] = json.loads(proc.stdout)
-    return out
 
 
 def test_metadata_and_denied_addresses_get_no_packet() -> None:

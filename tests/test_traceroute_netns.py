@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from helpers import parse_metrics, promtool_check
-from test_icmp_netns import MODES, NO_DATAGRAM, debug_metrics, run_in_netns
+from netns import MODES, NO_DATAGRAM, debug_metrics, run_in_netns
 
 pytestmark = pytest.mark.root
 
