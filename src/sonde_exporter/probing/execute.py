@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import Module
 from ..ipfilter import TargetForbidden
@@ -18,8 +17,10 @@ from .policies import run_with_policies
 logger = logging.getLogger("sonde_exporter.handler")
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
+    """A tuple, not a frozen dataclass: every probe makes one, and a frozen dataclass's
+    __init__ costs several times a tuple's (callgrind: bench/README.md)."""
+
     reason: Reason | None
     """None when the probe succeeded."""
     message: str
