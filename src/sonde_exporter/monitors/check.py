@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
+from ..icmp.traceroute_report import TRACEROUTE_HOP_RTT, TRACEROUTE_HOPS
 from ..ipfilter import TargetForbidden
 from ..probe_metrics import (
     PROBE_DURATION,
@@ -44,6 +46,29 @@ def _refused(refused: TargetForbidden, ctx: ProbeContext, timeout: float) -> Out
     return Outcome(Reason.TARGET_FORBIDDEN, refused.message, 0.0)
 
 
+def traceroute_of(ctx: ProbeContext) -> dict[str, Any] | None:
+    """The traceroute a failed check captured (traceroute_on_error), read back from its
+    metrics, as the status page shows it: None when none ran."""
+    hops: int | None = None
+    answered: dict[int, tuple[str, float]] = {}
+    for gauge, samples in ctx.metrics.families():
+        if gauge is TRACEROUTE_HOPS:
+            hops = int(samples[()])
+        elif gauge is TRACEROUTE_HOP_RTT:
+            answered = {int(ttl): (address, rtt) for (ttl, address), rtt in samples.items()}
+    if hops is None:
+        return None
+    path = [
+        None
+        if ttl not in answered
+        else {"ttl": ttl, "address": answered[ttl][0], "rtt": answered[ttl][1]}
+        for ttl in range(1, hops + 1)
+    ]
+    last = path[-1] if path else None
+    reached = last is not None and last["address"] == ctx.address
+    return {"target": ctx.address, "reached": reached, "hops": path}
+
+
 def status_of(reason: Reason | None) -> CheckStatus:
     if reason is None:
         return "up"
@@ -78,7 +103,10 @@ async def run_check(plan: CheckPlan) -> CheckRun:
     response_time = None
     if outcome.reason is None:
         response_time = observed.get("response_time", outcome.duration)
-    details = {key: value for key, value in observed.items() if key != "response_time"}
+    details: dict[str, Any] = {k: v for k, v in observed.items() if k != "response_time"}
+    trace = traceroute_of(ctx)
+    if trace is not None:
+        details["traceroute"] = trace
     result = ResultRecord(
         monitor_id=record.id,
         checked_at=checked_at,
