@@ -216,8 +216,17 @@ async def test_email_monitor_round_trip_and_its_password_shows_nowhere(
     ):
         bodies.append(str(await api.call("GET", path)))
     bodies.append(str(answer))
-    for path in ("/monitors/metrics", "/metrics", "/config", "/", "/v1/openapi.json"):
+    for path in (
+        "/monitors/metrics",
+        "/metrics",
+        "/config",
+        "/",
+        "/v1/openapi.json",
+        f"/status/{monitor_id}",
+        f"/probe?monitor={monitor_id}&debug=true",  # the module config with its password
+    ):
         bodies.append(await (await api.client.get(path)).text())
+    assert "<secret>" in bodies[-1]
     bodies.append(str(await api.call("GET", "/v1/sd")))
     bodies.append(caplog.text)
     bodies += database_files_text(api.db)
