@@ -19,7 +19,8 @@ from .probe_metrics import ProbeGauge, ProbeMetrics
 if TYPE_CHECKING:
     from cryptography import x509
 
-_VERSIONS = {
+TLS_VERSIONS = {
+    # the config's names (as Go's crypto/tls) -> Python's; the web config uses them too
     "TLS10": ssl.TLSVersion.TLSv1,
     "TLS11": ssl.TLSVersion.TLSv1_1,
     "TLS12": ssl.TLSVersion.TLSv1_2,
@@ -84,10 +85,10 @@ def build_client_context(
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if min_version is not None:
-        context.minimum_version = _VERSIONS[min_version]
+        context.minimum_version = TLS_VERSIONS[min_version]
     if max_version is not None:
-        context.maximum_version = _VERSIONS[max_version]
-    if min_version and max_version and _VERSIONS[min_version] > _VERSIONS[max_version]:
+        context.maximum_version = TLS_VERSIONS[max_version]
+    if min_version and max_version and TLS_VERSIONS[min_version] > TLS_VERSIONS[max_version]:
         raise ValueError("min_version must not be above max_version")
     return context
 

@@ -24,8 +24,9 @@ from pydantic import (
 
 from ..config.errors import field_error
 from ..config.fields import Duration, Secret, Strict, TlsVersion, config_path, header_safe
+from ..tls import TLS_VERSIONS
 from .ciphers import CURVES, GO_ONLY_CURVES, openssl_ciphers
-from .tlscontext import VERSIONS, FieldProblem, build_server_context
+from .tlscontext import FieldProblem, build_server_context
 
 CLIENT_AUTH_TYPES = ("NoClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
 _UNENFORCEABLE = ("RequestClientCert", "RequireAnyClientCert", "RequireClientCert")
@@ -191,7 +192,7 @@ class TlsServerConfig(_Model):
             raise field_error(
                 "client_allowed_sans", "needs client_auth_type: RequireAndVerifyClientCert"
             )
-        if VERSIONS[self.min_version] > VERSIONS[self.max_version]:
+        if TLS_VERSIONS[self.min_version] > TLS_VERSIONS[self.max_version]:
             raise field_error(
                 "min_version", f"{self.min_version} is above max_version {self.max_version}"
             )

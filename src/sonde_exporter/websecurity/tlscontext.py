@@ -10,17 +10,12 @@ import ssl
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..tls import TLS_VERSIONS
 from .ciphers import CURVES, TLS12_SUITES, openssl_ciphers
 
 if TYPE_CHECKING:
     from .model import TlsServerConfig
 
-VERSIONS = {
-    "TLS10": ssl.TLSVersion.TLSv1,
-    "TLS11": ssl.TLSVersion.TLSv1_1,
-    "TLS12": ssl.TLSVersion.TLSv1_2,
-    "TLS13": ssl.TLSVersion.TLSv1_3,
-}
 _VERIFY = {
     "": ssl.CERT_NONE,
     "NoClientCert": ssl.CERT_NONE,
@@ -40,8 +35,8 @@ class FieldProblem(ValueError):
 def build_server_context(tls: TlsServerConfig) -> ssl.SSLContext:
     """Read the certificate, key and client CAs now: a broken file fails the load."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = VERSIONS[tls.min_version]
-    context.maximum_version = VERSIONS[tls.max_version]
+    context.minimum_version = TLS_VERSIONS[tls.min_version]
+    context.maximum_version = TLS_VERSIONS[tls.max_version]
     key_field = "key_file" if tls.key_file else "key"
     with (
         _pem_path(tls.cert_file, tls.cert) as cert,
