@@ -9,16 +9,10 @@ from typing import Any
 
 from ..icmp.traceroute_report import TRACEROUTE_HOP_RTT, TRACEROUTE_HOPS
 from ..ipfilter import TargetForbidden
-from ..probe_metrics import (
-    PROBE_DURATION,
-    PROBE_FAILURE_REASON,
-    PROBE_SUCCESS,
-    PROBE_TIMEOUT,
-    ProbeMetrics,
-)
+from ..probe_metrics import ProbeMetrics
 from ..prober_base import ProbeContext, ProbeLog, Reason
 from ..probers import get_prober
-from ..probing import Outcome, execute
+from ..probing import Outcome, conclude, execute
 from ..storage import ResultRecord
 from ..storage.records import CheckStatus
 from .plan import CheckPlan
@@ -33,17 +27,12 @@ class CheckRun:
 
     result: ResultRecord
     metrics: ProbeMetrics
-    log: ProbeLog
 
 
 def _refused(refused: TargetForbidden, ctx: ProbeContext, timeout: float) -> Outcome:
     """A check the IP filter stopped before any packet: failed, with the filter's reason."""
     ctx.log.error("Probe failed", reason=Reason.TARGET_FORBIDDEN, error=refused.message)
-    ctx.metrics.set(PROBE_FAILURE_REASON, 1, Reason.TARGET_FORBIDDEN.value)
-    ctx.metrics.set(PROBE_DURATION, 0.0)
-    ctx.metrics.set(PROBE_TIMEOUT, timeout)
-    ctx.metrics.set(PROBE_SUCCESS, 0)
-    return Outcome(Reason.TARGET_FORBIDDEN, refused.message, 0.0)
+    return conclude(ctx, Reason.TARGET_FORBIDDEN, refused.message, 0.0, timeout)
 
 
 def traceroute_of(ctx: ProbeContext) -> dict[str, Any] | None:
@@ -104,7 +93,7 @@ async def run_check(plan: CheckPlan) -> CheckRun:
     if outcome.reason is None:
         response_time = observed.get("response_time", outcome.duration)
     details: dict[str, Any] = {k: v for k, v in observed.items() if k != "response_time"}
-    trace = traceroute_of(ctx)
+    trace = traceroute_of(ctx) if plan.module.traceroute_on_error else None
     if trace is not None:
         details["traceroute"] = trace
     result = ResultRecord(
@@ -118,4 +107,4 @@ async def run_check(plan: CheckPlan) -> CheckRun:
         degraded=ctx.degraded,
         details=details,
     )
-    return CheckRun(result, ctx.metrics, ctx.log)
+    return CheckRun(result, ctx.metrics)

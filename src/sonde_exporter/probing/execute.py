@@ -63,7 +63,13 @@ async def execute(
             extra=fields(module=module.prober, target=str(parsed)),
         )
         ctx.log.error("Probe failed", reason=reason, error=message)
-    duration = time.perf_counter() - start
+    return conclude(ctx, reason, message, time.perf_counter() - start, budget)
+
+
+def conclude(
+    ctx: ProbeContext, reason: Reason | None, message: str, duration: float, budget: float
+) -> Outcome:
+    """Set the metrics every probe carries, whoever decided its outcome."""
     metrics = ctx.metrics
     if reason is not None:
         metrics.set(PROBE_FAILURE_REASON, 1, reason.value)
