@@ -15,24 +15,17 @@ import re
 from functools import cache
 from typing import Any
 
-_NO_SPAN = (-1, -1)
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _TEMPLATE_REF = re.compile(rb"\$(\$|\{(\w+)\}|(\w+))")
 
 
 @cache
-def _engine() -> tuple[Any, Any]:
-    """The RE2 bindings, imported when the first pattern is compiled: a config without
-    patterns does not pay their memory (about 2 MB).
-
-    The bindings' public search() wraps each match in a generator and an object (about 4 µs a
-    line); the extension's RE2.Match underneath costs a third of that, and this module is the
-    only place that touches it (google-re2 1.1.x).
-    """
+def _engine() -> Any:
+    """The RE2 bindings (their public API only), imported when the first pattern is compiled:
+    a config without patterns does not pay their memory (about 2 MB)."""
     import re2  # type: ignore[import-untyped]
-    from re2 import _re2
 
-    return re2, _re2
+    return re2
 
 
 class RegexError(ValueError):
@@ -42,7 +35,7 @@ class RegexError(ValueError):
 class Pattern:
     """A compiled RE2 pattern; `text` is the pattern as written in the config."""
 
-    __slots__ = ("_names", "_re", "_unanchored", "text")
+    __slots__ = ("_groups", "_names", "_re", "text")
 
     def __init__(self, text: str) -> None:
         if _has_any_byte_escape(text):
@@ -53,26 +46,27 @@ class Pattern:
             encoded = text.encode()
         except UnicodeEncodeError:
             raise RegexError(f"invalid regular expression {_shown(text)}: invalid UTF-8") from None
-        re2, _re2 = _engine()
+        re2 = _engine()
         options = re2.Options()
         options.log_errors = False  # RE2 would print every refused pattern on stderr
-        compiled: Any = _re2.RE2(encoded, options)
-        if not compiled.ok():
-            error = compiled.error().decode(errors="replace")
-            raise RegexError(f"invalid regular expression {_shown(text)}: {error}")
+        try:
+            compiled: Any = re2.compile(encoded, options)
+        except re2.error as exc:
+            error = exc.args[0].decode(errors="replace") if exc.args else "refused"
+            raise RegexError(f"invalid regular expression {_shown(text)}: {error}") from None
         self.text = text
         self._re = compiled
-        self._unanchored = _re2.RE2.Anchor.UNANCHORED
+        self._groups = range(compiled.groups + 1)
         self._names: dict[str, int] = {
-            name.decode(): index for name, index in compiled.NamedCapturingGroups()
+            name.decode(): index for name, index in compiled.groupindex.items()
         }
 
     def search(self, data: bytes) -> Match | None:
         """The leftmost match in `data` (Go's FindSubmatchIndex), or None."""
-        spans: list[tuple[int, int]] = self._re.Match(self._unanchored, data, 0, len(data))
-        if spans[0] == _NO_SPAN:
+        found = self._re.search(data)
+        if found is None:
             return None
-        return Match(self, data, spans)
+        return Match(self, data, [found.span(index) for index in self._groups])
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Pattern) and other.text == self.text
