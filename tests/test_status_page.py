@@ -12,6 +12,7 @@ from pathlib import Path
 import html5lib
 import pytest
 from aiohttp.test_utils import TestClient
+from api_harness import start_api
 from status_seed import CONFIG, MONITORS, Seeded, seed
 
 from sonde_exporter.cli import parse_args
@@ -24,6 +25,7 @@ from sonde_exporter.statuspage.recent import RecentChecks
 from sonde_exporter.statuspage.routes import CSP
 from sonde_exporter.statuspage.uptime import Settled
 from sonde_exporter.storage import ResultRecord, monitor_rows, result_rows
+from sonde_exporter.storage.result_rows import insert_result
 from sonde_exporter.storage.status_rows import window_sums
 from sonde_exporter.websecurity.public import PUBLIC_ROUTES
 
@@ -228,3 +230,28 @@ def test_recent_checks_follow_new_and_deleted_results(tmp_path: Path) -> None:
     assert len(newest) == len(checks[homepage]) == 12 - 3
     assert [c.checked_at for c in reversed(checks[homepage])] == [at for (at,) in newest]
     conn.close()
+
+
+async def test_the_chart_draws_an_api_monitors_own_thresholds(
+    aiohttp_client, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Its module (`tcp`) has none: the lines are the monitor's degradedResponseTimeMs and
+    maxResponseTimeMs, as its checks use them."""
+    api = await start_api(aiohttp_client, tmp_path, scheduler=False)
+    monitor = await api.create(
+        "tcp",
+        {
+            "name": "own",
+            "host": "127.0.0.1",
+            "port": 9,
+            "degradedResponseTimeMs": 150,
+            "maxResponseTimeMs": 400,
+        },
+    )
+    with sqlite3.connect(api.db) as conn:
+        insert_result(conn, ResultRecord(monitor["id"], time.time(), "up", 0.02, None, None))
+    response = await api.client.get(f"/status/{monitor['id']}", headers=api.headers())
+    text = await response.text()
+    assert response.status == 200
+    assert '<line class="thr degraded"' in text and "degraded 150 ms" in text
+    assert '<line class="thr down"' in text and "max 400 ms" in text

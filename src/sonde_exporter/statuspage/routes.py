@@ -8,7 +8,6 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..exporter import EXPORTER
 from ..monitors.routes import ENGINE, unavailable
 from ..storage import StorageUnavailable
 from ..websecurity.public import PUBLIC_ROUTES
@@ -98,7 +97,9 @@ async def status_detail(request: web.Request) -> web.Response:
     if detail is None:
         body = '<p class="empty">No such monitor. <a href="../status">All monitors</a></p>'
         return _html(page("Not found", body, to_status="", public=public, now=now), 404)
-    module = request.app[EXPORTER].config.modules.get(detail.record.module)
+    # The thresholds its checks run with: an API monitor's own, laid over its base module.
+    plan = engine.plans.get(detail.record.id)
+    module = plan.module if plan is not None else None
     thresholds = []
     if module is not None and module.degraded_response_time is not None:
         thresholds.append(Threshold("degraded", "degraded", module.degraded_response_time))
