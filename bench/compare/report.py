@@ -39,7 +39,7 @@ Runs = dict[str, list[dict[str, Any]]]
 
 
 def cost_view(row: dict[str, Any]) -> dict[str, Any]:
-    """The figures the cost table shows, from a probe_load (tcp, icmp) row or a wrk row."""
+    """The figures the cost table shows, from a load generator (tcp, icmp) row or a wrk row."""
     if row["kind"] in ("tcp", "icmp"):
         proc = row.get("exporter_proc") or {}
         return {

@@ -62,10 +62,10 @@ def bench_tcp(ctx: Context) -> None:
                 res["exporter_kernel_share"] = round(
                     (sys1 - sys0) / max(1e-9, user1 - user0 + sys1 - sys0), 3
                 )
-                # probe_load's own "exporter" block (pid, CPU, RSS) becomes "exporter_proc"
+                # the load generator's "exporter" block (pid, CPU, RSS) becomes "exporter_proc"
                 res["exporter_proc"] = res.pop("exporter", None)
                 if len(procfs.group_pids(exporter.pid)) > 1 and res["exporter_proc"]:
-                    # probe_load reads one pid; a multi-worker exporter is measured by wrk
+                    # the load generator reads one pid; a multi-worker exporter is measured by wrk
                     res["exporter_proc"]["cpu_s_per_1000_probes"] = None
                     res["exporter_proc"]["peak_rss_mb_hwm"] = None
                 ctx.record({**res, "kind": "tcp", "exporter": exporter.name, "repeat": repeat})
