@@ -74,7 +74,7 @@ def _finish(children: Children, proc: subprocess.Popen[Any], timeout: float) -> 
     try:
         return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise BenchError(f"{proc.args[:4]} ran over {timeout:.0f} s") from None
+        raise BenchError(f"{proc.args!r} ran over {timeout:.0f} s") from None
     finally:
         children.stop(proc)
 

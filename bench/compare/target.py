@@ -42,16 +42,15 @@ def serve(hosts: list[str]) -> None:
         listener.bind((host, 0))
         listener.listen(4096)  # capped by net.core.somaxconn
         listener.setblocking(False)
-        selector.register(listener, selectors.EVENT_READ)
+        selector.register(listener, selectors.EVENT_READ, listener)
         targets.append(join_host_port(host, listener.getsockname()[1]))
     print(" ".join(targets), flush=True)
     while True:
         for key, _ in selector.select():
-            listener = key.fileobj
-            assert isinstance(listener, socket.socket)
+            ready: socket.socket = key.data
             while True:  # drain the backlog: one wake-up for a burst of connections
                 try:
-                    conn, _ = listener.accept()
+                    conn, _ = ready.accept()
                 except BlockingIOError:
                     break
                 conn.close()
