@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Profile sonde-exporter under TCP probe load with py-spy, and say where its CPU goes.
 
-Starts the loopback TCP target and sonde-exporter (as bench/compare.py does), drives
-probe_load.py at one concurrency level, and samples the exporter with `py-spy record`
+Starts the loopback TCP targets and sonde-exporter (as bench/compare does), drives its
+load generator at one concurrency level, and samples the exporter with `py-spy record`
 meanwhile. Prints the share of on-CPU samples by area (HTTP server, handler, prober,
 rendering, self-metrics, logging, event loop...), by file and by function, and keeps the
 collapsed stacks under bench/results/ (feed them to a flame graph tool if you like).
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,20 +24,13 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from compare import (
-    BENCH,
-    REPO,
-    BenchError,
-    Children,
-    _exit_on_signal,
-    find_probe_load,
-    log,
-    make_exporters,
-    md_table,
-    proc_user_sys_s,
-    run_probe_load,
-    tcp_target,
-)
+from compare import BENCH, REPO
+from compare.children import BenchError, Children, exit_on_signals, log
+from compare.clients import run_load
+from compare.exporters import make_exporters
+from compare.procfs import user_sys_s
+from compare.report import md_table
+from compare.target import tcp_targets
 
 # Areas, matched against a frame's file path (first match wins), from the leaf upward for
 # "self" time. Order matters: sonde's own files before the libraries they call.
@@ -151,7 +143,7 @@ def main() -> int:
     p.add_argument("--sonde-launcher", default=None)
     p.add_argument("--sonde-arg", action="append", default=[])
     p.add_argument("--py-spy", default=None, help="py-spy binary (default: venv, then PATH)")
-    p.add_argument("--probe-load", default=None)
+    p.add_argument("--targets", type=int, default=100, help="distinct loopback targets")
     p.add_argument("--load", type=Path, default=None, help="only summarize this collapsed file")
     args = p.parse_args()
     if args.load is not None:
@@ -161,8 +153,7 @@ def main() -> int:
     args.variant = []
     args.client_python = args.sonde_python
     args.direct_rate = 50.0
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _exit_on_signal)
+    exit_on_signals()
     pyspy = (
         args.py_spy
         or shutil.which("py-spy", path=str(args.sonde_python.parent))
@@ -173,26 +164,24 @@ def main() -> int:
     try:
         if not pyspy:
             raise BenchError("py-spy not found; install it with: .venv/bin/pip install py-spy")
-        args.probe_load = find_probe_load(args.probe_load)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         out = BENCH / "results" / f"{stamp}-profile-c{args.concurrency}.collapsed"
         out.parent.mkdir(parents=True, exist_ok=True)
         (sonde,) = make_exporters(args, workdir)
-        with tcp_target(children, str(args.client_python)) as (port, tpid):
+        with tcp_targets(children, str(args.client_python), args.targets) as (targets, tpid):
             sonde.launch(children)
-            target = f"127.0.0.1:{port}"
             # a short unsampled run first, so imports and caches are warm
-            run_probe_load(
+            run_load(
                 children,
                 args,
                 sonde,
-                target,
+                targets,
                 concurrency=args.concurrency,
                 duration=2,
                 warmup=0.5,
                 max_requests=50_000,
                 target_pid=tpid,
-                direct=False,
+                direct=None,
             )
             spy_argv = [
                 pyspy,
@@ -223,23 +212,23 @@ def main() -> int:
                     stderr=subprocess.PIPE,
                 )
 
-            user0, sys0 = proc_user_sys_s(sonde.pid)
+            user0, sys0 = user_sys_s(sonde.pid)
             timer = threading.Timer(args.warmup, start_spy)
             timer.start()
-            res = run_probe_load(
+            res = run_load(
                 children,
                 args,
                 sonde,
-                target,
+                targets,
                 concurrency=args.concurrency,
                 duration=args.duration + 1,
                 warmup=args.warmup,
                 max_requests=1_000_000,
                 target_pid=tpid,
-                direct=False,
+                direct=None,
             )
             timer.join()
-            user1, sys1 = proc_user_sys_s(sonde.pid)
+            user1, sys1 = user_sys_s(sonde.pid)
             assert spy is not None
             _, err = spy.communicate(timeout=args.duration + 30)
             if spy.returncode != 0 or not out.exists():

@@ -1,7 +1,7 @@
 """Lever: icmplib's async_multiping against sonde's shared ICMP socket, same targets, same load.
 
 Why sonde does without icmplib, in figures. Inside a network namespace this script creates
-(bench/compare.py's `unshare -n` machinery), the TUN responder of the ICMP tests
+(bench/compare's `unshare -n` machinery, compare/netns.py), the TUN responder of the ICMP tests
 (tests/icmp_netns_tools.py) answers every echo request after a known delay. Each round sends
 one echo request (count=1, 56-byte payload) to each of C addresses behind it, all at once:
 
@@ -16,7 +16,7 @@ the process's CPU per probe (getrusage around the rounds only), its open fds at 
     .venv/bin/pip install icmplib      # bench only; not a dependency of sonde-exporter
     .venv/bin/python bench/levers/icmplib_multiping.py [-c 64,256] [--seconds 4]
 
-Needs root, unshare and ip (like bench/compare.py icmp). Targets are only 198.18.1.x
+Needs root, unshare and ip (like `python -m bench.compare icmp`). Targets are only 198.18.1.x
 addresses routed into the TUN device of the namespace; nothing leaves the machine.
 """
 
@@ -30,7 +30,6 @@ import json
 import os
 import re
 import resource
-import signal
 import socket
 import subprocess
 import sys
@@ -45,10 +44,15 @@ from typing import Any, TypeVar
 LEVERS = Path(__file__).resolve().parent
 sys.path[:0] = [str(LEVERS.parent), str(LEVERS.parents[1] / "tests")]
 
-import compare  # noqa: E402  (bench/compare.py: processes, namespaces, tables)
+from compare import BENCH, REPO  # noqa: E402  (bench/compare: processes, namespaces, tables)
+from compare.children import BenchError, Children, exit_on_signals, log  # noqa: E402
+from compare.cli import int_list  # noqa: E402
+from compare.netns import DATAGRAM_FOR_ALL, run_in_new_netns, setup_netns  # noqa: E402
+from compare.procfs import fds  # noqa: E402
+from compare.report import md_table  # noqa: E402
 
 INSTALL_HINT = "icmplib is not installed; it is a bench-only package: .venv/bin/pip install icmplib"
-MODES = {"datagram": compare.DATAGRAM_FOR_ALL, "raw": "1 0"}
+MODES = {"datagram": DATAGRAM_FOR_ALL, "raw": "1 0"}
 TOOLS = ("sonde", "icmplib")
 TUN = {"interface": "bench0", "ipv4": "198.18.0.1/16", "ipv6": "2001:db8::1/64"}
 FIRST_TARGET = ipaddress.ip_address("198.18.1.1")
@@ -90,7 +94,7 @@ async def sonde_rounds(mode: str, addresses: list[str], seconds: float) -> dict[
 
     used = SOCKETS.support(socket.AF_INET).mode.value
     if used != mode:
-        raise compare.BenchError(f"sonde uses {used} ICMP sockets here, not {mode}")
+        raise BenchError(f"sonde uses {used} ICMP sockets here, not {mode}")
     return await measure(one_round, rtt, seconds)
 
 
@@ -169,7 +173,7 @@ def driver(args: argparse.Namespace) -> None:
 
 
 def run_driver(
-    children: compare.Children, args: argparse.Namespace, tool: str, level: int
+    children: Children, args: argparse.Namespace, tool: str, level: int
 ) -> dict[str, Any]:
     """Start one driver, sample its open fds until it exits, return its line and the peak."""
     argv = [sys.executable, __file__, "--driver", tool, "--level", str(level)]
@@ -179,12 +183,12 @@ def run_driver(
     stop = time.monotonic() + args.seconds + 60
     while proc.poll() is None and time.monotonic() < stop:
         with contextlib.suppress(OSError):
-            peak = max(peak, compare.proc_fds(proc.pid))
+            peak = max(peak, fds(proc.pid))
         time.sleep(0.002)
     children.stop(proc)
     out, _ = proc.communicate()
     if proc.returncode != 0 or not out.strip():
-        raise compare.BenchError(f"{tool} at c={level} failed (exit {proc.returncode})")
+        raise BenchError(f"{tool} at c={level} failed (exit {proc.returncode})")
     row: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     row["peak_fds"] = peak
     return row
@@ -194,17 +198,17 @@ def inner(args: argparse.Namespace) -> None:
     """In the new namespace: the responder, then each level with each tool, alternating."""
     from icmp_netns_runner import set_up_tun, start_helper, stop_helper
 
-    compare.setup_netns(args.netns_inner, MODES[args.mode])
+    setup_netns(args.netns_inner, MODES[args.mode])
     hosts = {a: {"delays_ms": [args.delay_ms]} for a in targets(max(args.concurrency))}
     spec = {**TUN, "hosts": hosts}
-    children = compare.Children()
+    children = Children()
     responder = start_helper("responder", json.dumps(spec))
     rows = []
     try:
         set_up_tun(spec)
         for index, level in enumerate(args.concurrency):
             for tool in TOOLS if index % 2 == 0 else TOOLS[::-1]:
-                compare.log(f"[{args.mode}] {tool} c={level} ...")
+                log(f"[{args.mode}] {tool} c={level} ...")
                 rows.append(run_driver(children, args, tool, level))
     finally:
         children.stop_all()
@@ -254,19 +258,19 @@ def report(rows: list[dict[str, Any]]) -> str:
         "lost",
         "responder late ms",
     ]
-    text: str = compare.md_table(headers, table)
+    text: str = md_table(headers, table)
     return text
 
 
 def outer(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
-        raise compare.BenchError("needs root: network namespaces, TUN devices, raw sockets")
+        raise BenchError("needs root: network namespaces, TUN devices, raw sockets")
     try:
         import icmplib  # noqa: F401
     except ImportError:
-        raise compare.BenchError(INSTALL_HINT) from None
+        raise BenchError(INSTALL_HINT) from None
     load_start = os.getloadavg()
-    children = compare.Children()
+    children = Children()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="sonde-icmplib-") as workdir:
         for mode in args.modes:
@@ -274,17 +278,17 @@ def outer(args: argparse.Namespace) -> int:
             argv = [__file__, "--mode", mode, "--out", str(out), "--seconds", str(args.seconds)]
             argv += ["--delay-ms", str(args.delay_ms), "-c", ",".join(map(str, args.concurrency))]
             budget = len(args.concurrency) * len(TOOLS) * (args.seconds + 30) + 60
-            code = compare.run_in_new_netns(children, argv, budget, "--netns-inner", f"[{mode}]")
+            code = run_in_new_netns(children, argv, budget, "--netns-inner", f"[{mode}]")
             if code != 0 or not out.exists():
-                raise compare.BenchError(f"the {mode} run in a namespace failed (exit {code})")
+                raise BenchError(f"the {mode} run in a namespace failed (exit {code})")
             rows += [json.loads(line) for line in out.read_text().splitlines()]
     stamp = datetime.now(UTC)
-    path = compare.BENCH / "results" / f"{stamp:%Y%m%dT%H%M%SZ}-icmplib.jsonl"
+    path = BENCH / "results" / f"{stamp:%Y%m%dT%H%M%SZ}-icmplib.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"kind": "run", "date": stamp.isoformat(timespec="seconds")}
     meta["argv"] = sys.argv
     meta["git"] = subprocess.run(
-        ["git", "-C", str(compare.REPO), "describe", "--always", "--dirty"],
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
         capture_output=True,
         text=True,
         check=False,
@@ -304,7 +308,7 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("-c", "--concurrency", type=compare.int_list, default=[64, 256])
+    p.add_argument("-c", "--concurrency", type=int_list, default=[64, 256])
     p.add_argument("--seconds", type=float, default=4.0, help="measured seconds per side and level")
     p.add_argument("--delay-ms", type=float, default=20.0, help="the responder's reply delay")
     p.add_argument(
@@ -323,8 +327,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, compare._exit_on_signal)
+    exit_on_signals()
     try:
         if args.driver:
             driver(args)
@@ -332,8 +335,8 @@ def main() -> int:
             inner(args)
         else:
             return outer(args)
-    except compare.BenchError as exc:
-        compare.log(f"error: {exc}")
+    except BenchError as exc:
+        log(f"error: {exc}")
         return 2
     return 0
 

@@ -1,4 +1,5 @@
-"""Lever experiments for bench/compare.py --variant: patches applied to sonde-exporter at start.
+"""Lever experiments for `python -m bench.compare --variant`: patches applied to sonde-exporter
+at start.
 
 Each launcher script in this folder applies some of these and runs sonde's CLI. They live in
 bench/ only; src/ is untouched. Some are not shippable as they stand (they drop features);
