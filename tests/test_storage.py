@@ -183,6 +183,25 @@ async def test_a_change_that_raises_fails_alone_and_the_writer_goes_on(
     }
 
 
+async def test_close_answers_the_changes_being_written(tmp_path: Path):
+    """A change still in its transaction when the database closes (it takes 300 ms in the
+    writer thread) is committed and its caller told so; it used to be left waiting forever."""
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow(conn: sqlite3.Connection) -> MonitorRecord:
+        loop.call_soon_threadsafe(started.set)
+        time.sleep(0.3)
+        return monitor_rows.insert_monitor(conn, monitor("slow"))
+
+    database = Database(str(tmp_path / "sonde.db"))
+    await database.start()
+    pending = asyncio.ensure_future(database.change(slow))
+    await asyncio.wait_for(started.wait(), 5)
+    await database.close()
+    assert (await asyncio.wait_for(pending, 5)).id == "tcpm_slow"
+
+
 async def test_a_failed_transaction_turns_the_database_unavailable_until_it_reopens(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):

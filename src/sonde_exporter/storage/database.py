@@ -200,7 +200,12 @@ class Database:
                     if not future.done():
                         future.set_exception(StorageUnavailable(self.error))
                 continue
-            await self._write_batch(batch)
+            writing = asyncio.ensure_future(self._write_batch(batch))
+            try:
+                await asyncio.shield(writing)
+            except asyncio.CancelledError:  # close(): finish the batch begun, answer its callers
+                await writing
+                raise
 
     async def _write_batch(self, batch: list[tuple[Change, asyncio.Future[Any]]]) -> None:
         loop = asyncio.get_running_loop()
