@@ -54,8 +54,8 @@ def ticks(name: str, interval: float, start: float, end: float) -> list[float]:
 class Harness:
     """A scheduler on a fake clock whose checks record their start and take `durations`."""
 
-    def __init__(self, max_concurrency: int = 64) -> None:
-        self.clock = FakeClock()
+    def __init__(self, max_concurrency: int = 64, wall: float = 1_700_000_000.0) -> None:
+        self.clock = FakeClock(wall=wall)
         self.lags: list[float] = []
         self.scheduler = Scheduler(self._run, max_concurrency, self.lags.append, self.clock)
         self.starts: dict[str, list[float]] = defaultdict(list)
@@ -107,9 +107,7 @@ def assert_times(got: Iterable[float], want: Iterable[float]) -> None:
 async def test_each_monitor_runs_at_its_phase_every_interval(started: float) -> None:
     """Every tick of every monitor runs once, on time, at phase(ID) + k * interval on the wall
     clock: from whatever moment the scheduler starts (a restart keeps the monitor's place)."""
-    h = Harness()
-    h.clock = FakeClock(wall=started)
-    h.scheduler = Scheduler(h._run, 64, h.lags.append, h.clock)
+    h = Harness(wall=started)
     h.scheduler.start()
     intervals = {"fast": 1.0, "ten": 10.0, "minute": 60.0, "odd": 7.5}
     h.schedule(*(plan(name, every) for name, every in intervals.items()))
