@@ -5,6 +5,7 @@ file that cannot be opened (the exporter's /probe keeps working, the monitor fea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import time
 from contextlib import closing
@@ -126,8 +127,10 @@ async def test_a_newer_schema_is_refused_clearly_and_left_alone(tmp_path):
 
 
 async def test_one_refused_change_does_not_undo_the_others(database: Database):
-    """Changes that arrive together share a transaction; a refused one is rolled back alone."""
+    """Changes that arrive together share a transaction; a refused one is rolled back alone,
+    and only the committed ones count as writes."""
     await database.change(lambda c: monitor_rows.insert_monitor(c, monitor("a")))
+    writes = database.stats.writes
     outcomes = await asyncio.gather(
         database.change(lambda c: monitor_rows.insert_monitor(c, monitor("b"))),
         database.change(lambda c: monitor_rows.insert_monitor(c, monitor("a"))),  # a duplicate
@@ -141,6 +144,92 @@ async def test_one_refused_change_does_not_undo_the_others(database: Database):
     assert isinstance(outcomes[3], ResultRecord) and outcomes[3].seq is not None
     stored = await database.query(monitor_rows.all_monitors)
     assert [m.id for m in stored] == ["tcpm_a", "tcpm_b"]
+    assert database.stats.writes == writes + 2
+
+
+async def test_a_change_that_raises_fails_alone_and_the_writer_goes_on(
+    database: Database, caplog: pytest.LogCaptureFixture
+):
+    """A monitor whose labels cannot be stored (bytes are not JSON: a real TypeError, not a
+    refusal the writer knew of) fails its own change with that error, logged in one line;
+    the changes in its transaction commit, the database stays available, and later changes
+    are written. (The writer thread used to die here: every later change hung.)"""
+    bad = dataclasses.replace(monitor("bad"), labels={"key": b"raw"})  # type: ignore[dict-item]
+    writes = database.stats.writes
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(
+            database.change(lambda c: monitor_rows.insert_monitor(c, monitor("a"))),
+            database.change(lambda c: monitor_rows.insert_monitor(c, bad)),
+            database.change(lambda c: monitor_rows.insert_monitor(c, monitor("b"))),
+            return_exceptions=True,
+        ),
+        5,  # a writer that died never answers: fail here rather than hang
+    )
+    assert isinstance(outcomes[0], MonitorRecord) and isinstance(outcomes[2], MonitorRecord)
+    assert isinstance(outcomes[1], TypeError)
+    assert database.available
+    later = await asyncio.wait_for(
+        database.change(lambda c: monitor_rows.insert_monitor(c, monitor("c"))), 5
+    )
+    assert later.id == "tcpm_c"
+    stored = await database.query(monitor_rows.all_monitors)
+    assert [m.id for m in stored] == ["tcpm_a", "tcpm_b", "tcpm_c"]
+    assert database.stats.writes == writes + 3
+    assert database.stats.write_errors == 0
+    failed = [r for r in caplog.records if r.getMessage() == "A database change failed"]
+    assert len(failed) == 1 and failed[0].levelname == "WARNING"
+    assert dict(failed[0].fields) == {  # type: ignore[attr-defined]
+        "err": "TypeError: Object of type bytes is not JSON serializable"
+    }
+
+
+async def test_close_answers_the_changes_being_written(tmp_path: Path):
+    """A change still in its transaction when the database closes (it takes 300 ms in the
+    writer thread) is committed and its caller told so; it used to be left waiting forever."""
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow(conn: sqlite3.Connection) -> MonitorRecord:
+        loop.call_soon_threadsafe(started.set)
+        time.sleep(0.3)
+        return monitor_rows.insert_monitor(conn, monitor("slow"))
+
+    database = Database(str(tmp_path / "sonde.db"))
+    await database.start()
+    pending = asyncio.ensure_future(database.change(slow))
+    await asyncio.wait_for(started.wait(), 5)
+    await database.close()
+    assert (await asyncio.wait_for(pending, 5)).id == "tcpm_slow"
+
+
+async def test_a_failed_transaction_turns_the_database_unavailable_until_it_reopens(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """A change that breaks the writer's connection (it closes it) fails the whole
+    transaction: every change in it gets StorageUnavailable, nothing of it is committed, the
+    log says why; the database reopens after its retry interval and takes changes again."""
+    db = Database(str(tmp_path / "sonde.db"), retry_interval=0.1)
+    await db.start()
+    try:
+        await db.change(lambda c: monitor_rows.insert_monitor(c, monitor("a")))
+        writes = db.stats.writes
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(
+                db.change(lambda c: monitor_rows.insert_monitor(c, monitor("b"))),
+                db.change(lambda c: c.close()),
+                return_exceptions=True,
+            ),
+            5,
+        )
+        assert all(isinstance(o, StorageUnavailable) for o in outcomes), outcomes
+        assert db.stats.writes == writes and db.stats.write_errors == 1
+        assert any(r.getMessage() == "The database is unavailable" for r in caplog.records)
+        await until("the database to reopen", lambda: db.available, 5)
+        assert (await asyncio.wait_for(db.change(lambda c: None), 5)) is None
+        stored = await db.query(monitor_rows.all_monitors)
+        assert [m.id for m in stored] == ["tcpm_a"]
+    finally:
+        await db.close()
 
 
 async def test_deleting_a_monitor_deletes_its_history(database: Database):

@@ -31,6 +31,7 @@ from ..storage import (
     result_rows,
 )
 from .check import run_check
+from .clock import LoopClock
 from .identity import config_monitor_id
 from .plan import CheckPlan, PlanError, build_plan
 from .samples import Samples, freeze
@@ -95,7 +96,7 @@ class MonitorEngine:
         self.states: dict[str, MonitorState] = {}
         self.dropped_results = 0
         self.scheduler_enabled = scheduler
-        self.scheduler = Scheduler(self._check, max_concurrency, observe_lag)
+        self.scheduler = Scheduler(self._check, max_concurrency, observe_lag, LoopClock())
         self._loaded = False
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []

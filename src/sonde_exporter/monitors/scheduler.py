@@ -4,7 +4,8 @@ One task keeps a heap of due times, so 10,000 monitors cost one timer, not 10,00
 tasks. A monitor's ticks sit at `phase + k * interval` on the wall clock (identity.phase),
 so they spread over the interval and keep their place across restarts. A tick that comes
 while the monitor's previous check is still running (or still waiting for a slot among
-`max_concurrency`) is skipped and counted: checks never pile up.
+`max_concurrency`) is skipped and counted: checks never pile up. Time comes from an injected
+Clock (clock.py): the engine's reads the event loop, the tests' is virtual.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import contextlib
 import heapq
 import itertools
 import math
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from .clock import Clock
 from .identity import phase
 from .plan import CheckPlan
 
@@ -50,9 +51,14 @@ def first_due(monitor_id: str, interval: float, now: float) -> float:
 
 class Scheduler:
     def __init__(
-        self, run: RunCheck, max_concurrency: int, observe_lag: Callable[[float], None]
+        self,
+        run: RunCheck,
+        max_concurrency: int,
+        observe_lag: Callable[[float], None],
+        clock: Clock,
     ) -> None:
         self._run = run
+        self._clock = clock
         self._observe_lag = observe_lag
         """Gets each check's lag: seconds from its due time to its start."""
         self._slots: dict[str, Slot] = {}
@@ -96,9 +102,9 @@ class Scheduler:
         if old is not None:
             slot.task, slot.skipped, slot.ticks = old.task, old.skipped, old.ticks
         self._slots[monitor_id] = slot
-        loop_now, wall_now = asyncio.get_running_loop().time(), time.time()
+        now, wall_now = self._clock.now(), self._clock.wall()
         due = first_due(monitor_id, plan.record.interval, wall_now)
-        entry = (loop_now + (due - wall_now), next(self._order), monitor_id, slot.generation)
+        entry = (now + (due - wall_now), next(self._order), monitor_id, slot.generation)
         heapq.heappush(self._heap, entry)
         self._wake.set()
 
@@ -119,26 +125,22 @@ class Scheduler:
         self._task = None
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        heap = self._heap
+        clock, heap = self._clock, self._heap
         while True:
             self._wake.clear()
             if not heap:
                 await self._wake.wait()
                 continue
             due = heap[0][0]
-            wait = due - loop.time()
-            if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
-                        await self._wake.wait()
+            if due > clock.now():
+                await clock.wait_until(due, self._wake)
                 continue
             _, _, monitor_id, generation = heapq.heappop(heap)
             slot = self._slots.get(monitor_id)
             if slot is None or slot.generation != generation:
                 continue  # removed or replaced since this tick was queued
             interval = slot.plan.record.interval
-            now = loop.time()
+            now = clock.now()
             next_due = due + interval
             if next_due <= now:  # the loop was held up for a whole interval: count the gap
                 missed = math.floor((now - due) / interval)
@@ -159,7 +161,7 @@ class Scheduler:
         self.stats.in_flight += 1
         try:
             async with self._limit:
-                self._observe_lag(asyncio.get_running_loop().time() - due)
+                self._observe_lag(self._clock.now() - due)
                 await self._run(slot.plan)
         finally:
             self.stats.in_flight -= 1

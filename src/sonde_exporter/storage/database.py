@@ -6,6 +6,9 @@ future resolves) only after its transaction committed with synchronous=FULL, so 
 acknowledged survives a kill -9. Reads use their own connection: in WAL mode they never wait
 for the writer. When the file cannot be opened or written the database turns unavailable,
 says why, and tries again every `retry_interval` seconds; callers get StorageUnavailable.
+A change that fails on its own (a constraint, a bad value, a bug in it) is undone alone, its
+caller gets its error and the log a line; anything else the writer did not expect turns the
+database unavailable as above: the writer never dies and no caller waits forever.
 """
 
 from __future__ import annotations
@@ -40,6 +43,25 @@ change someone awaits (change: the API's) is written at once, with whatever is q
 
 class StorageUnavailable(Exception):
     """The database cannot be used right now; the message says why."""
+
+
+_FILE_TROUBLE = (sqlite3.OperationalError, sqlite3.InternalError)
+"""sqlite3 errors of the file or the connection (I/O, disk full, locked, closed), not of the
+change that met them; plain sqlite3.DatabaseError (a corrupt file) is one too."""
+
+
+def _own_fault(exc: Exception) -> bool:
+    """Whether `exc` is a change's own failure, which undoing its savepoint contains."""
+    if not isinstance(exc, sqlite3.Error):
+        return True
+    return not isinstance(exc, _FILE_TROUBLE) and type(exc) is not sqlite3.DatabaseError
+
+
+def _why(exc: BaseException) -> str:
+    """One line for the log: the error's type and the first line of its message. (Errors of
+    the rows modules name an ID at most, never a stored value.)"""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 @dataclass(slots=True)
@@ -164,6 +186,7 @@ class Database:
         return batch
 
     async def _write_loop(self) -> None:
+        """Never ends but by cancellation: _write_batch settles every future it takes."""
         while True:
             first = await self._queue.get()
             if not self._awaited.is_set() and self._queue.qsize() < BATCH_LIMIT:
@@ -177,7 +200,12 @@ class Database:
                     if not future.done():
                         future.set_exception(StorageUnavailable(self.error))
                 continue
-            await self._write_batch(batch)
+            writing = asyncio.ensure_future(self._write_batch(batch))
+            try:
+                await asyncio.shield(writing)
+            except asyncio.CancelledError:  # close(): finish the batch begun, answer its callers
+                await writing
+                raise
 
     async def _write_batch(self, batch: list[tuple[Change, asyncio.Future[Any]]]) -> None:
         loop = asyncio.get_running_loop()
@@ -185,8 +213,9 @@ class Database:
         changes = [change for change, _ in batch]
         try:
             outcomes = await loop.run_in_executor(self._writer_thread, self._commit, changes)
-        except sqlite3.Error as exc:
-            self._lost(f"writing {self.path}: {exc}")
+        except Exception as exc:  # the transaction failed as a whole: nothing was committed
+            reason = str(exc) if isinstance(exc, sqlite3.Error) else _why(exc)
+            self._lost(f"writing {self.path}: {reason}")
             for _, future in batch:
                 if not future.done():
                     future.set_exception(StorageUnavailable(self.error))
@@ -197,7 +226,10 @@ class Database:
         if self.observe_commit is not None:
             self.observe_commit(elapsed)
         for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-            self.stats.writes += 1
+            if ok:
+                self.stats.writes += 1
+            else:
+                logger.warning("A database change failed", extra=fields(err=_why(value)))
             if future.done():  # its caller was cancelled; the change is committed anyway
                 continue
             if ok:
@@ -207,7 +239,8 @@ class Database:
 
     def _commit(self, changes: list[Change]) -> list[tuple[bool, Any]]:
         """In the writer thread: every change in one transaction, each in a savepoint so that
-        one refused change (a constraint) does not undo the others."""
+        one failed change (a constraint, a bad value) does not undo the others. Trouble with
+        the file, or with the savepoints themselves, fails the whole transaction."""
         conn = self._write
         if conn is None:
             raise sqlite3.OperationalError("the database is not open")
@@ -218,10 +251,9 @@ class Database:
                 conn.execute("SAVEPOINT change")
                 try:
                     outcomes.append((True, change(conn)))
-                except sqlite3.IntegrityError as exc:
-                    conn.execute("ROLLBACK TO change")
-                    outcomes.append((False, exc))
-                except (ValueError, LookupError) as exc:  # a change that refused itself
+                except Exception as exc:
+                    if not _own_fault(exc):
+                        raise
                     conn.execute("ROLLBACK TO change")
                     outcomes.append((False, exc))
                 conn.execute("RELEASE change")
