@@ -14,6 +14,7 @@ from .api.routes import add_routes as add_api_routes
 from .config import ConfigError, dump_yaml
 from .exporter import EXPORTER, Exporter
 from .handler import CONTENT_TYPE, DEBUG_DISABLED, handle_probe
+from .monitors.discovery import Discovery
 from .monitors.routes import add_routes as add_monitor_routes
 from .statuspage.routes import add_routes as add_status_routes
 
@@ -30,7 +31,8 @@ def create_app(exporter: Exporter, *, public_status: bool = False) -> web.Applic
     app.router.add_get("/-/ready", ready)
     app.router.add_route("*", "/-/reload", reload)
     sd_guard = add_api_routes(app, exporter.monitors, exporter.monitor_options.limit)
-    add_monitor_routes(app, exporter.monitors, sd_guard)
+    discovery = Discovery(exporter.monitor_options.address, exporter.timeout_offset)
+    add_monitor_routes(app, exporter.monitors, discovery, sd_guard)
     add_status_routes(app, public=public_status)
     return app
 
