@@ -111,6 +111,8 @@ def test_bad_arguments_exit_2(tmp_path) -> None:  # type: ignore[no-untyped-def]
         ["create", "--name", "x", "--scope", "tcp-monitors:admin"],
         ["create", "--name", "x"],
         ["create", "--name", "", "--scope", "sd:read"],
+        ["create", "--name", "   ", "--scope", "sd:read"],  # the names' rule (plain_name)
+        ["create", "--name", "ci\u202e", "--scope", "sd:read"],
     ):
         with pytest.raises(SystemExit) as exit_:
             cli("api-key", "--storage.path", db, *args)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .api.auth import SCOPES, key_hash, new_key
+from .config.fields import plain_name
 from .monitors.options import DEFAULT_STORAGE_PATH
 from .storage.api_key_rows import ApiKeyRow, all_keys, delete_key, insert_key
 from .storage.schema import SchemaTooNew, migrate
@@ -45,8 +46,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     revoke = commands.add_parser("revoke", parents=[storage], help="delete a key")
     revoke.add_argument("name")
     args = p.parse_args(argv)
-    if args.command == "create" and not (0 < len(args.name) <= 255 and args.name.isprintable()):
-        p.error("--name must be 1 to 255 printable characters")
+    if args.command == "create":
+        try:
+            plain_name(args.name)
+        except ValueError as exc:
+            p.error(f"--name: {exc}")
+        if len(args.name) > 255:
+            p.error("--name: at most 255 characters")
     if args.storage_path == ":memory:":
         p.error("--storage.path must be the server's file; :memory: keeps nothing")
     return args
