@@ -75,12 +75,44 @@ def test_list_never_shows_keys_and_revoke_deletes(tmp_path) -> None:  # type: ig
     assert cli("api-key", "--storage.path", str(db), "list")[1].count("\n") == 1
 
 
+def test_storage_path_before_or_after_the_subcommand(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--storage.path is taken before the subcommand and after it, as users type it; each
+    order reaches the file it names (and not the default one)."""
+    before, after = tmp_path / "before.db", tmp_path / "after.db"
+    create = ["create", "--name", "ci", "--scope", "sd:read"]
+    assert cli("api-key", "--storage.path", str(before), *create)[0] == 0
+    # the real command line, with the flag last, as in the issue
+    run = subprocess.run(
+        [sys.executable, "-m", "sonde_exporter", "api-key", *create, "--storage.path", str(after)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("sonde_")
+    for db in (before, after):
+        for args in (("--storage.path", str(db), "list"), ("list", "--storage.path", str(db))):
+            code, out = cli("api-key", *args)
+            assert code == 0
+            assert out.splitlines()[1].split("\t")[:2] == ["ci", "sd:read"]
+    assert not (tmp_path / "data").exists()  # neither order fell back to the default file
+    # after the subcommand it wins over the one before it
+    code, _ = cli(
+        "api-key", "--storage.path", str(before), "revoke", "ci", "--storage.path", str(after)
+    )
+    assert code == 0
+    assert cli("api-key", "list", "--storage.path", str(after))[1].count("\n") == 1
+    assert cli("api-key", "list", "--storage.path", str(before))[1].count("\n") == 2
+
+
 def test_bad_arguments_exit_2(tmp_path) -> None:  # type: ignore[no-untyped-def]
     db = str(tmp_path / "k.db")
     for args in (
         ["create", "--name", "x", "--scope", "tcp-monitors:admin"],
         ["create", "--name", "x"],
         ["create", "--name", "", "--scope", "sd:read"],
+        ["create", "--name", "   ", "--scope", "sd:read"],  # the names' rule (plain_name)
+        ["create", "--name", "ci\u202e", "--scope", "sd:read"],
     ):
         with pytest.raises(SystemExit) as exit_:
             cli("api-key", "--storage.path", db, *args)

@@ -307,6 +307,55 @@ def test_logfmt_is_the_default(exporter_process, closed_port) -> None:
     assert all(re.match(r"ts=\S+ level=(debug|info|warn|error) ", x) for x in exporter.lines)
 
 
+BANNER_CONFIG = """\
+modules:
+  tcp_banner:
+    prober: tcp
+    timeout: 2s
+    tcp:
+      query_response:
+        - expect: "^never"
+"""
+FORGED = "hello\u2028ts=0 level=error msg=forged\u0085x\u202ey\u2029z"
+
+
+@pytest.mark.parametrize("log_format", ["logfmt", "json"])
+def test_a_hostile_banner_never_splits_a_log_line(exporter_process, log_format: str) -> None:
+    """A server's line with U+2028, U+0085, U+202E and U+2029 is logged (Read line, then
+    Probe failed) escaped: every line of the log is one record in any viewer (splitlines
+    breaks on each of those characters, as viewers do)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(10)
+        port = server.getsockname()[1]
+        exporter = exporter_process(
+            BANNER_CONFIG, "--log.prober", "debug", "--log.format", log_format
+        )
+        answer: list[tuple[int, str]] = []
+        probe = threading.Thread(
+            target=lambda: answer.append(
+                exporter.get(f"/probe?module=tcp_banner&target=127.0.0.1:{port}")
+            )
+        )
+        probe.start()
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(FORGED.encode() + b"\n")
+            probe.join(10)
+        assert answer and answer[0][0] == 200
+        exporter.wait_for_log("Probe failed")
+    assert exporter.stop() == 0
+    assert all(line.isprintable() for line in exporter.log().split("\n"))
+    read = [line for line in exporter.lines if "Read line" in line]
+    assert len(read) == 1
+    if log_format == "json":
+        records = [json.loads(line) for line in exporter.lines]
+        assert [r["line"] for r in records if r["msg"] == "Read line"] == [FORGED]
+    else:
+        assert all(re.match(r"ts=\S+Z level=\w+ logger=", line) for line in exporter.lines)
+        assert 'line="hello\\u2028ts=0 level=error msg=forged\\u0085x\\u202ey\\u2029z"' in read[0]
+    assert "forged" not in "".join(line for line in exporter.lines if "Read line" not in line)
+
+
 def test_sighup_reloads_a_good_config(exporter_process) -> None:
     exporter = exporter_process(CONFIG)
     assert "tcp_new" not in exporter.get("/config")[1]

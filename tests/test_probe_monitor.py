@@ -5,7 +5,7 @@ from __future__ import annotations
 from helpers import assert_failed, assert_succeeded, probe
 from tcpservers import answer_ok
 
-from sonde_exporter.monitors.discovery import target_group
+from sonde_exporter.monitors.discovery import Discovery, ExporterAddress
 
 CONFIG = """
 modules:
@@ -40,7 +40,7 @@ async def test_a_monitor_is_probed_with_its_own_module_target_and_timeout(
     assert metrics["probe_failed_due_to_regex"] == 0  # the module's expect step ran
     # what /v1/sd hands out is what /probe takes
     plan = client.exporter.monitors.plans[monitor_id]
-    labels = target_group(plan, "exporter:10115")["labels"]
+    labels = Discovery(ExporterAddress(), 0.5).group(plan, "exporter:10115")["labels"]
     assert (labels["__param_monitor"], labels["__param_module"]) == (monitor_id, "tcp_greeting")
 
 

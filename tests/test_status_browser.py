@@ -5,9 +5,11 @@ contrast, and no console errors or CSP violations."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -65,13 +67,15 @@ def png_size(data: bytes) -> tuple[int, int]:
 class Site:
     """A running exporter (scheduler off: nothing is probed) over a seeded database."""
 
-    def __init__(self, work: Path, config: Path, monitors: list[Seeded] = MONITORS) -> None:
+    def __init__(
+        self, work: Path, config: Path, monitors: list[Seeded] = MONITORS, *flags: str
+    ) -> None:
         self.db = work / "sonde.db"
         seed(self.db, time.time(), monitors)
         argv = [
             *(sys.executable, "-m", "sonde_exporter", "--config.file", str(config)),
             *("--web.listen-address", "127.0.0.1:0", "--storage.path", str(self.db)),
-            *("--monitors.scheduler", "off"),
+            *("--monitors.scheduler", "off", *flags),
         ]
         self.process = Process("sonde-exporter", argv, work)
         self.url = f"http://127.0.0.1:{self.process.wait_listening()}"
@@ -402,3 +406,92 @@ async def test_the_csp_blocks_inline_style_and_the_test_would_see_it(
     assert await browser.evaluate("getComputedStyle(document.body).color") == before
     assert any("Content Security Policy" in p for p in browser.problems()), browser.problems()
     browser.events.clear()
+
+
+AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+AXE_LANDMARKS = ["landmark-one-main", "region"]
+"""Best-practice rules, not WCAG-tagged, that the index once failed: checked too."""
+AXE_RUN = f"""axe.run(document, {{runOnly: {{type: 'tag', values: {AXE_TAGS}}},
+  rules: {{{", ".join(f"'{rule}': {{enabled: true}}" for rule in AXE_LANDMARKS)}}}}}).then((r) => ({{
+  passes: r.passes.length,
+  violations: r.violations.map((v) => `${{v.id}} (${{v.impact}}): ` +
+    v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', '))}}))"""
+
+
+def axe_source() -> str:
+    """axe-core, installed by `npm ci --prefix tests/js` (make system-deps): missing, the test
+    fails rather than passing without a check."""
+    if not AXE.is_file():
+        pytest.fail(f"{AXE} is missing: run `npm ci --prefix tests/js` (make system-deps)")
+    return AXE.read_text()
+
+
+async def axe(browser: Browser, url: str, source: str, prepare: str = "") -> dict[str, object]:
+    """axe-core's WCAG 2.1 A/AA rules on the page at `url`. Injected through the DevTools
+    protocol, which the page's CSP does not govern (the page itself stays unchanged)."""
+    await browser.open(url)
+    if prepare:
+        await browser.evaluate(prepare)
+    await browser.evaluate(source)
+    result: dict[str, object] = await browser.evaluate(AXE_RUN)
+    return result
+
+
+def _fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body: bytes = response.read()
+        return body
+
+
+@pytest.fixture(scope="module")
+def public_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    work = tmp_path_factory.mktemp("public-site")
+    config = work / "config.yml"
+    config.write_text(CONFIG)
+    site = Site(work, config, MONITORS, "--web.status-page.public")
+    yield site
+    site.process.stop()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+async def test_every_html_page_passes_axe(
+    site: Site, public_site: Site, browser: Browser, scheme: str
+) -> None:
+    """Every HTML page the server serves (/, /status filtered or not, public or not,
+    /status/{id} and its later pages) has no violation of axe-core's WCAG 2.1 AA rules, in
+    both colour schemes (contrast) and at phone width."""
+    source = axe_source()
+    # a probe first (of a closed loopback port), so that / shows a row in its table
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        url = f"{site.url}/probe?module=tcp_slow&target=127.0.0.1:{port}"
+        assert b"probe_success 0" in await asyncio.to_thread(_fetch, url)
+    pages = [
+        f"{site.url}/",
+        f"{site.url}/status",
+        f"{site.url}/status?state=down&q=api",
+        f"{site.url}/status/{CHECKOUT.id}",
+        f"{site.url}/status/{CHECKOUT.id}?limit=10&offset=10",
+        f"{public_site.url}/status",
+        f"{public_site.url}/status/{CHECKOUT.id}",
+    ]
+    found = {}
+    for width, height in SIZES:
+        await browser.viewport(width, height, scheme)
+        for url in pages:
+            result = await axe(browser, url, source)
+            assert isinstance(result["passes"], int) and result["passes"] > 5, (url, result)
+            found[f"{url} at {width}px"] = result["violations"]
+    assert {url: v for url, v in found.items() if v} == {}
+
+
+async def test_axe_would_see_a_violation(site: Site, browser: Browser) -> None:
+    """The check above can fail: the index without its language and main landmark is caught."""
+    await browser.viewport(1280, 800, "light")
+    strip = """(() => { document.documentElement.removeAttribute('lang');
+      const main = document.querySelector('main'); main.replaceWith(...main.childNodes); })()"""
+    result = await axe(browser, f"{site.url}/", axe_source(), strip)
+    violations = [str(v).split()[0] for v in result["violations"]]  # type: ignore[attr-defined]
+    assert {"html-has-lang", *AXE_LANDMARKS} <= set(violations), result

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .api.auth import SCOPES, key_hash, new_key
+from .config.fields import plain_name
 from .monitors.options import DEFAULT_STORAGE_PATH
 from .storage.api_key_rows import ApiKeyRow, all_keys, delete_key, insert_key
 from .storage.schema import SchemaTooNew, migrate
@@ -22,15 +23,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="sonde-exporter api-key", description="Manage the management API's keys."
     )
-    p.add_argument(
-        "--storage.path",
-        dest="storage_path",
-        default=DEFAULT_STORAGE_PATH,
-        metavar="FILE",
-        help=f"the server's SQLite file (default: {DEFAULT_STORAGE_PATH})",
-    )
+    _storage_flag(p, DEFAULT_STORAGE_PATH)
+    # Also after the subcommand, as users type it; there it only overrides when given.
+    storage = argparse.ArgumentParser(add_help=False)
+    _storage_flag(storage, argparse.SUPPRESS)
     commands = p.add_subparsers(dest="command", required=True)
-    create = commands.add_parser("create", help="create a key and print it (once)")
+    create = commands.add_parser(
+        "create", parents=[storage], help="create a key and print it (once)"
+    )
     create.add_argument("--name", required=True, help="what the key is for (unique)")
     create.add_argument(
         "--scope",
@@ -40,15 +40,32 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         choices=SCOPES,
         help="a scope the key gets; repeat for more (write does not imply read)",
     )
-    commands.add_parser("list", help="names, scopes, created, last used (never the keys)")
-    revoke = commands.add_parser("revoke", help="delete a key")
+    commands.add_parser(
+        "list", parents=[storage], help="names, scopes, created, last used (never the keys)"
+    )
+    revoke = commands.add_parser("revoke", parents=[storage], help="delete a key")
     revoke.add_argument("name")
     args = p.parse_args(argv)
-    if args.command == "create" and not (0 < len(args.name) <= 255 and args.name.isprintable()):
-        p.error("--name must be 1 to 255 printable characters")
+    if args.command == "create":
+        try:
+            plain_name(args.name)
+        except ValueError as exc:
+            p.error(f"--name: {exc}")
+        if len(args.name) > 255:
+            p.error("--name: at most 255 characters")
     if args.storage_path == ":memory:":
         p.error("--storage.path must be the server's file; :memory: keeps nothing")
     return args
+
+
+def _storage_flag(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument(
+        "--storage.path",
+        dest="storage_path",
+        default=default,
+        metavar="FILE",
+        help=f"the server's SQLite file (default: {DEFAULT_STORAGE_PATH})",
+    )
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from .config import ConfigError, describe_unsupported, load_config
 from .durations import parse_duration
 from .exporter import Exporter
 from .logs import LEVELS, configure, fields
+from .monitors.discovery import external_url, listen_address
 from .monitors.engine import Retention
 from .monitors.options import DEFAULT_STORAGE_PATH, MonitorOptions
 from .server import create_app
@@ -57,6 +58,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         metavar="ADDRESS",
         help=f"address to listen on, host:port or :port; repeatable (default: {DEFAULT_LISTEN})",
+    )
+    p.add_argument(
+        "--web.external-url",
+        dest="external_url",
+        metavar="URL",
+        help="the URL under which the exporter is reachable, for /v1/sd's targets (default: "
+        "the first listen address; on every address, this machine's hostname and that port)",
     )
     p.add_argument(
         "--timeout-offset",
@@ -135,6 +143,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if value < low:
             p.error(f"{flag} must be at least {low}")
     args.listen = [_split_listen(p, a) for a in (args.listen or [DEFAULT_LISTEN])]
+    args.address = listen_address(*args.listen[0])
+    if args.external_url is not None:
+        try:
+            args.address = external_url(args.external_url)
+        except ValueError as exc:
+            p.error(f"--web.external-url {args.external_url!r}: {exc}")
     return args
 
 
@@ -242,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_concurrency=args.max_concurrency,
         limit=args.monitor_limit,
         retention=Retention(max_age=args.retention, max_results=args.retention_results),
+        address=args.address,
     )
     exporter = Exporter(config_file, config, args.timeout_offset, args.history_limit, monitors)
     exporter.enable_debug = args.enable_debug

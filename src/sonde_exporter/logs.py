@@ -38,7 +38,12 @@ def quote(value: str) -> str:
     """A logfmt value: bare when safe, otherwise double-quoted with escapes."""
     if value and value.isprintable() and not any(c in value for c in ' "=\\'):
         return value
-    return json.dumps(value, ensure_ascii=False)  # escapes quotes, newlines and controls
+    quoted = json.dumps(value, ensure_ascii=False)  # escapes quotes, newlines, C0 controls
+    if quoted.isprintable():
+        return quoted
+    # What JSON leaves raw: DEL, C1 controls (U+0085), format and separator characters
+    # (U+202E, U+2028): a viewer may break the line there or show text reordered.
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in quoted)
 
 
 def _record_fields(record: logging.LogRecord) -> tuple[tuple[str, Any], ...]:

@@ -14,6 +14,7 @@ from .api.routes import add_routes as add_api_routes
 from .config import ConfigError, dump_yaml
 from .exporter import EXPORTER, Exporter
 from .handler import CONTENT_TYPE, DEBUG_DISABLED, handle_probe
+from .monitors.discovery import Discovery
 from .monitors.routes import add_routes as add_monitor_routes
 from .statuspage.routes import add_routes as add_status_routes
 
@@ -30,7 +31,8 @@ def create_app(exporter: Exporter, *, public_status: bool = False) -> web.Applic
     app.router.add_get("/-/ready", ready)
     app.router.add_route("*", "/-/reload", reload)
     sd_guard = add_api_routes(app, exporter.monitors, exporter.monitor_options.limit)
-    add_monitor_routes(app, exporter.monitors, sd_guard)
+    discovery = Discovery(exporter.monitor_options.address, exporter.timeout_offset)
+    add_monitor_routes(app, exporter.monitors, discovery, sd_guard)
     add_status_routes(app, public=public_status)
     return app
 
@@ -106,14 +108,19 @@ async def index(request: web.Request) -> web.Response:
         "</tr>"
         for r in exporter.history
     )
+    # WCAG 2.1 AA (axe-core checks it in tests/test_status_browser.py): a language, and all
+    # content in landmarks (header, nav, main).
     page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>sonde-exporter</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>sonde-exporter</title>
 <style>body{{font-family:sans-serif}}td,th{{padding:2px 8px;text-align:left}}</style></head>
-<body><h1>sonde-exporter {e(__version__)}</h1>
-<p><a href="status">Status page</a> · <a href="metrics">Metrics</a> · <a href="config">Configuration</a></p>
-<h2>Modules</h2><ul>{modules}</ul>
+<body><header><h1>sonde-exporter {e(__version__)}</h1>
+<nav aria-label="Pages"><a href="status">Status page</a> · <a href="metrics">Metrics</a> · \
+<a href="config">Configuration</a></nav></header>
+<main><h2>Modules</h2><ul>{modules}</ul>
 <h2>Recent probes</h2>
-<table><tr><th>Module</th><th>Target</th><th>Result</th><th>Duration</th><th>Time</th><th>Debug</th></tr>
-{rows}</table></body></html>
+<table><thead><tr><th scope="col">Module</th><th scope="col">Target</th><th scope="col">Result</th>\
+<th scope="col">Duration</th><th scope="col">Time</th><th scope="col">Debug</th></tr></thead>
+<tbody>{rows}</tbody></table></main></body></html>
 """
     return web.Response(text=page, content_type="text/html")

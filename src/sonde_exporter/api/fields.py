@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from ..config.fields import header_safe
+from ..config.fields import PlainName, header_safe
 from ..config.policies import Comparison, Source
 
 MAX_BODY = 64 * 1024
@@ -18,11 +18,11 @@ Status = Literal["active", "maintenance", "disabled", "paused", "inactive"]
 STORED_STATUS = {"paused": "disabled", "inactive": "disabled"}
 
 Printable = AfterValidator(header_safe)
-Name = Annotated[str, Field(min_length=1, max_length=255), Printable]
+Name = Annotated[PlainName, Field(min_length=1, max_length=255)]
 TimeoutMs = Annotated[int, Field(ge=100, le=60_000)]
 IntervalSeconds = Annotated[int, Field(ge=10, le=86_400)]
 PolicyMs = Annotated[int, Field(ge=1, le=60_000)]
-Tag = Annotated[str, Field(min_length=1, max_length=64), Printable]
+Tag = Annotated[PlainName, Field(min_length=1, max_length=64)]
 
 
 class ApiModel(BaseModel):
@@ -55,7 +55,7 @@ class MonitorIn(ApiModel):
     intervalSeconds: IntervalSeconds = 60
     isEnabled: bool | None = None
     status: Status | None = None
-    module: Annotated[str, Field(min_length=1, max_length=255), Printable] | None = None
+    module: Name | None = None
     retries: RetriesIn | None = None
     degradedResponseTimeMs: PolicyMs | None = None
     maxResponseTimeMs: PolicyMs | None = None

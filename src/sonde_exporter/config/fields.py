@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -126,3 +127,42 @@ def header_safe(value: str) -> str:
         raise ValueError("must not contain control characters or line breaks")
     _utf8(value)
     return value
+
+
+_REFUSED = {
+    "Cc": "a control character",
+    "Cf": "a format character",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+    "Cs": "a lone surrogate",
+}
+"""Unicode categories that are invisible, reorder text (U+202E) or break lines (U+2028,
+U+0085): in a name they would forge log lines and disguise what a page shows."""
+
+
+def code_point(char: str) -> str:
+    """`U+202E (RIGHT-TO-LEFT OVERRIDE)`; controls have no Unicode name, so their kind."""
+    name = unicodedata.name(char, "") or _REFUSED.get(unicodedata.category(char), "unnamed")
+    return f"U+{ord(char):04X} ({name})"
+
+
+def plain_text(value: str) -> str:
+    """Text shown on pages and in log lines (label values, tags): no character of the
+    categories Cc, Cf, Zl or Zp."""
+    for char in value:
+        if unicodedata.category(char) in _REFUSED:
+            raise ValueError(f"{code_point(char)} is not allowed")
+    return value
+
+
+def plain_name(value: str) -> str:
+    """A name (of a monitor, a tag, a key): plain text that is not only white space."""
+    if not plain_text(value).strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(plain_text)]
+"""One rule for config and API alike: the type of label values."""
+PlainName = Annotated[str, AfterValidator(plain_name)]
+"""One rule for config and API alike: the type of monitor names and tags."""

@@ -13,7 +13,7 @@ from pydantic import (
     model_serializer,
 )
 
-from .fields import Duration, Strict, duration_between, header_safe
+from .fields import Duration, PlainName, PlainText, Strict, duration_between
 
 MonitorStatus = Literal["active", "maintenance", "disabled"]
 STATUS_ALIASES = {"paused": "disabled", "inactive": "disabled"}
@@ -53,14 +53,14 @@ Status = Annotated[MonitorStatus, BeforeValidator(normalise_status)]
 class MonitorConfig(Strict):
     """One entry under `monitors:`; the prober of its module gives the monitor's kind."""
 
-    name: Annotated[str, Field(min_length=1, max_length=255)]
+    name: Annotated[PlainName, Field(min_length=1, max_length=255)]
     module: Annotated[str, Field(min_length=1)]
     target: Annotated[str, Field(max_length=1024)] = ""
     interval: Annotated[Duration, duration_between(MIN_INTERVAL, MAX_INTERVAL, "1s to 7d")]
     timeout: Annotated[Duration, duration_between(0.001, 600.0, "1ms to 10m")] | None = None
     status: Status = "active"
     labels: Annotated[
-        dict[str, Annotated[str, Field(max_length=1024)]], Field(default_factory=dict)
+        dict[str, Annotated[PlainText, Field(max_length=1024)]], Field(default_factory=dict)
     ]
 
     @model_serializer(mode="wrap")
@@ -71,20 +71,14 @@ class MonitorConfig(Strict):
             data.pop("timeout", None)
         return data
 
-    @field_validator("name")
-    @classmethod
-    def _printable_name(cls, name: str) -> str:
-        return header_safe(name)
-
     @field_validator("labels")
     @classmethod
     def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
-        for name, value in labels.items():
+        for name in labels:
             if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
                 raise ValueError(
                     f"label name {name!r}: must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __"
                 )
             if name in RESERVED_LABELS:
                 raise ValueError(f"label name {name!r} is set by the exporter itself")
-            header_safe(value)
         return labels

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from ..config import Config
 from ..storage import Database
+from .discovery import ExporterAddress
 from .engine import MonitorEngine, Retention
 from .health import EngineCollector, commit_histogram, lag_histogram
 
@@ -25,6 +26,9 @@ class MonitorOptions:
     retention: Retention = field(default_factory=Retention)
     storage_retry: float = 5.0
     """Seconds between attempts to reopen a database that could not be opened or written."""
+    address: ExporterAddress = field(default_factory=ExporterAddress)
+    """Where Prometheus reaches the exporter, for /v1/sd: --web.external-url, else the first
+    --web.listen-address (the CLI sets it); built in code, this host at the request's port."""
 
     def engine(self, config: Config, registry: CollectorRegistry) -> MonitorEngine:
         """The engine, its database, and their health metrics in `registry`."""

@@ -6,12 +6,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .discovery import target_groups
+from .discovery import Discovery
 from .engine import MonitorEngine
 from .exposition import render
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ENGINE = web.AppKey("monitor_engine", MonitorEngine)
+DISCOVERY = web.AppKey("discovery", Discovery)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -37,7 +38,10 @@ async def service_discovery(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     if not engine.ready:
         return unavailable(engine)
-    return web.json_response(target_groups(engine, request.host))
+    transport = request.transport
+    local = transport.get_extra_info("sockname") if transport is not None else None
+    local_port = local[1] if isinstance(local, tuple) else 0
+    return web.json_response(request.app[DISCOVERY].groups(engine, local_port))
 
 
 def _open(handler: Handler) -> Handler:
@@ -45,11 +49,15 @@ def _open(handler: Handler) -> Handler:
 
 
 def add_routes(
-    app: web.Application, engine: MonitorEngine, sd_guard: Callable[[Handler], Handler] = _open
+    app: web.Application,
+    engine: MonitorEngine,
+    discovery: Discovery,
+    sd_guard: Callable[[Handler], Handler] = _open,
 ) -> None:
     """Serve the engine's endpoints, and run the engine while the application runs;
     `sd_guard` wraps /v1/sd (the management API's check of the sd:read scope)."""
     app[ENGINE] = engine
+    app[DISCOVERY] = discovery
     app.router.add_get("/monitors/metrics", monitors_metrics)
     app.router.add_get("/v1/sd", sd_guard(service_discovery))
 
