@@ -457,6 +457,12 @@ def test_the_readme_example_says_what_it_does() -> None:
     assert verdict(public, "10.1.2.3", 443) != "allow"
     assert verdict(public, "192.0.2.1", 443) == "allow"
     assert "allowed_ports" in verdict(public, "192.0.2.1", 22)
+    for ip in ("0.0.0.0", "::", "64:ff9b::7f00:1"):  # the section's unspecified and embedded
+        assert "(read as " in verdict(public, ip, 443)
+    assert (  # the refusal the section quotes, as the filter words it
+        "target address 0.0.0.0 (read as 127.0.0.1) is denied: ip_filter denied: 127.0.0.0/8"
+        in " ".join(section.split())
+    )
     top = parse_config(example + "  other: {prober: icmp}\n", "README.md").modules["other"]
     assert verdict(top.target_filter, "10.1.2.3") == "allow"
     assert verdict(top.target_filter, "10.66.0.9") != "allow"
