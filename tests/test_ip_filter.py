@@ -1,5 +1,6 @@
 """The IP filter's rules without the network: config validation (file, line, field), longest
-prefix, defaults, address spellings, ports, the cloud metadata default, and check_target."""
+prefix, defaults, address spellings, the readings of unspecified and embedded addresses,
+ports, the cloud metadata default, and check_target."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from sonde_exporter.config import ConfigError, Module, dump_yaml, parse_config
 from sonde_exporter.ipfilter import TargetFilter, TargetForbidden, address_key
+from sonde_exporter.ipfilter.matcher import key_text, readings
 from sonde_exporter.prober_base import ProbeFailure
 from sonde_exporter.resolve import check_target
 
@@ -128,6 +130,156 @@ def test_a_mapped_network_in_the_config_is_the_ipv4_network() -> None:
     assert verdict(target_filter, "127.0.0.200") != "allow"
     assert verdict(target_filter, "127.0.1.1") == "allow"
     assert address_key("::ffff:127.0.0.1") == address_key("127.0.0.1") == (4, 0x7F000001)
+
+
+UNSPECIFIED_V4 = ["0.0.0.0", "::ffff:0:0", "::ffff:0.0.0.0", "0:0:0:0:0:ffff:0:0"]
+"""Every spelling of 0.0.0.0 that an address parser reads (0x0 resolves to it: the probe tests)."""
+UNSPECIFIED_V6 = ["::", "0::", "0:0:0:0:0:0:0:0", "::0", "::%lo"]
+
+
+@pytest.mark.parametrize(
+    ("ip", "expected"),
+    [
+        *((ip, ["0.0.0.0", "127.0.0.1"]) for ip in UNSPECIFIED_V4),
+        *((ip, ["::", "::1"]) for ip in UNSPECIFIED_V6),
+        ("127.0.0.1", ["127.0.0.1"]),  # an ordinary address has one reading: no extra cost
+        ("::ffff:127.0.0.1", ["127.0.0.1"]),
+        ("::1", ["::1"]),  # IPv4-compatible ::/96 but :: and ::1
+        ("::7f00:1", ["::7f00:1", "127.0.0.1"]),
+        ("::127.0.0.1", ["::7f00:1", "127.0.0.1"]),
+        ("::2", ["::2", "0.0.0.2"]),
+        ("64:ff9b::7f00:1", ["64:ff9b::7f00:1", "127.0.0.1"]),  # NAT64, RFC 6052
+        ("64:ff9b::127.0.0.1", ["64:ff9b::7f00:1", "127.0.0.1"]),
+        ("64:ff9b::", ["64:ff9b::", "0.0.0.0", "127.0.0.1"]),
+        ("2002:7f00:1::", ["2002:7f00:1::", "127.0.0.1"]),  # 6to4: bits 16 to 48
+        ("2002:7f00:1:ab::1%eth0", ["2002:7f00:1:ab::1", "127.0.0.1"]),
+        ("2002::1", ["2002::1", "0.0.0.0", "127.0.0.1"]),
+        (
+            "64:ff9b:1::7f00:1",
+            ["64:ff9b:1::7f00:1"],
+        ),  # local-use NAT64: where the IPv4 sits is the site's choice
+        ("2001:db8::7f00:1", ["2001:db8::7f00:1"]),
+        ("::ffff:0:7f00:1", ["::ffff:0:7f00:1"]),  # SIIT's ::ffff:0:0:0/96: no kernel route
+    ],
+)
+def test_readings(ip: str, expected: list[str]) -> None:
+    assert [key_text(key) for key in readings(ip)] == expected
+
+
+README_PUBLIC = (
+    "modules:\n  m:\n    prober: tcp\n    ip_filter: {denied: [10.0.0.0/8, 172.16.0.0/12, "
+    '192.168.0.0/16, 127.0.0.0/8, "::1", "fc00::/7"]}\n'
+)
+"""The README's tcp_public filter: a deny-list with loopback in it."""
+
+
+@pytest.mark.parametrize("ip", UNSPECIFIED_V4)
+def test_the_unspecified_ipv4_address_is_matched_as_loopback(ip: str) -> None:
+    public = load(README_PUBLIC)["m"].target_filter
+    assert verdict(public, ip) == (
+        f"target address {ip} (read as 127.0.0.1) is denied: ip_filter denied: 127.0.0.0/8"
+    )
+    # As itself too: a bogon list's 0.0.0.0/8 catches it, loopback allowed or not.
+    bogons = load("modules:\n  m:\n    prober: tcp\n    ip_filter: {denied: [0.0.0.0/8]}\n")
+    assert verdict(bogons["m"].target_filter, ip) == (
+        f"target address {ip} is denied: ip_filter denied: 0.0.0.0/8"
+    )
+
+
+@pytest.mark.parametrize("ip", UNSPECIFIED_V6)
+def test_the_unspecified_ipv6_address_is_matched_as_loopback(ip: str) -> None:
+    public = load(README_PUBLIC)["m"].target_filter
+    assert verdict(public, ip) == (
+        f"target address {ip} (read as ::1) is denied: ip_filter denied: ::1/128"
+    )
+
+
+@pytest.mark.parametrize(
+    "ip", ["0.0.0.1", "0.1.2.3", "0.255.255.255", "::ffff:0.0.0.1", "::2", "64:ff9b::1", "2002:1::"]
+)
+@pytest.mark.parametrize(
+    "block", ["{default: allow}", "{allowed: [0.0.0.0/0, 0.0.0.0/8, 0.0.0.1, '::/0']}"]
+)
+def test_the_rest_of_0_0_0_0_8_is_no_destination_whatever_the_rules(ip: str, block: str) -> None:
+    target_filter = load(f"modules:\n  m:\n    prober: tcp\n    ip_filter: {block}\n")[
+        "m"
+    ].target_filter
+    assert "is denied: not a destination (0.0.0.0/8 but 0.0.0.0 names no host" in verdict(
+        target_filter, ip
+    )
+
+
+@pytest.mark.parametrize(
+    "ip", ["64:ff9b::7f00:1", "64:ff9b::127.0.0.2", "2002:7f00:1::1", "::7f00:1", "::127.1.2.3"]
+)
+def test_an_embedded_ipv4_address_is_matched_as_well(ip: str) -> None:
+    """A deny of 127.0.0.0/8 catches the IPv6 addresses that reach it through a translator,
+    a 6to4 relay or the IPv4-compatible form; an IPv6 rule still applies to them."""
+    public = load(README_PUBLIC)["m"].target_filter
+    reading = key_text(readings(ip)[1])
+    assert verdict(public, ip) == (
+        f"target address {ip} (read as {reading}) is denied: ip_filter denied: 127.0.0.0/8"
+    )
+    v6_rule = load(
+        'modules:\n  m:\n    prober: tcp\n    ip_filter: {denied: ["64:ff9b::/96", '
+        '"2002::/16", "::/96"], allowed: [127.0.0.0/8], default: allow}\n'
+    )["m"].target_filter
+    assert "ip_filter denied: " in verdict(v6_rule, ip)
+    assert "(read as" not in verdict(v6_rule, ip)  # the address's own rule denied it first
+
+
+def test_embedded_addresses_are_allowed_only_when_both_readings_are() -> None:
+    modules = load(
+        """
+modules:
+  open: {prober: tcp, ip_filter: {default: allow}}
+  v4_only:
+    prober: tcp
+    ip_filter: {default: deny, allowed: [192.0.2.0/24]}
+  both:
+    prober: tcp
+    ip_filter: {default: deny, allowed: [192.0.2.0/24, "64:ff9b::/96", "2002::/16"]}
+"""
+    )
+    for ip in ("64:ff9b::192.0.2.5", "2002:c000:205::1"):
+        assert verdict(modules["open"].target_filter, ip) == "allow"
+        assert verdict(modules["both"].target_filter, ip) == "allow"
+        assert verdict(modules["v4_only"].target_filter, ip) == (
+            f"target address {ip} is denied: ip_filter default: deny"
+        )
+    for ip in ("64:ff9b::198.51.100.5", "2002:c633:6405::1"):  # the IPv4 one not allowed
+        assert verdict(modules["both"].target_filter, ip) == (
+            f"target address {ip} (read as 198.51.100.5) is denied: ip_filter default: deny"
+        )
+    # The metadata rule reads through NAT64 too.
+    assert "cloud metadata address" in verdict(modules["open"].target_filter, "64:ff9b::a9fe:a9fe")
+
+
+@pytest.mark.parametrize(
+    ("block", "ip", "refusal"),
+    [
+        # Explicit for one reading only: the default decides the other, so no credentials.
+        ("{default: allow, allowed: [127.0.0.1]}", "0.0.0.0", "ip_filter default: allow"),
+        ("{default: allow, allowed: [0.0.0.0]}", "0.0.0.0", "(read as 127.0.0.1)"),
+        ('{default: allow, allowed: ["64:ff9b::/96"]}', "64:ff9b::c000:205", "(read as 192.0.2.5)"),
+        ("{default: allow, allowed: [192.0.2.5]}", "64:ff9b::c000:205", "default: allow decides"),
+        # Every reading named by an allowed entry: explicit.
+        ("{default: allow, allowed: [0.0.0.0, 127.0.0.1]}", "0.0.0.0", None),
+        ('{default: deny, allowed: ["::", "::1"]}', "::", None),
+        ('{default: deny, allowed: ["64:ff9b::/96", 192.0.2.5]}', "64:ff9b::c000:205", None),
+    ],
+)
+def test_explicit_allow_holds_for_every_reading(block: str, ip: str, refusal: str | None) -> None:
+    target_filter = load(f"modules:\n  m:\n    prober: tcp\n    ip_filter: {block}\n")[
+        "m"
+    ].target_filter
+    target_filter.check_address(ip)  # allowed
+    if refusal is None:
+        target_filter.check_address(ip, explicit=True)
+        return
+    with pytest.raises(TargetForbidden, match="overrides the module's mail server") as caught:
+        target_filter.check_address(ip, explicit=True)
+    assert refusal in caught.value.message
 
 
 METADATA = ["169.254.169.254", "::ffff:169.254.169.254", "::ffff:a9fe:a9fe", "fd00:ec2::254"]
@@ -284,6 +436,14 @@ async def test_check_target_for_the_management_api() -> None:
         await check_target(target_filter, "localhost", 22)
     with pytest.raises(ProbeFailure, match="cannot resolve"):  # the guard refuses the name
         await check_target(target_filter, "name.invalid", 443)
+    # The API's check reads unspecified and embedded addresses as the probes do.
+    for host, reading in (
+        ("0.0.0.0", "127.0.0.1"),
+        ("::", "::1"),
+        ("64:ff9b::7f00:1", "127.0.0.1"),
+    ):
+        with pytest.raises(TargetForbidden, match=rf"\(read as {reading}\) is denied"):
+            await check_target(load(README_PUBLIC)["m"].target_filter, host, 443)
 
 
 ROOT = Path(__file__).parent.parent
@@ -297,6 +457,12 @@ def test_the_readme_example_says_what_it_does() -> None:
     assert verdict(public, "10.1.2.3", 443) != "allow"
     assert verdict(public, "192.0.2.1", 443) == "allow"
     assert "allowed_ports" in verdict(public, "192.0.2.1", 22)
+    for ip in ("0.0.0.0", "::", "64:ff9b::7f00:1"):  # the section's unspecified and embedded
+        assert "(read as " in verdict(public, ip, 443)
+    assert (  # the refusal the section quotes, as the filter words it
+        "target address 0.0.0.0 (read as 127.0.0.1) is denied: ip_filter denied: 127.0.0.0/8"
+        in " ".join(section.split())
+    )
     top = parse_config(example + "  other: {prober: icmp}\n", "README.md").modules["other"]
     assert verdict(top.target_filter, "10.1.2.3") == "allow"
     assert verdict(top.target_filter, "10.66.0.9") != "allow"

@@ -1,13 +1,15 @@
 """An email module's credentials go only to its own servers or to addresses an `allowed` entry
 names: a target that sends them elsewhere is refused (403) before any connection, so no AUTH
 reaches it. Two recording SMTP listeners on loopback stand for the module's server and for
-a server the caller chose."""
+a server the caller chose. An SMTP override spelled as the unspecified address (which Linux
+connects to loopback) is caught the same way."""
 
 from __future__ import annotations
 
 import asyncio
 
 from helpers import probe
+from ipfilter_listeners import UNSPECIFIED, loopback_pair, numeric_resolver
 
 from sonde_exporter.config import parse_config
 
@@ -123,3 +125,37 @@ async def test_credentials_never_go_to_a_server_the_target_chose(exporter_client
         for server in (own_server, other_server):
             server.close()
             await server.wait_closed()
+
+
+async def test_an_smtp_override_to_the_unspecified_address_is_refused(
+    exporter_client, closed_port, monkeypatch
+):
+    own, v4, v6 = SmtpRecorder(), SmtpRecorder(), SmtpRecorder()
+    own_server, own_port = await started(own, "127.0.0.1")
+    public = "ip_filter: {denied: [127.0.0.0/8, '::1']}"  # the README's deny-list, in short
+    modules = {"authed": ("", LOGIN), "public": (public, ""), "public_authed": (public, LOGIN)}
+    config = "modules:" + "".join(
+        MODULE.format(name=name, extra=extra, login=login, own=own_port, dead=closed_port)
+        for name, (extra, login) in modules.items()
+    )
+    try:
+        async with loopback_pair(v4, v6) as port:
+            client = await exporter_client(config)
+            numeric_resolver(monkeypatch)  # 0x0 resolves to 0.0.0.0, and no name leaves the box
+            for host in UNSPECIFIED:
+                for target in (f"{host}:{port}", f"smtp://{host}:{port}"):
+                    for module in modules:
+                        status, body = await probe(client, module=module, target=target)
+                        assert status == 403, (module, target, body)
+                        assert body.count("\n") == 1 and "smtp-secret" not in body
+                        reason = (
+                            "overrides the module's mail server"
+                            if module == "authed"
+                            else "(read as"
+                        )
+                        assert reason in body, body
+            await asyncio.sleep(0.05)  # a connection that slipped through would be accepted by now
+            assert (v4.connections, v6.connections, own.connections) == (0, 0, 0)
+    finally:
+        own_server.close()
+        await own_server.wait_closed()

@@ -1,17 +1,26 @@
 """The IP filter on /probe, against real listeners on loopback: a denied target gets 403 and its
-listener sees no connection, whatever the spelling; ports; one lookup for the check and the
-connection (DNS rebinding); an email module's credentials."""
+listener sees no connection, whatever the spelling, the unspecified address (which Linux
+connects to loopback) included, through /probe and /probe?monitor=; ports; one lookup for the
+check and the connection (DNS rebinding)."""
 
 from __future__ import annotations
 
-import _socket
 import asyncio
+import ipaddress
 import socket
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
 from helpers import parse_metrics, probe
+from ipfilter_listeners import (
+    NEEDS_RESOLVER,
+    UNSPECIFIED,
+    UNSPECIFIED_V4,
+    Listener,
+    accepted,
+    loopback_pair,
+    numeric_resolver,
+    start,
+)
 from tcpservers import loopback_v6_available
 
 CONFIG = """
@@ -40,59 +49,22 @@ modules:
     prober: tcp
     timeout: 3s
     should_fail: true
+  tcp_public:  # the README's example: a deny-list with loopback in it
+    prober: tcp
+    timeout: 3s
+    ip_filter:
+      denied: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 127.0.0.0/8, "::1", "fc00::/7"]
+  tcp_open:
+    prober: tcp
+    timeout: 3s
+    ip_filter: {default: allow}
 """
-
-
-class Listener:
-    """Counts the connections it accepts, then hangs up."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-
-    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        writer.close()
-
-
-async def accepted(listener: Listener, expected: int) -> int:
-    """The listener's count once its handler ran for `expected` connections (or after 2s):
-    the probe may answer before the server's handler task gets its turn."""
-    for _ in range(200):
-        if listener.connections >= expected:
-            break
-        await asyncio.sleep(0.01)
-    return listener.connections
-
-
-StartServer = Callable[..., Awaitable[int]]
-
-
-async def start(tcp_server: StartServer, host: str) -> tuple[Listener, int]:
-    listener = Listener()
-    return listener, await tcp_server(listener, host)
 
 
 def forbidden(status: int, body: str, reason: str) -> None:
     assert status == 403, body
     assert body.startswith("target parameter: ") and body.count("\n") == 1, body
     assert reason in body, body
-
-
-def numeric_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
-    """getaddrinfo as the exporter calls it, but numeric hosts only (AI_NUMERICHOST), so no name
-    can reach a DNS server. It calls the C function: the loopback guard refuses 0x7f000002 as
-    a name before glibc could read it (inet_aton) as 127.0.0.2; connections stay guarded."""
-
-    def numeric_only(host: Any, port: Any, family: int = 0, type: int = 0, *rest: int) -> Any:
-        proto, flags = (*rest, 0, 0)[:2]
-        return [
-            (socket.AddressFamily(f), socket.SocketKind(t), p, name, address)
-            for f, t, p, name, address in _socket.getaddrinfo(
-                host, port, family, type, proto, flags | socket.AI_NUMERICHOST
-            )
-        ]
-
-    monkeypatch.setattr(socket, "getaddrinfo", numeric_only)
 
 
 async def test_denied_address_gets_403_and_sees_no_connection(
@@ -220,3 +192,38 @@ async def test_dns_rebinding_check_and_connect_use_one_lookup(
         for server in servers:
             server.close()
             await server.wait_closed()
+
+
+def loopback_reading(host: str) -> str:
+    return "127.0.0.1" if host in UNSPECIFIED_V4 else "::1"
+
+
+async def test_the_unspecified_address_is_matched_as_loopback(exporter_client, monkeypatch):
+    """0.0.0.0 and :: connect to loopback (Linux): a deny of 127.0.0.0/8 and ::1 refuses every
+    spelling of them, through /probe and /probe?monitor=, and neither listener sees one."""
+    v4, v6 = Listener(), Listener()
+    async with loopback_pair(v4, v6) as port:
+        monitors = "".join(
+            f"  - {{name: m{i}, module: tcp_public, target: '{host}:{port}', interval: 1h}}\n"
+            for i, host in enumerate(UNSPECIFIED)
+        )
+        client = await exporter_client(CONFIG.replace("PORT", "1") + "monitors:\n" + monitors)
+        numeric_resolver(monkeypatch)
+        # Each spelling is a real way to reach a listener: allowed, it connects.
+        for host in UNSPECIFIED:
+            status, body = await probe(client, module="tcp_open", target=f"{host}:{port}")
+            assert status == 200 and parse_metrics(body)["probe_success"] == 1, (host, body)
+        assert await accepted(v4, len(UNSPECIFIED_V4)) == len(UNSPECIFIED_V4)
+        assert await accepted(v6, len(UNSPECIFIED) - len(UNSPECIFIED_V4)) == 4
+        v4.connections = v6.connections = 0
+        plans = {plan.record.name: plan for plan in client.exporter.monitors.plans.values()}
+        for i, host in enumerate(UNSPECIFIED):
+            literal = "0.0.0.0" if host in NEEDS_RESOLVER else host.strip("[]")
+            address = ipaddress.ip_address(literal)  # the message names it canonically
+            reason = f"(read as {loopback_reading(host)}) is denied: ip_filter denied: "
+            status, body = await probe(client, module="tcp_public", target=f"{host}:{port}")
+            forbidden(status, body, f"target address {address} {reason}")
+            status, body = await probe(client, monitor=plans[f"m{i}"].id)
+            forbidden(status, body, reason)
+        await asyncio.sleep(0.05)  # a connection that slipped through would be accepted by now
+        assert (v4.connections, v6.connections) == (0, 0)

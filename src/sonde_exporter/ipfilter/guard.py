@@ -3,7 +3,10 @@
 Built once per module at load (config/ip_filter.py). A probe of an address already found
 allowed pays one set lookup (`passed`), and of a port only when the module lists ports; a
 module with no `ip_filter` and no `allowed_ports` has the default filter, which only denies
-the cloud metadata addresses, at that same cost.
+the cloud metadata addresses, at that same cost. An address is judged under each of its
+readings (matcher.readings: the unspecified address as loopback too, an embedded IPv4 address
+too): any denial refuses it, and only an address every reading of which an `allowed` entry
+covers is explicitly allowed.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from .matcher import Network, PrefixTable, Rule, address_key, unmapped
+from .matcher import Key, Network, PrefixTable, Rule, key_text, readings, unmapped
 
 METADATA_ADDRESSES: tuple[Network, ...] = (
     ipaddress.IPv4Network("169.254.169.254/32"),
@@ -25,6 +28,14 @@ _METADATA_RULE = Rule(
     name="a cloud metadata address, denied unless an ip_filter allowed entry names it",
     explicit=True,
 )
+_THIS_NETWORK = Rule(
+    allow=False,
+    name="not a destination (0.0.0.0/8 but 0.0.0.0 names no host; Linux refuses it or sends "
+    "it to the default gateway)",
+    explicit=True,
+)
+"""For 0.0.0.0/8 but 0.0.0.0 itself, whatever the rules say: no rule could make it a host."""
+_THIS_NETWORK_END = 1 << 24
 _PASSED_LIMIT = 4096
 PortRange = tuple[int, int]
 
@@ -88,20 +99,43 @@ class TargetFilter:
             )
 
     def check_address(self, ip: str, *, explicit: bool = False) -> None:
-        """Raise TargetForbidden unless `ip` (any spelling) is allowed; with `explicit`, only
-        an `allowed` entry will do (where the module's credentials would follow)."""
-        rule = self._table.lookup(address_key(ip))
+        """Raise TargetForbidden unless `ip` (any spelling) is allowed under each of its
+        readings; with `explicit`, only `allowed` entries will do (where the module's
+        credentials would follow)."""
+        rule, target = self._verdict(ip)
         if not rule.allow:
-            raise TargetForbidden(f"target address {ip} is denied: {rule.name}")
+            raise TargetForbidden(f"{target} is denied: {rule.name}")
         if explicit and not rule.explicit:
             raise TargetForbidden(
-                f"target address {ip} overrides the module's mail server and no ip_filter "
-                f"allowed entry covers it ({rule.name} decides); the module's credentials go "
-                "only to its own servers or to explicitly allowed addresses"
+                f"{target} overrides the module's mail server and no ip_filter allowed entry "
+                f"covers it ({rule.name} decides); the module's credentials go only to its own "
+                "servers or to explicitly allowed addresses"
             )
         if len(self.passed) >= _PASSED_LIMIT:
             self.passed.clear()
         self.passed.add(ip)
+
+    def _verdict(self, ip: str) -> tuple[Rule, str]:
+        """The rule that decides `ip` and how to name what it judged: the first reading
+        denied, else the first allowed only by the default (an explicit allow must hold for
+        every reading), else the address's own rule."""
+        keys = readings(ip)
+        rule, reading = self._rule(keys[0]), keys[0]
+        for key in keys[1:]:
+            if not rule.allow:
+                break
+            other = self._rule(key)
+            if not other.allow or (rule.explicit and not other.explicit):
+                rule, reading = other, key
+        if reading == keys[0]:
+            return rule, f"target address {ip}"
+        return rule, f"target address {ip} (read as {key_text(reading)})"
+
+    def _rule(self, key: Key) -> Rule:
+        version, value = key
+        if version == 4 and 0 < value < _THIS_NETWORK_END:
+            return _THIS_NETWORK
+        return self._table.lookup(key)
 
     def check(self, ip: str, port: int | None, *, explicit: bool = False) -> None:
         self.check_port(port)
