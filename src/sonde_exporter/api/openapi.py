@@ -16,7 +16,7 @@ from ..targets import RECEIVE_SCHEMES, SMTP_SCHEMES
 from .body import MAX_OFFSET
 from .errors import ErrorCode
 from .kinds import KINDS, Kind
-from .patterns import ICMP_HOST, TCP_HOST, TEXT, mail_url, name_pattern
+from .patterns import EMAIL, ICMP_HOST, TCP_HOST, TEXT, mail_url, name_pattern
 
 Schema = dict[str, Any]
 
@@ -119,8 +119,8 @@ def _rules(kind: Kind) -> dict[str, Schema]:
         "tags": {"pattern": name_pattern()},
         "module": {**printable, "description": "A module of config.yml with this kind's prober"},
         "timeoutMs": {"description": "At most the interval in effect (intervalSeconds x 1000)"},
-        "email": printable,
-        "from": printable,
+        "email": {"pattern": EMAIL},
+        "from": {"pattern": EMAIL},
         "username": printable,
         "password": {**printable, "writeOnly": True},
         "smtpUrl": {"pattern": mail_url(tuple(SMTP_SCHEMES))},

@@ -58,6 +58,8 @@ TCP_HOST = whole(HOSTNAME, IPV4, IPV6)
 _ICMP_V6 = IPV6.replace("[^%]", f"[^%{_SPACES}]")
 ICMP_HOST = whole(HOSTNAME, IPV4, _ICMP_V6, rf"\[{_ICMP_V6}\]")
 """targets.parse_host: an IPv6 address with or without brackets."""
+EMAIL = r"^[!-;=?-~]+@[!-;=?A-~]+$"
+"""config.email's address: printable ASCII with no space, < or >, around its last @."""
 TEXT = r"^[^\u0000-\u001f\u007f]*$"
 """config.fields.header_safe: no C0 control character or DEL."""
 
