@@ -147,27 +147,27 @@ def test_generated_client_has_every_operation_and_works(
         api = f"{package}.api.tcp_monitors"
         client_mod = importlib.import_module(f"{package}.client")
         models = importlib.import_module(f"{package}.models")
+        names = ["create", "get", "update", "list", "delete"]
         calls = {
-            name: importlib.import_module(f"{api}.{name}")
-            for name in ("create_tcp_monitor", "get_tcp_monitor", "update_tcp_monitor")
-            + ("list_tcp_monitors", "delete_tcp_monitor")
+            name: importlib.import_module(f"{api}.{name}_tcp_monitor{'s' * (name == 'list')}")
+            for name in names
         }
         client = client_mod.AuthenticatedClient(base_url=url, token=key)
         body = models.TCPMonitorCreate(name="generated", host="127.0.0.1", port=9)
-        created = calls["create_tcp_monitor"].sync_detailed(client=client, body=body)
+        created = calls["create"].sync_detailed(client=client, body=body)
         assert created.status_code == 201, created.content
         monitor_id = created.parsed.data.id
-        got = calls["get_tcp_monitor"].sync(monitor_id, client=client)
+        got = calls["get"].sync(monitor_id, client=client)
         assert (got.data.name, got.data.port) == ("generated", 9)
         change = models.TCPMonitorUpdate(port=10, interval_seconds=30)
-        updated = calls["update_tcp_monitor"].sync(monitor_id, client=client, body=change)
+        updated = calls["update"].sync(monitor_id, client=client, body=change)
         assert (updated.data.port, updated.data.interval_seconds) == (10, 30)
         assert updated.data.name == "generated"  # only the fields sent change
-        listed = calls["list_tcp_monitors"].sync(client=client)
+        listed = calls["list"].sync(client=client)
         assert [m.id for m in listed.data] == [monitor_id]
-        deleted = calls["delete_tcp_monitor"].sync_detailed(monitor_id, client=client)
+        deleted = calls["delete"].sync_detailed(monitor_id, client=client)
         assert deleted.status_code == 204
-        gone = calls["get_tcp_monitor"].sync_detailed(monitor_id, client=client)
+        gone = calls["get"].sync_detailed(monitor_id, client=client)
         assert gone.status_code == 404
         assert gone.parsed.error.code == "NOT_FOUND"
     finally:
