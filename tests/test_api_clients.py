@@ -91,7 +91,9 @@ def test_schemathesis_finds_only_what_json_schema_cannot_say(
     argv += ["-n", "25", "-w", "1", "--seed", "1", "--generation-database", "none"]
     argv += ["--continue-on-failure", "--no-color", "--report", "ndjson"]
     argv += ["--report-ndjson-path", str(report)]
-    run = subprocess.run(argv, capture_output=True, text=True, timeout=240, check=False)
+    run = subprocess.run(  # in tmp_path: schemathesis keeps a cache in its directory
+        argv, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False
+    )
     assert report.exists(), run.stdout[-3000:] + run.stderr[-3000:]
     assert "Runtime Error" not in run.stdout, run.stdout[-5000:]
     unexpected = []
