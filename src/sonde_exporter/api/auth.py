@@ -20,7 +20,7 @@ from aiohttp import web
 
 from ..storage import Database, StorageUnavailable
 from ..storage.api_key_rows import ApiKeyRow, all_keys, key_by_hash, touch_key
-from .errors import ApiError
+from .errors import ApiError, unavailable
 
 SCOPES = (
     "tcp-monitors:read",
@@ -92,7 +92,7 @@ class KeyChecker:
                     await self._refresh(force=True)
                     row = self._match(digest)
         except StorageUnavailable as exc:
-            raise ApiError(503, "UNAVAILABLE", f"cannot read the API keys: {exc}") from None
+            raise unavailable(exc) from None
         if row is None:
             raise _unauthorized("the API key is not valid (unknown or revoked)")
         if scope not in row.scopes:

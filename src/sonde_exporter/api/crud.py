@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from ..config.monitors import check_timeout_fits
 from ..monitors.engine import MonitorEngine
 from ..monitors.identity import kind_of, new_monitor_id
 from ..monitors.overrides import OverrideError
@@ -25,8 +26,8 @@ from ..monitors.target_check import filter_refusal
 from ..storage import MonitorRecord, StorageUnavailable
 from ..storage.secrets import SecretBox, SecretError
 from .auth import KeyChecker
-from .body import json_object, page
-from .errors import ApiError, describe, invalid, not_found
+from .body import json_object, only_query, page
+from .errors import ApiError, describe, invalid, not_found, unavailable
 from .fields import resolve_status
 from .kinds import Kind
 
@@ -60,19 +61,22 @@ class MonitorApi:
         app.router.add_get(path + "/{id}", self._endpoint(read, self.get))
         app.router.add_put(path + "/{id}", self._endpoint(write, self.update))
         app.router.add_delete(path + "/{id}", self._endpoint(write, self.delete))
-        app.router.add_get(path + "/{id}/results", self._endpoint(read, self.results))
+        app.router.add_get(
+            path + "/{id}/results", self._endpoint(read, self.results, query=("limit", "offset"))
+        )
 
-    def _endpoint(self, scope: str, handler: Handler) -> Handler:
+    def _endpoint(self, scope: str, handler: Handler, query: tuple[str, ...] = ()) -> Handler:
         async def endpoint(request: web.Request) -> web.StreamResponse:
             try:
                 await self.keys.check(request, scope)
+                only_query(request, *query)
                 if not self.engine.ready:
-                    raise _unavailable(self.engine.unavailable_reason())
+                    raise unavailable()
                 return await handler(request)
             except ApiError as exc:
                 return exc.response()
             except StorageUnavailable as exc:
-                return _unavailable(str(exc)).response()
+                return unavailable(exc).response()
 
         return endpoint
 
@@ -174,6 +178,10 @@ class MonitorApi:
         except ValueError as exc:
             raise invalid(f"isEnabled: {exc}") from None
         record = self.kind.record(body, status, now, old, monitor_id)
+        try:
+            check_timeout_fits(body.timeoutMs / 1000, body.intervalSeconds)
+        except ValueError as exc:
+            raise invalid(f"timeoutMs: {body.timeoutMs} ms: {exc}") from None
         record = self._seal(record, sent, old)
         config = self.engine.config
         try:
@@ -205,16 +213,12 @@ class MonitorApi:
             try:
                 spec[field] = self.secrets().seal(spec[field])
             except (OSError, SecretError) as exc:
-                raise _unavailable(f"cannot store passwords: {exc}") from None
+                raise unavailable(f"cannot store passwords: {exc}") from None
         return dataclasses.replace(record, spec=spec)
 
     def _render(self, record: MonitorRecord) -> dict[str, Any]:
         state = self.engine.states.get(record.id)
         return self.kind.render(record, None if state is None else state.last)
-
-
-def _unavailable(why: str) -> ApiError:
-    return ApiError(503, "UNAVAILABLE", f"monitors unavailable: {why}", {"Retry-After": "5"})
 
 
 def _json(data: dict[str, Any], status: int = 200) -> web.Response:

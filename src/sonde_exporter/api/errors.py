@@ -1,11 +1,18 @@
-"""The API's error envelope, `{"error": {"code": ..., "message": ...}}`, and its codes."""
+"""The API's error envelope, `{"error": {"code": ..., "message": ...}}`, and its codes; every
+answer under /v1 that is not a success is one, the router's own 404 and 405 included."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from aiohttp import web
 from pydantic import ValidationError
+
+from ..logs import fields
+
+logger = logging.getLogger("sonde_exporter.api")
 
 ErrorCode = Literal[
     "VALIDATION_ERROR",
@@ -32,6 +39,23 @@ class ApiError(Exception):
     def response(self) -> web.Response:
         body = {"error": {"code": self.code, "message": self.message}}
         return web.json_response(body, status=self.status, headers=self.headers)
+
+
+RETRY_AFTER = "5"
+"""Seconds: the database is tried again every 5 s (storage.Database.retry_interval)."""
+
+
+def unavailable(why: object = None) -> ApiError:
+    """503 while the database cannot be used (or its monitors load). Why (its path, the OS
+    error) goes to the log only: the answer may go to a client not yet authenticated."""
+    if why is not None:
+        logger.warning("A request found the database unavailable", extra=fields(err=str(why)))
+    return ApiError(
+        503,
+        "UNAVAILABLE",
+        "monitors unavailable: the database is not open (the log says why)",
+        {"Retry-After": RETRY_AFTER},
+    )
 
 
 def invalid(message: str) -> ApiError:
@@ -65,3 +89,44 @@ def describe(exc: ValidationError, prefix: tuple[str, ...] = ()) -> str:
         message = message.replace("Input should be", "must be")
         parts.append(f"{_where(loc)}: {message}")
     return "; ".join(dict.fromkeys(parts))
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_CODES: dict[int, ErrorCode] = {
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "NOT_FOUND",  # the contract has no code for it: no such endpoint for this method
+    503: "UNAVAILABLE",
+}
+
+
+def is_api(path: str) -> bool:
+    """Whether a path is the API's: its first segment is v1 in any case (/V1/x, //v1), so a
+    client that got the case or a slash wrong still reads a JSON answer."""
+    return path.lstrip("/").partition("/")[0].casefold() == "v1"
+
+
+@web.middleware
+async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The router's refusals under /v1 (no such path, method not allowed) as the envelope."""
+    if not is_api(request.path):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        where = f"{request.method[:16]} {request.path[:100]!r}"
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            message = f"{where}: method not allowed (allowed: {allowed})"
+            headers = {"Allow": ",".join(sorted(exc.allowed_methods))}
+        elif exc.status == 404:
+            message = f"{where}: no such endpoint (see /v1/openapi.json)"
+            headers = {}
+        else:
+            message = f"{where}: {exc.reason}"
+            headers = {}
+        code = _CODES.get(exc.status, "VALIDATION_ERROR")
+        return ApiError(exc.status, code, message, headers).response()

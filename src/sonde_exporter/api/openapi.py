@@ -1,8 +1,10 @@
 """The OpenAPI 3.1 document of the management API, served at /v1/openapi.json.
 
 Request schemas come from the request models themselves, so the document cannot drift from
-what is validated; response schemas are written here and a test checks real responses
-against them.
+what is validated; the rules the models check in code are added as patterns (patterns.py).
+Response schemas are written here and a test checks real responses against them; the
+property-based tester (schemathesis) and a generated client (openapi-python-client) run
+against the served document in the tests.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import functools
 from typing import Any, get_args
 
+from ..targets import RECEIVE_SCHEMES, SMTP_SCHEMES
+from .body import MAX_OFFSET
 from .errors import ErrorCode
 from .kinds import KINDS, Kind
+from .patterns import EMAIL, ICMP_HOST, TCP_HOST, TEXT, mail_url, name_pattern
 
 Schema = dict[str, Any]
 
@@ -106,13 +111,53 @@ def _result(kind: Kind) -> Schema:
     return {"type": "object", "properties": properties, "required": required}
 
 
+def _rules(kind: Kind) -> dict[str, Schema]:
+    """What the models check in code, as JSON Schema can say it, by request field."""
+    printable = {"pattern": TEXT}
+    rules: dict[str, Schema] = {
+        "name": {"pattern": name_pattern()},
+        "tags": {"pattern": name_pattern()},
+        "module": {**printable, "description": "A module of config.yml with this kind's prober"},
+        "timeoutMs": {"description": "At most the interval in effect (intervalSeconds x 1000)"},
+        "email": {"pattern": EMAIL},
+        "from": {"pattern": EMAIL},
+        "username": printable,
+        "password": {**printable, "writeOnly": True},
+        "smtpUrl": {"pattern": mail_url(tuple(SMTP_SCHEMES))},
+        "receiveUrl": {"pattern": mail_url(tuple(RECEIVE_SCHEMES))},
+    }
+    if "host" in kind.fields:
+        rules["host"] = {"pattern": ICMP_HOST if kind.name == "icmp" else TCP_HOST}
+    return rules
+
+
+def _constrain(properties: Schema, rules: dict[str, Schema]) -> None:
+    """Add each rule to its property's string (a list's items; the non-null choice)."""
+    for name, rule in rules.items():
+        schema = properties.get(name)
+        if schema is None:
+            continue
+        schema = next((s for s in schema.get("anyOf", []) if s.get("type") != "null"), schema)
+        schema = schema.get("items", schema)
+        schema.update(rule)
+
+
 def _request(kind: Kind, components: Schema) -> tuple[Schema, Schema]:
-    """The create body from the model, and the update body: the same without `required`."""
+    """The create body from the model, and the update body: the same with no field required
+    and no defaults (what is not sent keeps its stored value). Each has its own title:
+    client generators name their classes after it."""
     schema = kind.model.model_json_schema(
         by_alias=True, ref_template="#/components/schemas/{model}"
     )
     components.update(schema.pop("$defs", {}))
-    update = {k: v for k, v in schema.items() if k != "required"}
+    _constrain(schema["properties"], _rules(kind))
+    schema["title"] = f"{kind.title}MonitorCreate"
+    update: Schema = {k: v for k, v in schema.items() if k != "required"}
+    update["title"] = f"{kind.title}MonitorUpdate"
+    update["properties"] = {
+        name: {k: v for k, v in prop.items() if k != "default"}
+        for name, prop in schema["properties"].items()
+    }
     return schema, update
 
 
@@ -131,49 +176,75 @@ def _errors(*statuses: int) -> Schema:
         403: "Key lacks the scope",
         404: "No such monitor",
         413: "Body too large",
-        503: "Storage unavailable",
+        503: "Storage unavailable (with Retry-After)",
     }
     return {str(s): _answer(words[s], _ref("Error")) for s in statuses}
 
 
+def _secured(scope: str, operation_id: str, tag: str) -> Schema:
+    """The key needed (the bearer scheme's roles: OpenAPI 3.1 allows them for any scheme)."""
+    return {
+        "operationId": operation_id,
+        "tags": [tag],
+        "security": [{"bearer": [scope]}],
+        "x-scope": scope,
+    }
+
+
+def _envelope(data: Schema, *extra: str) -> Schema:
+    return {"type": "object", "properties": {"data": data}, "required": ["data", *extra]}
+
+
 def _paths(kind: Kind) -> Schema:
-    name = kind.title
+    name, camel = kind.title, kind.name.capitalize()
     monitor, result = f"{name}Monitor", f"{name}Result"
-    one = {"type": "object", "properties": {"data": _ref(monitor)}, "required": ["data"]}
-    many = {
-        "type": "object",
-        "properties": {"data": {"type": "array", "items": _ref(monitor)}},
-        "required": ["data"],
+    one = _envelope(_ref(monitor))
+    many = _envelope({"type": "array", "items": _ref(monitor)})
+    page = _envelope({"type": "array", "items": _ref(result)}, "pagination")
+    page["properties"]["pagination"] = _ref("Pagination")
+    tag = f"{name} monitors"
+
+    def read(op: str) -> Schema:
+        return _secured(kind.read_scope, op, tag)
+
+    def write(op: str) -> Schema:
+        return _secured(kind.write_scope, op, tag)
+
+    id_param = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": f"^{kind.name}m_[a-zA-Z0-9]+$"},
     }
-    page = {
-        "type": "object",
-        "properties": {
-            "data": {"type": "array", "items": _ref(result)},
-            "pagination": _ref("Pagination"),
-        },
-        "required": ["data", "pagination"],
+    by_id = {"id": "$response.body#/data/id"}
+    links = {
+        verb: {"operationId": f"{verb.lower()}{camel}Monitor{suffix}", "parameters": by_id}
+        for verb, suffix in (("Get", ""), ("Update", ""), ("Delete", ""), ("List", "Results"))
     }
-    secured: Schema = {"security": [{"bearer": []}]}
-    read = {**secured, "x-scope": kind.read_scope}
-    write = {**secured, "x-scope": kind.write_scope}
-    id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    created = {**_answer("Created", one), "links": links}
     return {
         kind.path: {
-            "get": {**read, "responses": {"200": _answer("All", many), **_errors(401, 403, 503)}},
+            "get": {
+                **read(f"list{camel}Monitors"),
+                "responses": {"200": _answer("All", many), **_errors(400, 401, 403, 503)},
+            },
             "post": {
-                **write,
+                **write(f"create{camel}Monitor"),
                 "requestBody": {"required": True, **_json_body(_ref(f"{name}MonitorCreate"))},
-                "responses": {"201": _answer("Created", one), **_errors(400, 401, 403, 413, 503)},
+                "responses": {"201": created, **_errors(400, 401, 403, 413, 503)},
             },
         },
         kind.path + "/{id}": {
             "parameters": [id_param],
             "get": {
-                **read,
-                "responses": {"200": _answer("The monitor", one), **_errors(401, 403, 404, 503)},
+                **read(f"get{camel}Monitor"),
+                "responses": {
+                    "200": _answer("The monitor", one),
+                    **_errors(400, 401, 403, 404, 503),
+                },
             },
             "put": {
-                **write,
+                **write(f"update{camel}Monitor"),
                 "requestBody": {"required": True, **_json_body(_ref(f"{name}MonitorUpdate"))},
                 "responses": {
                     "200": _answer("Updated", one),
@@ -181,17 +252,17 @@ def _paths(kind: Kind) -> Schema:
                 },
             },
             "delete": {
-                **write,
+                **write(f"delete{camel}Monitor"),
                 "responses": {
                     "204": _answer("Deleted, with its history"),
-                    **_errors(401, 403, 404, 503),
+                    **_errors(400, 401, 403, 404, 503),
                 },
             },
         },
         kind.path + "/{id}/results": {
             "parameters": [id_param],
             "get": {
-                **read,
+                **read(f"list{camel}MonitorResults"),
                 "parameters": [
                     {
                         "name": "limit",
@@ -201,7 +272,12 @@ def _paths(kind: Kind) -> Schema:
                     {
                         "name": "offset",
                         "in": "query",
-                        "schema": {"type": "integer", "minimum": 0, "default": 0},
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": MAX_OFFSET,
+                            "default": 0,
+                        },
                     },
                 ],
                 "responses": {
@@ -209,6 +285,39 @@ def _paths(kind: Kind) -> Schema:
                     **_errors(400, 401, 403, 404, 503),
                 },
             },
+        },
+    }
+
+
+def _service_discovery() -> Schema:
+    """/v1/sd, served by the monitor engine (monitors/routes.py) behind the sd:read key."""
+    group = {
+        "type": "object",
+        "properties": {
+            "targets": {"type": "array", "items": {"type": "string"}},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+        "required": ["targets", "labels"],
+    }
+    return {
+        "/v1/sd": {
+            "get": {
+                **_secured("sd:read", "getServiceDiscovery", "Service discovery"),
+                "description": "Prometheus HTTP service discovery: one target group per "
+                "checked monitor, for scraping /probe?monitor=ID",
+                "responses": {
+                    "200": _answer("Target groups", {"type": "array", "items": group}),
+                    **_errors(401, 403, 503),
+                },
+            }
+        },
+        "/v1/openapi.json": {
+            "get": {
+                "operationId": "getOpenapiDocument",
+                "tags": ["Document"],
+                "security": [],
+                "responses": {"200": _answer("This document", {"type": "object"})},
+            }
         },
     }
 
@@ -235,7 +344,7 @@ def document() -> Schema:
             "properties": {
                 "total": {"type": "integer", "minimum": 0},
                 "limit": {"type": "integer", "minimum": 1, "maximum": 200},
-                "offset": {"type": "integer", "minimum": 0},
+                "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
             },
             "required": ["total", "limit", "offset"],
         },
@@ -248,6 +357,7 @@ def document() -> Schema:
         components[f"{kind.title}Monitor"] = _monitor(kind)
         components[f"{kind.title}Result"] = _result(kind)
         paths.update(_paths(kind))
+    paths.update(_service_discovery())
     return {
         "openapi": "3.1.0",
         "info": {"title": "sonde-exporter management API", "version": "1"},

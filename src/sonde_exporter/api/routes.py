@@ -3,6 +3,7 @@ password key, and /v1/openapi.json."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -13,6 +14,7 @@ from ..monitors.engine import MonitorEngine
 from ..storage.secrets import SecretBox, SecretError, key_path, load_box
 from .auth import Handler, KeyChecker
 from .crud import MonitorApi
+from .errors import envelope, unavailable
 from .kinds import KINDS
 from .openapi import document
 
@@ -54,16 +56,30 @@ async def openapi(request: web.Request) -> web.Response:
 def add_routes(
     app: web.Application, engine: MonitorEngine, limit: int
 ) -> Callable[[Handler], Handler]:
-    """Serve the API; return the guard /v1/sd wraps its handler in (scope sd:read). Add
-    before the engine's routes, so the password key is loaded before the engine plans."""
+    """Serve the API; return the guard /v1/sd wraps its handler in (scope sd:read, then the
+    engine ready, both answered as the API's envelope). Add before the engine's routes, so
+    the password key is loaded before the engine plans."""
     keys = KeyChecker(engine.database)
     password_key = PasswordKey(engine.database.path)
     for kind in KINDS:
         MonitorApi(kind, engine, keys, limit, password_key).add_routes(app)
     app.router.add_get("/v1/openapi.json", openapi)
+    app.middlewares.append(envelope)
 
     async def start(_: web.Application) -> None:
         password_key.load()
+        # The name pattern walks the code space: built off the loop, before any request.
+        await asyncio.get_running_loop().run_in_executor(None, document)
 
     app.on_startup.append(start)
-    return keys.guard("sd:read")
+    check_key = keys.guard("sd:read")
+
+    def guard(handler: Handler) -> Handler:
+        async def ready(request: web.Request) -> web.StreamResponse:
+            if not engine.ready:
+                return unavailable().response()
+            return await handler(request)
+
+        return check_key(ready)
+
+    return guard

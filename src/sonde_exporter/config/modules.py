@@ -22,7 +22,7 @@ from .email import EmailModule
 from .errors import field_error
 from .fields import Duration, Regex, Strict, duration_between, latin1
 from .ip_filter import IpFilter, PortRule
-from .monitors import MonitorConfig
+from .monitors import MonitorConfig, check_timeout_fits
 from .policies import MIN_ATTEMPT_SECONDS, CheckedAssertion, Retries, check_policy
 from .tls import TlsConfig
 from .traceroute import DEFAULT_TRACEROUTE, TracerouteSettings
@@ -349,12 +349,11 @@ class Config(Strict):
                 check_monitor_target(module.prober, monitor.target)
             except ValueError as exc:
                 raise field_error(f"monitors.{index}.target", str(exc)) from None
-            if monitor.timeout is not None and monitor.timeout > monitor.interval:
-                raise field_error(
-                    f"monitors.{index}.timeout",
-                    f"{monitor.timeout:g}s is longer than the interval {monitor.interval:g}s "
-                    "(every other tick would be skipped)",
-                )
+            try:
+                if monitor.timeout is not None:
+                    check_timeout_fits(monitor.timeout, monitor.interval)
+            except ValueError as exc:
+                raise field_error(f"monitors.{index}.timeout", str(exc)) from None
         return self
 
     @model_validator(mode="after")

@@ -40,6 +40,16 @@ MIN_INTERVAL = 1.0
 MAX_INTERVAL = 7 * 86400.0
 
 
+def check_timeout_fits(timeout: float, interval: float) -> None:
+    """A check may not outlast its interval (config.yml's monitors and the API's alike):
+    every other tick would be skipped, and the timeout read back would not be the one used."""
+    if timeout > interval:
+        raise ValueError(
+            f"{timeout:g}s is longer than the interval {interval:g}s "
+            "(every other tick would be skipped)"
+        )
+
+
 def normalise_status(value: object) -> object:
     """`paused` and `inactive` are accepted and stored as `disabled`."""
     if isinstance(value, str):

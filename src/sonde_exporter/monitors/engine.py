@@ -107,7 +107,11 @@ class MonitorEngine:
         return self._loaded and self.database.available
 
     def unavailable_reason(self) -> str:
-        return self.database.error or "the monitors are loading"
+        """What a 503 may say: the database's path and OS error are in the log only (the
+        answer may go to anyone who can reach /monitors/metrics or /status)."""
+        if self.database.available:
+            return "the monitors are loading"
+        return "the database is not open (the log says why)"
 
     async def start(self) -> None:
         await self.database.start()

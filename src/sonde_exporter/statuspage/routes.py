@@ -3,11 +3,14 @@ under a strict Content-Security-Policy (no inline script or style anywhere)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 from aiohttp import web
 
+from ..logs import fields
+from ..monitors.engine import MonitorEngine
 from ..monitors.routes import ENGINE, unavailable
 from ..storage import StorageUnavailable
 from ..websecurity.public import PUBLIC_ROUTES
@@ -20,6 +23,7 @@ from .recent import RecentChecks
 from .svg import Sparklines, Threshold
 from .uptime import UptimeCache
 
+logger = logging.getLogger("sonde_exporter.statuspage")
 CSP = (
     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -52,6 +56,12 @@ def _refusal(status: int, message: str) -> web.Response:
     return _secured(web.Response(status=status, text=f"{message}\n"))
 
 
+def _lost(engine: MonitorEngine, exc: StorageUnavailable) -> web.Response:
+    """503 for a read that failed: why (the path, the OS error) goes to the log only."""
+    logger.warning("The status page cannot read the database", extra=fields(err=str(exc)))
+    return _secured(unavailable(engine))
+
+
 async def status_overview(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     if not engine.ready:
@@ -70,7 +80,7 @@ async def status_overview(request: web.Request) -> web.Response:
             lambda conn: load_rows(conn, records, settled, recent, expected)
         )
     except StorageUnavailable as exc:
-        return _refusal(503, f"monitors unavailable: {exc}")
+        return _lost(engine, exc)
     sparks = request.app[SPARKLINES]
     return _html(render_overview(rows, wanted, sparks, public=request.app[STATUS_PUBLIC], now=now))
 
@@ -93,7 +103,7 @@ async def status_detail(request: web.Request) -> web.Response:
                 lambda conn: load_detail(conn, record, paging, now)
             )
         except StorageUnavailable as exc:
-            return _refusal(503, f"monitors unavailable: {exc}")
+            return _lost(engine, exc)
     if detail is None:
         body = '<p class="empty">No such monitor. <a href="../status">All monitors</a></p>'
         return _html(page("Not found", body, to_status="", public=public, now=now), 404)
