@@ -64,3 +64,24 @@ async def test_timeout_longer_than_interval_is_refused(api: Api) -> None:
     assert status == 400 and answer["error"]["message"].startswith("timeoutMs: 30000 ms")
     _, stored = await api.call("GET", f"/v1/tcp-monitors/{created['id']}")
     assert (stored["data"]["timeoutMs"], stored["data"]["intervalSeconds"]) == (30000, 60)
+
+
+@pytest.mark.parametrize(
+    "host", ["::1%\n", "fe80::1%a b", "fe80::1%eth0/24", "fe80::1%" + "x" * 16]
+)
+async def test_a_zone_id_is_an_interface_name_or_index(api: Api, host: str) -> None:
+    """Not whatever ipaddress reads after the `%`: no control character, space or slash rides
+    into a log line or a URL inside a zone."""
+    before = api.snapshot()
+    status, answer = await api.call(
+        "POST", "/v1/tcp-monitors", {"name": "z", "host": host, "port": 22}
+    )
+    assert status == 400 and answer["error"]["message"].startswith("host: ")
+    status, answer = await api.call("POST", "/v1/icmp-monitors", {"name": "z", "host": host})
+    assert status == 400 and answer["error"]["message"].startswith("host: ")
+    assert api.snapshot() == before
+
+
+async def test_a_zone_id_that_names_an_interface_is_taken(api: Api) -> None:
+    await api.create("icmp", {"name": "zoned", "host": "fe80::1%lo"})
+    await api.create("tcp", {"name": "zoned", "host": "fe80::1%1", "port": 22})

@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from .prober_base import TargetError
 
 MAX_TARGET_LENGTH = 255
+ZONE_ID = r"[A-Za-z0-9_.-]{1,15}"
+"""An IPv6 zone (`fe80::1%eth0`): an interface name (at most 15 characters on Linux) or index.
+Narrower than what ipaddress reads (anything but `%`), so no control or separator character
+rides into a log line or a URL inside a zone."""
+_ZONE = re.compile(ZONE_ID)
 _HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+$")
 
 
@@ -73,6 +78,9 @@ def _bracketed_v6(host: str) -> str:
 
 def _ip_version(text: str) -> int:
     """4 or 6 for an IP literal, 0 for anything else."""
+    zone = text.partition("%")[2]
+    if zone and not _ZONE.fullmatch(zone):
+        return 0
     try:
         return ipaddress.ip_address(text).version
     except ValueError:

@@ -13,6 +13,8 @@ import sys
 import unicodedata
 from collections.abc import Iterator
 
+from ..targets import ZONE_ID
+
 REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 """Names, tags and labels refuse control, format and separator characters. (A lone
 surrogate, refused too, is no character to JSON Schema: it cannot be named here.)"""
@@ -44,10 +46,8 @@ def _ipv6_forms() -> Iterator[str]:
         yield f"{_groups(left)}::{tail}{IPV4}"
 
 
-IPV6 = "(?:" + "|".join(_ipv6_forms()) + ")(?:%[^%]+)?"
-"""With a zone (`fe80::1%eth0`), as ipaddress takes it."""
-_SPACES = "".join(f"\\u{c:04x}" for c in range(0x3001) if chr(c).isspace())
-"""str.isspace's characters (none is above U+3000), which an ICMP host may not hold."""
+IPV6 = "(?:" + "|".join(_ipv6_forms()) + f")(?:%{ZONE_ID})?"
+"""With a zone (`fe80::1%eth0`), as targets.py takes it."""
 
 
 def whole(*alternatives: str) -> str:
@@ -55,8 +55,7 @@ def whole(*alternatives: str) -> str:
 
 
 TCP_HOST = whole(HOSTNAME, IPV4, IPV6)
-_ICMP_V6 = IPV6.replace("[^%]", f"[^%{_SPACES}]")
-ICMP_HOST = whole(HOSTNAME, IPV4, _ICMP_V6, rf"\[{_ICMP_V6}\]")
+ICMP_HOST = whole(HOSTNAME, IPV4, IPV6, rf"\[{IPV6}\]")
 """targets.parse_host: an IPv6 address with or without brackets."""
 EMAIL = r"^[!-;=?-~]+@[!-;=?A-~]+$"
 """config.email's address: printable ASCII with no space, < or >, around its last @."""
@@ -67,8 +66,7 @@ TEXT = r"^[^\u0000-\u001f\u007f]*$"
 def mail_url(schemes: tuple[str, ...]) -> str:
     """targets.parse_mail_url: scheme://host[:port], an IPv6 host in brackets, no path."""
     scheme = "|".join(schemes)
-    zone_v6 = IPV6.replace("[^%]", r"[^%/?#@\]]")
-    return rf"^(?:{scheme})://(?:{HOSTNAME}|{IPV4}|\[{zone_v6}\])(?::{PORT})?/?$"
+    return rf"^(?:{scheme})://(?:{HOSTNAME}|{IPV4}|\[{IPV6}\])(?::{PORT})?/?$"
 
 
 def _char(code: int) -> str:
