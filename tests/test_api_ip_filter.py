@@ -46,6 +46,15 @@ modules:
     ip_filter: {denied: *public}
 """
 
+MAIL = {
+    "smtpUrl": "smtp://127.0.0.1:25",
+    "receiveUrl": "imap://127.0.0.1:143",
+    "email": "probe@example.org",
+    "username": "probe",
+    "password": "secret",
+}
+"""An email monitor on loopback: its SMTP server and its mailbox are both judged."""
+
 
 @pytest.mark.parametrize(
     ("path", "body", "field"),
@@ -60,6 +69,9 @@ modules:
         ),
         ("/v1/tcp-monitors", {"host": "127.0.0.1", "port": 80, "module": "tcp_local_only"}, "host"),
         ("/v1/icmp-monitors", {"host": "127.0.0.2"}, "host"),
+        ("/v1/email-monitors", {**MAIL, "smtpUrl": "smtp://127.0.0.2:25"}, "smtpUrl"),
+        ("/v1/email-monitors", {**MAIL, "receiveUrl": "imap://127.0.0.2:143"}, "receiveUrl"),
+        ("/v1/email-monitors", {**MAIL, "receiveUrl": "pop3://[::ffff:7f00:2]"}, "receiveUrl"),
     ],
 )
 async def test_a_denied_target_is_refused_at_creation(

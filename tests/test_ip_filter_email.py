@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
-from helpers import probe
-from ipfilter_listeners import UNSPECIFIED, loopback_pair, numeric_resolver
+from helpers import failure_reasons, probe
+from ipfilter_listeners import UNSPECIFIED, Listener, loopback_pair, numeric_resolver
 
 from sonde_exporter.config import parse_config
 
@@ -159,3 +159,50 @@ async def test_an_smtp_override_to_the_unspecified_address_is_refused(
     finally:
         own_server.close()
         await own_server.wait_closed()
+
+
+MAILBOX_MODULE = """
+  {name}:
+    prober: email
+    timeout: 2s
+    ip_filter: {{denied: [127.0.0.1, "::1"]}}
+    email:
+      smtp: {{url: "smtp://127.0.0.2:{smtp}", starttls: never}}
+      receive:
+        url: "pop3://{mailbox}"
+        starttls: never
+        username: probe
+        password: mailbox-secret
+      from: probe@example.org
+      to: probe@example.org
+"""
+
+
+async def test_the_mailbox_connection_goes_through_the_filter_too(exporter_client):
+    """The module's own receive.url is judged like every socket a probe opens: the mail is
+    sent, the mailbox (here spelled as the unspecified address, which Linux connects to
+    loopback) is refused with target_forbidden, and its listeners count no connection."""
+    smtp, v4, v6 = SmtpRecorder(), Listener(), Listener()
+    smtp_server, smtp_port = await started(smtp, "127.0.0.2")
+    try:
+        async with loopback_pair(v4, v6) as port:
+            mailboxes = {
+                "v4": f"0.0.0.0:{port}",
+                "v6": f"[::]:{port}",
+                "named": f"127.0.0.1:{port}",
+            }
+            config = "modules:" + "".join(
+                MAILBOX_MODULE.format(name=name, smtp=smtp_port, mailbox=mailbox)
+                for name, mailbox in mailboxes.items()
+            )
+            client = await exporter_client(config)
+            for module in mailboxes:
+                status, body = await probe(client, module=module, target="")
+                assert status == 200, body
+                assert failure_reasons(body) == ["target_forbidden"], (module, body)
+            assert (await settle(smtp, "DATA")).count("DATA") == len(mailboxes)
+            await asyncio.sleep(0.05)  # a connection that slipped through would be accepted by now
+            assert (v4.connections, v6.connections) == (0, 0)
+    finally:
+        smtp_server.close()
+        await smtp_server.wait_closed()

@@ -194,10 +194,12 @@ class MonitorApi:
         return record
 
     async def _filter_allows(self, record: MonitorRecord) -> None:
-        """400 when the module's ip_filter refuses the target (README, IP filter)."""
+        """400 when the module's ip_filter refuses the target or the mailbox (README, IP
+        filter)."""
         refusal = await filter_refusal(build_plan(record, self.engine.config))
         if refusal is not None:
-            raise invalid(f"{self.kind.fields[0]}: {refusal}")
+            field = self.kind.mailbox if refusal.mailbox else self.kind.fields[0]
+            raise invalid(f"{field}: {refusal.message}")
 
     def _seal(
         self, record: MonitorRecord, sent: dict[str, Any], old: MonitorRecord | None

@@ -39,6 +39,9 @@ class Kind:
     result_details: Callable[[dict[str, Any]], dict[str, Any]]
     extras: tuple[str, ...] = ()
     """The kind's own optional fields, shown after the shared optional ones."""
+    mailbox: str | None = None
+    """The field naming a second server its checks connect to (email's mailbox), which the
+    IP filter judges like the target."""
 
     @property
     def path(self) -> str:
@@ -167,5 +170,6 @@ EMAIL = Kind(
     ("password",),
     lambda s: s["smtpUrl"],
     _email_details,
+    mailbox="receiveUrl",
 )
 KINDS = (TCP, ICMP, EMAIL)

@@ -1,7 +1,9 @@
-"""Whether a monitor's module filter lets its target through, asked when the management API
+"""Whether a monitor's module filter lets its target (and an email monitor's mailbox) through, asked when the management API
 creates or updates it (each check asks again at resolution, since DNS answers change)."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from ..config import EmailModule
 from ..config.address import AddressChoice
@@ -12,25 +14,38 @@ from ..targets import EmailTarget, HostPort
 from .plan import CheckPlan
 
 
-async def filter_refusal(plan: CheckPlan) -> str | None:
-    """The filter's one-line reason when it refuses the target now, else None. A name that
-    does not resolve yet is no refusal: its checks will say `dns` until it does."""
+class Refusal(NamedTuple):
+    """Which connection the filter refuses (the target, or an email monitor's mailbox) and
+    its one-line reason."""
+
+    mailbox: bool
+    message: str
+
+
+async def filter_refusal(plan: CheckPlan) -> Refusal | None:
+    """The filter's refusal of the target, or of an email monitor's mailbox server, now; else
+    None. A name that does not resolve yet is no refusal: its checks will say `dns` until it
+    does."""
     host, port, explicit = _destination(plan)
     settings = plan.module.settings
     choice = settings if isinstance(settings, AddressChoice) else None
-    try:
-        await check_target(
-            plan.module.target_filter,
-            host,
-            port,
-            preferred=choice.preferred_ip_protocol if choice else "ip4",
-            fallback=choice.ip_protocol_fallback if choice else True,
-            explicit=explicit,
-        )
-    except TargetForbidden as refused:
-        return refused.message
-    except ProbeFailure:
-        return None
+    destinations = [(False, host, port, explicit)]
+    if isinstance(settings, EmailModule):  # the mailbox: any port, no credentials test
+        destinations.append((True, settings.receive.parsed_url.host, None, False))
+    for mailbox, host, port, explicit in destinations:
+        try:
+            await check_target(
+                plan.module.target_filter,
+                host,
+                port,
+                preferred=choice.preferred_ip_protocol if choice else "ip4",
+                fallback=choice.ip_protocol_fallback if choice else True,
+                explicit=explicit,
+            )
+        except TargetForbidden as refused:
+            return Refusal(mailbox, refused.message)
+        except ProbeFailure:
+            continue
     return None
 
 

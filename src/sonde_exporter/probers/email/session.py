@@ -10,6 +10,7 @@ import time
 
 from ...config import AddressChoice, ReceiveSettings
 from ...connect import bind_source, connect
+from ...ipfilter import TargetForbidden
 from ...prober_base import ProbeFailure, Reason
 from ...resolve import choose_address
 from ...targets import MailUrl
@@ -34,9 +35,13 @@ class Connection:
             chosen = await choose_address(
                 url.host, address.preferred_ip_protocol, address.ip_protocol_fallback
             )
-            sock = socket.socket(chosen.family, socket.SOCK_STREAM)
         except ProbeFailure as failure:
             raise ProbeFailure(Reason.RECEIVE_CONNECT, failure.message) from None
+        try:  # the module's filter, as for every socket a probe opens (no port rule: any port)
+            address.target_filter.check_address(chosen.ip)
+        except TargetForbidden as refused:
+            raise ProbeFailure(Reason.TARGET_FORBIDDEN, f"mailbox: {refused.message}") from None
+        sock = socket.socket(chosen.family, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)
             if address.source_ip_address is not None:
