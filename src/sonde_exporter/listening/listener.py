@@ -15,16 +15,25 @@ import errno
 import socket
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
 from .accepterrors import AcceptErrorLog
 from .connections import Connections
 
-BACKLOG = 128  # aiohttp's default
 FIRST_BACKOFF, LAST_BACKOFF = 0.005, 1.0
 # The client gave up before the accept: nothing to wait for or log (Go retries these too).
 _CLIENT_GONE = frozenset((errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR))
+
+
+def backlog() -> int:
+    """As Go: the kernel's most (net.core.somaxconn), so that a burst of new connections
+    waits in the queue rather than having its SYNs dropped (a client retries one after 1 s)."""
+    try:
+        return int(Path("/proc/sys/net/core/somaxconn").read_text())
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
 
 
 def bind(host: str | None, port: int) -> list[socket.socket]:
@@ -40,7 +49,7 @@ def bind(host: str | None, port: int) -> list[socket.socket]:
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
-            sock.listen(BACKLOG)
+            sock.listen(backlog())
             sock.setblocking(False)
     except OSError:
         for sock in sockets:
