@@ -26,6 +26,7 @@ from aiohttp import web
 from processes import LoopbackServer, Process, wait_for
 from tcpservers import Pki
 
+from sonde_exporter.cli import parse_args
 from sonde_exporter.listening import ConnectionLimits, Listeners
 from sonde_exporter.listening.accepterrors import AcceptErrorLog
 
@@ -329,3 +330,23 @@ async def test_a_real_emfile_is_logged_once_and_the_listener_recovers(caplog) ->
     lines = [r for r in caplog.records if r.getMessage() == "Cannot accept connections"]
     assert len(lines) == 1 and dict(lines[0].fields)["err"] == "Too many open files"
     assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--web.max-connections", "-1"], "expected a whole number"),
+        (["--web.read-header-timeout", "0s"], "must be a positive duration"),
+        (["--web.idle-timeout", "soon"], "invalid duration"),
+    ],
+)
+def test_bad_connection_flags_are_refused(capsys, flags: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(flags)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_connection_flag_defaults() -> None:
+    args = parse_args([])
+    assert (args.max_connections, args.header_timeout, args.idle_timeout) == (512, 10.0, 75.0)
