@@ -23,6 +23,7 @@ from .accepterrors import AcceptErrorLog
 from .connections import Connections
 
 FIRST_BACKOFF, LAST_BACKOFF = 0.005, 1.0
+YIELD_EVERY = 16  # as asyncio's own accept, which takes up to a backlog's worth at a time
 # The client gave up before the accept: nothing to wait for or log (Go retries these too).
 _CLIENT_GONE = frozenset((errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR))
 
@@ -93,7 +94,7 @@ class Listeners:
 
     async def _accept(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        backoff = FIRST_BACKOFF
+        backoff, accepted = FIRST_BACKOFF, 0
         while True:
             await self.connections.reserve()
             try:
@@ -111,7 +112,9 @@ class Listeners:
                 raise
             backoff = FIRST_BACKOFF
             self.connections.open(sock)
-            await asyncio.sleep(0)  # an accept that never waits must not hold the loop
+            accepted += 1
+            if accepted % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # accepts that never wait (a flood) must not hold the loop
 
     async def close(self) -> None:
         """Stop accepting; the runner's cleanup then closes the connections."""
