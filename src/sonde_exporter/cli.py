@@ -16,8 +16,9 @@ from aiohttp import web
 
 from . import __version__
 from .config import ConfigError, describe_unsupported, load_config
-from .durations import parse_duration
+from .durations import format_duration, parse_duration
 from .exporter import Exporter
+from .listening import ConnectionLimits, Listeners, connection_budget, raise_fd_limit
 from .logs import LEVELS, configure, fields
 from .monitors.discovery import external_url, listen_address
 from .monitors.engine import Retention
@@ -122,6 +123,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="allow /probe?debug=true and /logs; --no-web.enable-debug answers them 403",
     )
     _monitor_flags(p)
+    _connection_flags(p)
     p.add_argument(
         "--web.status-page.public",
         dest="public_status",
@@ -202,6 +204,52 @@ def _monitor_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _connection_flags(p: argparse.ArgumentParser) -> None:
+    defaults = ConnectionLimits()
+    p.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=_count,
+        default=defaults.max_connections,
+        metavar="N",
+        help="most open client connections, all listeners together; lowered to leave file "
+        "descriptors for probes; 0: as many as the descriptor limit allows",
+    )
+    p.add_argument(
+        "--web.read-header-timeout",
+        dest="header_timeout",
+        type=_timeout,
+        default=format_duration(defaults.header_timeout),
+        metavar="DURATION",
+        help="a new connection that has not sent its request headers (TLS handshake included) "
+        "within this is closed",
+    )
+    p.add_argument(
+        "--web.idle-timeout",
+        dest="idle_timeout",
+        type=_timeout,
+        default=format_duration(defaults.idle_timeout),
+        metavar="DURATION",
+        help="a keep-alive connection without a new request for this long is closed",
+    )
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number, 0 or more")
+    return int(text)
+
+
+def _timeout(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive duration")
+    return seconds
+
+
 def _retention(text: str) -> float:
     """A retention: days (31d) and weeks (2w) as in Prometheus, or a Go duration (12h)."""
     unit = {"d": 86400.0, "w": 7 * 86400.0}.get(text[-1:])
@@ -261,7 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     exporter = Exporter(config_file, config, args.timeout_offset, args.history_limit, monitors)
     exporter.enable_debug = args.enable_debug
     try:
-        asyncio.run(serve(exporter, args.listen, web_config, public_status=args.public_status))
+        limits = ConnectionLimits(args.max_connections, args.header_timeout, args.idle_timeout)
+        asyncio.run(
+            serve(
+                exporter, args.listen, web_config, public_status=args.public_status, limits=limits
+            )
+        )
     except OSError as exc:
         logger.error("Cannot listen", extra=fields(err=str(exc)))
         return 1
@@ -274,7 +327,9 @@ async def serve(
     web_config: WebConfig | None = None,
     *,
     public_status: bool = False,
+    limits: ConnectionLimits | None = None,
 ) -> None:
+    limits = limits or ConnectionLimits()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     # Before listening: a SIGHUP sent once the port answers must reload, not kill.
@@ -285,12 +340,12 @@ async def serve(
     ssl_context = install_web_security(app, web_config, exporter.metrics)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
+    listeners = Listeners(runner, _connection_limit(limits), limits, ssl_context)
     try:
         for host, port in listen:
-            await web.TCPSite(
-                runner, host, port, reuse_address=True, ssl_context=ssl_context
-            ).start()
-        for address in runner.addresses:  # the real ports, also when asked for port 0
+            listeners.listen(host, port)
+        for sock in listeners.sockets:  # the real ports, also when asked for port 0
+            address = sock.getsockname()
             logger.info("Listening on address", extra=fields(address=_format_address(address)))
         logger.info(
             "Started sonde-exporter",
@@ -300,7 +355,23 @@ async def serve(
         await stop.wait()
         logger.info("Shutting down")
     finally:
+        await listeners.close()
         await runner.cleanup()
+
+
+def _connection_limit(limits: ConnectionLimits) -> int:
+    """Raise the descriptor limit as Go does, and cap the connections to leave probes theirs."""
+    fd_limit = raise_fd_limit()
+    budget = connection_budget(limits.max_connections, fd_limit)
+    logger.info(
+        "File descriptor limit", extra=fields(fd_limit=fd_limit, max_connections=budget.limit)
+    )
+    if budget.lowered:
+        logger.warning(
+            "Lowered --web.max-connections to leave file descriptors for probes",
+            extra=fields(requested=limits.max_connections, max_connections=budget.limit),
+        )
+    return budget.limit
 
 
 def settle_garbage_collector() -> None:

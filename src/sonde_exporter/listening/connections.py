@@ -1,0 +1,147 @@
+"""The open client connections of every listener: a bound on them, and their header deadline.
+
+Past the bound (--web.max-connections), a new connection takes the place of the oldest one
+that waits for a request (idle on keep-alive, still sending its headers, or in its TLS
+handshake), which is closed; nginx reuses its idle keep-alive connections the same way. Only
+when every connection is inside a request does the listener stop accepting, and new
+connections wait in the kernel's backlog, as behind Prometheus' LimitListener. So idle and
+slow clients can never lock out a health check or a scrape, and a request being answered is
+never cut. Refusing (accept and close) would turn away the health check along with the flood.
+
+A connection must complete its first request's headers within the header timeout
+(--web.read-header-timeout), TLS handshake included. After each answer, aiohttp's keep-alive
+timer (--web.idle-timeout) closes a connection whose next request's headers have not arrived.
+Nothing here runs per request: the work is per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from typing import Any
+
+from aiohttp import web
+
+
+class Connection(web.RequestHandler):
+    """aiohttp's handler of one connection, which gives its slot back when the socket closes."""
+
+    __slots__ = ("_bound", "_deadline", "_handshake")
+
+    def __init__(self, bound: Connections, server: web.Server, **handler_args: Any) -> None:
+        super().__init__(server, loop=bound.loop, **handler_args)
+        self._bound = bound
+        self._deadline: asyncio.TimerHandle | None = None
+        self._handshake: asyncio.Task[Any] | None = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        self._bound.release(self)
+
+    def waiting(self) -> bool:
+        """Waiting for a request: idle, or its headers not all in (or not yet connected).
+
+        Read from aiohttp's handler: the condition its own keep-alive timer closes a
+        connection in (RequestHandler._process_keepalive), read only when a connection is
+        to be chosen, so that requests pay nothing for it.
+        """
+        if self.transport is None:
+            return self._handshake is not None
+        waiter = self._waiter
+        return waiter is not None and not waiter.done()
+
+    def drop(self) -> None:
+        """Close now, without TLS's closing exchange: nothing is being answered."""
+        if self.transport is not None:
+            self.transport.abort()
+        elif self._handshake is not None:
+            self._handshake.cancel()
+
+    def header_deadline(self) -> None:
+        if self._request_count == 0 and self.waiting():
+            self.drop()
+
+
+class Connections:
+    def __init__(
+        self,
+        server: web.Server,
+        limit: int,
+        header_timeout: float,
+        idle_timeout: float,
+        tls: ssl.SSLContext | None,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.limit = limit
+        self._server = server
+        self._header_timeout = header_timeout
+        self._idle_timeout = idle_timeout
+        self._tls = tls
+        self._open: dict[Connection, None] = {}  # oldest first
+        self._reserved = 0
+        self._freed = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._open) + self._reserved
+
+    async def reserve(self) -> None:
+        """A slot for the next connection to accept: free, or made by closing the oldest
+        waiting connection; while every connection is inside a request, wait for one to end."""
+        while len(self) >= self.limit:
+            self._freed.clear()
+            self._drop_oldest_waiting()
+            await self._freed.wait()
+        self._reserved += 1
+
+    def cancel_reservation(self) -> None:
+        self._reserved -= 1
+        self._freed.set()
+
+    def _drop_oldest_waiting(self) -> None:
+        for conn in self._open:
+            if conn.waiting():
+                conn.drop()
+                return
+
+    def open(self, sock: socket.socket) -> None:
+        """Take over the accepted `sock` into the slot reserved for it."""
+        self._reserved -= 1
+        conn = Connection(self, self._server, access_log=None, keepalive_timeout=self._idle_timeout)
+        self._open[conn] = None
+        conn._deadline = self.loop.call_later(self._header_timeout, conn.header_deadline)
+        conn._handshake = self.loop.create_task(self._connect(sock, conn))
+
+    async def _connect(self, sock: socket.socket, conn: Connection) -> None:
+        connected = False
+        try:
+            await self.loop.connect_accepted_socket(
+                lambda: conn,
+                sock,
+                ssl=self._tls,
+                ssl_handshake_timeout=self._header_timeout if self._tls else None,
+                ssl_shutdown_timeout=self._header_timeout if self._tls else None,
+            )
+            connected = True
+        except OSError:
+            pass  # a handshake refused, timed out or reset: the client's problem, as in Go
+        finally:
+            conn._handshake = None
+            if not connected:
+                sock.close()
+                self.release(conn)
+
+    def release(self, conn: Connection) -> None:
+        """Give the slot back (once: a TLS handshake that fails calls twice)."""
+        if conn in self._open:
+            del self._open[conn]
+            if conn._deadline is not None:
+                conn._deadline.cancel()
+            self._freed.set()
+
+    def close_all(self) -> None:
+        """At shutdown: TLS handshakes still under way are abandoned (aiohttp's runner closes
+        the connected ones, letting requests in progress finish)."""
+        for conn in list(self._open):
+            if conn.transport is None:
+                conn.drop()
