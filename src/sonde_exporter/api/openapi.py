@@ -117,7 +117,10 @@ def _rules(kind: Kind) -> dict[str, Schema]:
     rules: dict[str, Schema] = {
         "name": {"pattern": name_pattern()},
         "tags": {"pattern": name_pattern()},
-        "module": {**printable, "description": "A module of config.yml with this kind's prober"},
+        "module": {
+            "pattern": name_pattern(),
+            "description": "A module of config.yml with this kind's prober",
+        },
         "timeoutMs": {"description": "At most the interval in effect (intervalSeconds x 1000)"},
         "email": {"pattern": EMAIL},
         "from": {"pattern": EMAIL},

@@ -13,11 +13,12 @@ import sys
 import unicodedata
 from collections.abc import Iterator
 
+from ..config.fields import REFUSED_CATEGORIES
 from ..targets import ZONE_ID
 
-REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
-"""Names, tags and labels refuse control, format and separator characters. (A lone
-surrogate, refused too, is no character to JSON Schema: it cannot be named here.)"""
+_REFUSED = REFUSED_CATEGORIES.keys() - {"Cs"}
+"""The name rule's categories but lone surrogates, which are no character to JSON Schema
+(and no JSON text carries one): a pattern cannot name them."""
 
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 HOSTNAME = rf"(?=.{{1,253}}\.?$)(?:{_LABEL}\.)*(?![0-9]+\.?$){_LABEL}\.?"
@@ -91,9 +92,9 @@ def name_pattern() -> str:
     Walks the whole code space (about 0.4 s): api.routes builds the document off the loop."""
     category = unicodedata.category
     marked = [
-        (code, category(char) in REFUSED_CATEGORIES)
+        (code, category(char) in _REFUSED)
         for code in range(sys.maxunicode + 1)
-        if (char := chr(code)).isspace() or category(char) in REFUSED_CATEGORIES
+        if (char := chr(code)).isspace() or category(char) in _REFUSED
     ]
     bad = _ranges([code for code, refused in marked if refused])
     blank = _ranges([code for code, _ in marked])

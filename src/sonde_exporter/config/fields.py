@@ -129,7 +129,7 @@ def header_safe(value: str) -> str:
     return value
 
 
-_REFUSED = {
+REFUSED_CATEGORIES = {
     "Cc": "a control character",
     "Cf": "a format character",
     "Zl": "a line separator",
@@ -142,7 +142,9 @@ U+0085): in a name they would forge log lines and disguise what a page shows."""
 
 def code_point(char: str) -> str:
     """`U+202E (RIGHT-TO-LEFT OVERRIDE)`; controls have no Unicode name, so their kind."""
-    name = unicodedata.name(char, "") or _REFUSED.get(unicodedata.category(char), "unnamed")
+    name = unicodedata.name(char, "") or REFUSED_CATEGORIES.get(
+        unicodedata.category(char), "unnamed"
+    )
     return f"U+{ord(char):04X} ({name})"
 
 
@@ -150,7 +152,7 @@ def plain_text(value: str) -> str:
     """Text shown on pages and in log lines (label values, tags): no character of the
     categories Cc, Cf, Zl or Zp."""
     for char in value:
-        if unicodedata.category(char) in _REFUSED:
+        if unicodedata.category(char) in REFUSED_CATEGORIES:
             raise ValueError(f"{code_point(char)} is not allowed")
     return value
 
