@@ -2,14 +2,13 @@
 distinct TLS settings, so every module and monitor with those settings shares it.
 
 A context costs about 0.8 MB once the system's CA store is loaded; building one per module
-made memory grow with the number of monitors. The key holds each file's identity (path,
-mtime_ns, size, inode) besides the settings, the system's CA bundle for a context
-without ca_file: a reload that finds a CA or certificate file
-replaced gets a fresh context, while unchanged files keep sharing the old one. Keying on
-identity, rather than clearing the cache on reload, keeps the cache free of any call from
-the reload path and lets a module validated during the reload (an API monitor's) share with
-the config's. Only a lookup stats the files: a module keeps its context (config/tls.py), so
-a probe never does.
+made memory grow with the number of monitors. Besides the settings, the key holds the
+identity (mtime_ns, size, inode) of each file a context reads, the system's CA bundle for
+one without ca_file: a reload that finds a file replaced gets a fresh context, while
+unchanged files keep sharing the old one. Keying on identity rather than clearing the cache
+on reload needs no call from the reload path, and lets a module validated meanwhile (an API
+monitor's) share with the config's. Only a lookup stats the files; a module keeps the
+context it got (config/tls.py), so a probe never looks one up.
 """
 
 from __future__ import annotations
