@@ -104,7 +104,14 @@ class MailServer(Strict):
     @model_validator(mode="after")
     def _keep_url(self) -> MailServer:
         self._url = parse_mail_url(self.url, self._SCHEMES)
+        if self.uses_tls:
+            self.tls_config.require_context()
         return self
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether its sessions need a TLS context: a TLS URL, or STARTTLS not turned off."""
+        return self._url.implicit_tls or self.starttls != "never"
 
     @model_validator(mode="after")
     def _load_password(self, info: ValidationInfo) -> MailServer:

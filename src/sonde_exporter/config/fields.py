@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
@@ -90,11 +91,12 @@ class Strict(BaseModel):
 
 def config_path(path: str | None, info: ValidationInfo) -> str | None:
     """A file named in the config: relative paths are relative to the config file's directory,
-    as in prometheus/common (and so in blackbox_exporter)."""
+    as in prometheus/common (and so in blackbox_exporter). Returned absolute, so that the value
+    stored and validated again later (an API monitor's module) names the same file."""
+    if path is None:
+        return None
     base = (info.context or {}).get("directory")
-    if path is None or base is None:
-        return path
-    return str(Path(base, path))
+    return os.path.abspath(path if base is None else Path(base, path))
 
 
 def latin1(value: str) -> bytes:

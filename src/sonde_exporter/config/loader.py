@@ -37,7 +37,7 @@ def parse_config(text: str, filename: str) -> Config:
     except ConfigError as exc:
         raise ConfigError(f"{filename}:{exc}") from None
     try:
-        context = {"directory": Path(filename).parent, "ssl_contexts": {}}
+        context = {"directory": Path(filename).parent}
         return Config.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(

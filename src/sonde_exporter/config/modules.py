@@ -95,7 +95,14 @@ class TcpModule(AddressChoice):
                 "steps with labels must all use the same label names "
                 "(they are series of one metric, probe_expect_info)",
             )
+        if self.uses_tls:
+            self.tls_config.require_context()
         return self
+
+    @cached_property
+    def uses_tls(self) -> bool:
+        """Whether its probes need a TLS context: tls, or a starttls step."""
+        return self.tls or any(step.starttls for step in self.query_response)
 
 
 ECHO_GRACE = 0.25

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from functools import cached_property
 
-from pydantic import PrivateAttr, ValidationInfo, model_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 
-from ..tls import build_client_context
+from ..tls import TLS_VERSIONS
+from ..tlscontexts import TlsSettings, client_context
+from .errors import field_error
 from .fields import Strict, TlsVersion, config_path
 
 
 class TlsConfig(Strict):
-    """prometheus/common's TLS client settings. The SSL context is built once, here."""
+    """prometheus/common's TLS client settings, as data: file paths are stored resolved
+    against the config file's directory, so validating them again never depends on the cwd."""
 
     ca_file: str | None = None
     cert_file: str | None = None
@@ -21,38 +24,40 @@ class TlsConfig(Strict):
     insecure_skip_verify: bool = False
     min_version: TlsVersion | None = None
     max_version: TlsVersion | None = None
-    _context: ssl.SSLContext = PrivateAttr()
+
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _resolved(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return config_path(value, info)
 
     @model_validator(mode="after")
-    def _build_context(self, info: ValidationInfo) -> TlsConfig:
+    def _consistent(self) -> TlsConfig:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file must be set together")
-        ca_file, cert_file, key_file = (
-            config_path(f, info) for f in (self.ca_file, self.cert_file, self.key_file)
-        )
-        # Building a context reads the system CA bundle (tens of ms), so modules with the same
-        # settings share one context within a load; a reload builds afresh (files may change).
-        shared: dict[Any, ssl.SSLContext] = (info.context or {}).get("ssl_contexts", {})
-        key = (
-            ca_file,
-            cert_file,
-            key_file,
-            self.insecure_skip_verify,
-            self.min_version,
-            self.max_version,
-        )
-        if key not in shared:
-            shared[key] = build_client_context(
-                ca_file=ca_file,
-                cert_file=cert_file,
-                key_file=key_file,
-                insecure_skip_verify=self.insecure_skip_verify,
-                min_version=self.min_version,
-                max_version=self.max_version,
-            )
-        self._context = shared[key]
+        low, high = self.min_version, self.max_version
+        if low and high and TLS_VERSIONS[low] > TLS_VERSIONS[high]:
+            raise ValueError("min_version must not be above max_version")
         return self
 
-    @property
+    @cached_property
     def context(self) -> ssl.SSLContext:
-        return self._context
+        """The shared client context for these settings, looked up on first use and then
+        kept: probes never build or look one up. ValueError names an unusable file."""
+        return client_context(
+            TlsSettings(
+                self.ca_file,
+                self.cert_file,
+                self.key_file,
+                self.insecure_skip_verify,
+                self.min_version,
+                self.max_version,
+            )
+        )
+
+    def require_context(self) -> None:
+        """For the validator of a block that will use TLS: build the context now, so that an
+        unusable file is a config error at load naming `tls_config` and its line."""
+        try:
+            _ = self.context
+        except ValueError as exc:
+            raise field_error("tls_config", str(exc)) from None

@@ -1,12 +1,14 @@
 """A management-API monitor's module: its base module from config.yml with the monitor's own
 settings (timeout, policies, ICMP packets, mail servers) laid over it and validated by the
-same config models, so an API field is refused for exactly the reasons a config key is."""
+same config models, so an API field is refused for exactly the reasons a config key is. The
+base module's nested settings (TLS, steps, filters) are reused as they are, not dumped and
+parsed again."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..config import Config, Module
 from ..storage import MonitorRecord
@@ -77,12 +79,13 @@ def module_for(record: MonitorRecord, config: Config) -> Module:
     """Validate and return the module the monitor's checks run with."""
     base = base_module(record, config)
     data: dict[str, Any] = {"prober": record.kind}
+    block: dict[str, Any] = {}
     if base is not None:
-        data = base.model_dump(mode="json")
+        data = settings_of(base)
+        block = settings_of(base.settings)
     if record.timeout is not None:
         data["timeout"] = ms(round(record.timeout * 1000))
     _lay_policies(data, record.spec)
-    block: dict[str, Any] = dict(data.get(record.kind) or {})
     if record.kind == "tcp" and record.spec.get("data") is not None:
         block["query_response"] = [*block.get("query_response", ()), {"send": record.spec["data"]}]
     elif record.kind == "icmp":
@@ -105,6 +108,23 @@ def module_for(record: MonitorRecord, config: Config) -> Module:
     if module.ip_filter is None and config.ip_filter is not None:
         module.use_filter(config.ip_filter)  # as Config does for its own modules
     return module
+
+
+def settings_of(model: BaseModel) -> dict[str, Any]:
+    """A validated model's fields, to validate again with some of them replaced: nested models
+    as they are (pydantic takes them without validating them again, so a TLS config keeps its
+    context), plain values in their written form (a duration as "5s"), by alias."""
+    data: dict[str, Any] = {}
+    plain = set()
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, BaseModel) or (
+            isinstance(value, tuple) and value and isinstance(value[0], BaseModel)
+        ):
+            data[field.alias or name] = value
+        else:
+            plain.add(name)
+    return {**model.model_dump(mode="json", by_alias=True, include=plain), **data}
 
 
 def _lay_policies(data: dict[str, Any], spec: dict[str, Any]) -> None:
@@ -133,9 +153,10 @@ def _email_block(block: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
         raise OverrideError("password", str(exc)) from None
     servers = {}
     for name, url in (("smtp", spec["smtpUrl"]), ("receive", spec["receiveUrl"])):
+        own = block.get(name)
         server = {
             k: v
-            for k, v in dict(block.get(name) or {}).items()
+            for k, v in (settings_of(own) if own is not None else {}).items()
             if k not in ("url", "username", "password", "password_file", "password_env")
         }
         if url.partition("://")[0] in ("smtps", "pop3s", "imaps"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,27 +76,25 @@ def _config_module(record: MonitorRecord, config: Config) -> Module:
     return module
 
 
-_API_MODULES: dict[tuple[int, str, str, float | None, str], tuple[Config, Module]] = {}
-"""Modules of API monitors by what they are built from: re-planning every monitor on each
-change then costs a lookup each, and monitors with the same settings share one module. The
-config is kept with its module, so its id is not reused while the entry lives."""
+_API_MODULES: dict[int, dict[tuple[str, str, float | None, str], Module]] = {}
+"""Modules of API monitors by config (its id) and by what they are built from: re-planning
+every monitor on each change then costs a lookup each, and monitors with the same settings
+share one module. A config's modules are dropped when the config is: a reload does not keep
+the old config's modules alive."""
 _API_MODULES_MAX = 100_000
 
 
 def api_module(record: MonitorRecord, config: Config) -> Module:
     """The module of a management-API monitor (overrides.py); OverrideError names the field."""
-    key = (
-        id(config),
-        record.kind,
-        record.module,
-        record.timeout,
-        json.dumps(record.spec, sort_keys=True),
-    )
-    cached = _API_MODULES.get(key)
-    if cached is not None:
-        return cached[1]
-    module = module_for(record, config)
-    if len(_API_MODULES) >= _API_MODULES_MAX:  # old configs' entries: start afresh
-        _API_MODULES.clear()
-    _API_MODULES[key] = (config, module)
+    modules = _API_MODULES.get(id(config))
+    if modules is None:
+        modules = _API_MODULES[id(config)] = {}
+        weakref.finalize(config, _API_MODULES.pop, id(config), None)
+    key = (record.kind, record.module, record.timeout, json.dumps(record.spec, sort_keys=True))
+    module = modules.get(key)
+    if module is None:
+        module = module_for(record, config)
+        if len(modules) >= _API_MODULES_MAX:  # deleted monitors' entries: start afresh
+            modules.clear()
+        modules[key] = module
     return module

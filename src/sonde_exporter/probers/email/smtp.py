@@ -38,6 +38,12 @@ async def open_client(
     explicit = module.credentials_at_stake(host)
     address = await resolve(host, module, ctx, port=port, explicit=explicit)
     server_name = smtp.tls_config.server_name or ctx.hostname or host
+    tls_context = None
+    if implicit_tls or smtp.uses_tls:
+        try:  # built at load unless only this target's smtps:// asks for TLS
+            tls_context = smtp.tls_config.context
+        except ValueError as exc:
+            raise ProbeFailure(Reason.SMTP_TLS, str(exc)) from None
     sock = socket.socket(address.family, socket.SOCK_STREAM)
     sock.setblocking(False)
     client = aiosmtplib.SMTP(
@@ -46,7 +52,7 @@ async def open_client(
         timeout=None,  # the handler's deadline bounds every step
         use_tls=implicit_tls,
         start_tls=False,
-        tls_context=smtp.tls_config.context,
+        tls_context=tls_context,
         sock=sock,
     )
     try:
