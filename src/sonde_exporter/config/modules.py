@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from ..ipfilter import DEFAULT_FILTER, TargetFilter
+from ..kinds import KINDS, KindName
 from .address import AddressChoice
 from .email import EmailModule
 from .errors import field_error
@@ -110,12 +111,18 @@ ECHO_GRACE = 0.25
 to count the losses and answer before the deadline cancels the probe."""
 
 
+ECHO_COUNT = Field(ge=1, le=100)
+PAYLOAD_SIZE = Field(ge=0, le=65507)
+"""Bytes of an echo request's payload: what fits an IPv4 datagram (icmp.payload_size and the
+API's packetSize alike)."""
+
+
 class IcmpModule(AddressChoice):
     """The `icmp:` block: how many echo requests, how far apart, and when the probe succeeds."""
 
-    count: int = Field(default=3, ge=1, le=100)
+    count: Annotated[int, ECHO_COUNT] = 3
     interval: Annotated[Duration, duration_between(0, 60, "0s to 1m")] = 0.1
-    payload_size: int = Field(default=56, ge=0, le=65507)
+    payload_size: Annotated[int, PAYLOAD_SIZE] = 56
     ttl: int | None = Field(default=None, ge=1, le=255)
     dont_fragment: bool = False
     max_packet_loss_ratio: float | None = Field(default=None, ge=0, le=1)
@@ -131,8 +138,8 @@ class IcmpModule(AddressChoice):
         return (self.count - 1) * self.interval
 
 
-ProberName = Literal["tcp", "icmp", "email"]
-"""Every prober name; kept equal to the keys of probers.PROBERS (a test checks it)."""
+ProberName = KindName
+"""Every prober name (kinds.py)."""
 
 ForeignProberName = Literal["http", "dns", "grpc", "unix", "websocket"]
 """blackbox_exporter's probers that sonde-exporter does not have. Their modules load, so that
@@ -260,9 +267,10 @@ class Module(Strict):
     @model_validator(mode="after")
     def _own_filter(self) -> Module:
         """The module's own filter, in force until Config applies the top-level one."""
-        if self.allowed_ports is not None and self.prober not in ("tcp", "email"):
+        if self.allowed_ports is not None and not (self.supported and KINDS[self.prober].has_ports):
+            with_ports = " and ".join(n for n, spec in KINDS.items() if spec.has_ports)
             raise field_error(
-                "allowed_ports", f"applies to tcp and email modules; {self.prober} has no ports"
+                "allowed_ports", f"applies to {with_ports} modules; {self.prober} has no ports"
             )
         if self.allowed_ports == ():
             raise field_error("allowed_ports", "must list at least one port or range")

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from ..kinds import KINDS
 from .fields import Duration, Regex, Strict, duration_between, latin1
 
 MIN_ATTEMPT_SECONDS = 0.1
@@ -53,12 +54,8 @@ Comparison = Literal[
     "matches",
 ]
 
-SOURCES: dict[str, tuple[Source, ...]] = {
-    "tcp": ("response_data", "response_time"),
-    "icmp": ("response_time", "packet_loss", "rtt_avg", "rtt_max", "jitter"),
-    "email": ("response_time", "delivery_time"),
-}
-"""The sources each prober measures (probers record them with ctx.observe)."""
+SOURCES: dict[str, tuple[str, ...]] = {name: spec.sources for name, spec in KINDS.items()}
+"""The sources each prober measures (kinds.py; probers record them with ctx.observe)."""
 
 _DATA_COMPARISONS = frozenset(
     {"equals", "not_equals", "contains", "not_contains", "is_empty", "not_empty", "matches"}
