@@ -4,6 +4,7 @@ monitors with their own fields and rules."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -139,9 +140,13 @@ async def test_unset_policies_show_as_null(api: Api) -> None:
         (
             {"degradedResponseTimeMs": 900, "maxResponseTimeMs": 800},
             "maxResponseTimeMs",
-            "below degraded_response_time",
+            "below degradedResponseTimeMs (",
         ),
-        ({"shouldFail": True, "degradedResponseTimeMs": 100}, "shouldFail", "cannot be used"),
+        (
+            {"shouldFail": True, "degradedResponseTimeMs": 100},
+            "shouldFail",
+            "shouldFail cannot be used with degradedResponseTimeMs",
+        ),
         ({"retries": {"max": 11}}, "retries.max", "less than or equal to 10"),
         (
             {"retries": {"max": 10, "delayMs": 1000}, "timeoutMs": 2000},
@@ -169,6 +174,18 @@ async def test_a_bad_policy_is_refused_naming_its_field(
     message = await refused(api, "POST", "/v1/tcp-monitors", {**TCP, **sent})
     assert message.startswith(f"{field}"), message
     assert why in message
+    assert not CONFIG_NAMES.search(message), message
+
+
+CONFIG_NAMES = re.compile(r"degraded_response_time|max_response_time|should_fail|icmp\.count")
+"""Config names the API's fields stand for: an API message names the API's fields only."""
+
+
+async def test_an_icmp_message_names_the_api_fields(api: Api) -> None:
+    jitter = {"source": "jitter", "comparison": "less_than", "target": "1s"}
+    body = {**ICMP, "count": 1, "assertions": [jitter]}
+    message = await refused(api, "POST", "/v1/icmp-monitors", body)
+    assert message.startswith("assertions[0]: jitter needs two replies, so count must be"), message
 
 
 # --- ICMP ---------------------------------------------------------------------------------

@@ -204,7 +204,7 @@ class Module(Strict):
     @field_validator("retries", "degraded_response_time", "max_response_time", "should_fail")
     @classmethod
     def _policy_fits(cls, value: Any, info: ValidationInfo) -> Any:
-        check_policy(info.field_name, value, info.data)
+        check_policy(value, info)
         return value
 
     @cached_property

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from ..kinds import KINDS
+from .errors import error_parts, spelled
 from .fields import Duration, Regex, Strict, duration_between, latin1
 
 MIN_ATTEMPT_SECONDS = 0.1
@@ -69,7 +70,7 @@ _regex = TypeAdapter(Regex)
 
 
 def _first_error(exc: ValidationError) -> str:
-    return str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+    return error_parts(exc.errors(include_input=False)[0])[1]
 
 
 class Retries(Strict):
@@ -220,7 +221,9 @@ def _check_assertion(assertion: Assertion, info: ValidationInfo) -> Assertion:
         )
     icmp = info.data.get("icmp")
     if source == "jitter" and icmp is not None and icmp.count < 2:
-        raise ValueError("jitter needs two replies, so icmp.count must be at least 2")
+        raise ValueError(
+            f"jitter needs two replies, so {spelled(info, 'icmp.count')} must be at least 2"
+        )
     if source not in ("response_data", "packet_loss") and 0 < timeout <= assertion.number:
         raise ValueError(
             f"target {assertion.target} is not below the {timeout:g}s timeout: the probe "
@@ -233,8 +236,10 @@ CheckedAssertion = Annotated[Assertion, AfterValidator(_check_assertion)]
 """An assertion checked against the module it is in (fields declared before `assertions`)."""
 
 
-def check_policy(name: str | None, value: Any, data: dict[str, Any]) -> None:
-    """Module-level checks of one policy field against the fields declared before it."""
+def check_policy(value: Any, info: ValidationInfo) -> None:
+    """Module-level checks of one policy field against the fields declared before it; the
+    other fields are named as the reader knows them (errors.spelled)."""
+    name, data = info.field_name, info.data
     timeout: float = data.get("timeout", 0.0)
     if value is None or value is False:
         return
@@ -249,10 +254,12 @@ def check_policy(name: str | None, value: Any, data: dict[str, Any]) -> None:
             )
         degraded = data.get("degraded_response_time")
         if name == "max_response_time" and degraded is not None and degraded > value:
-            raise ValueError(f"{value:g}s is below degraded_response_time ({degraded:g}s)")
+            other = spelled(info, "degraded_response_time")
+            raise ValueError(f"{value:g}s is below {other} ({degraded:g}s)")
     elif name == "should_fail" and data.get("degraded_response_time") is not None:
         raise ValueError(
-            "should_fail cannot be used with degraded_response_time: a probe that must fail "
+            f"{spelled(info, 'should_fail')} cannot be used with "
+            f"{spelled(info, 'degraded_response_time')}: a probe that must fail "
             "has no passing response time to call degraded"
         )
 
