@@ -24,7 +24,13 @@ from .errors import field_error
 from .fields import Duration, Regex, Strict, duration_between, latin1
 from .ip_filter import IpFilter, PortRule
 from .monitors import MonitorConfig, check_timeout_fits
-from .policies import MIN_ATTEMPT_SECONDS, CheckedAssertion, Retries, check_policy
+from .policies import (
+    CheckedAssertion,
+    Retries,
+    attempt_share,
+    attempts_fit,
+    check_policy,
+)
 from .tls import TlsConfig
 from .traceroute import DEFAULT_TRACEROUTE, TracerouteSettings
 
@@ -117,6 +123,12 @@ PAYLOAD_SIZE = Field(ge=0, le=65507)
 API's packetSize alike)."""
 
 
+def echo_grace(budget: float) -> float:
+    """Seconds the ICMP prober keeps before the end of a `budget` for the last reply: the
+    rule the config's check (IcmpModule.fits) and the prober share."""
+    return min(ECHO_GRACE, 0.1 * budget)
+
+
 class IcmpModule(AddressChoice):
     """The `icmp:` block: how many echo requests, how far apart, and when the probe succeeds."""
 
@@ -130,7 +142,7 @@ class IcmpModule(AddressChoice):
     def fits(self, budget: float) -> bool:
         """Whether the echo requests can all be sent within `budget` seconds, keeping the
         prober's grace for the last reply (probers/icmp.py runs the same test)."""
-        return self.send_span < budget - min(ECHO_GRACE, 0.1 * budget)
+        return self.send_span < budget - echo_grace(budget)
 
     @property
     def send_span(self) -> float:
@@ -245,15 +257,15 @@ class Module(Strict):
         if self.timeout <= 0:
             return self
         window = self.timeout - self.traceroute_reserve(self.timeout)
-        attempts = 1 + (self.retries.max if self.retries else 0)
-        delays = self.retries.total_delay if self.retries else 0.0
-        if self.traceroute_on_error and window - delays < attempts * MIN_ATTEMPT_SECONDS:
+        waits = self.retries.delays if self.retries else []
+        attempts, delays = 1 + len(waits), sum(waits)
+        if self.traceroute_on_error and not attempts_fit(waits, window):
             raise field_error(
                 "traceroute_on_error",
                 f"the traceroute's reserve leaves {window:.3g}s of the {self.timeout:g}s timeout, "
                 f"too little for {attempts} attempts and {delays:g}s of retry delays",
             )
-        share = (window - delays) / attempts
+        share = attempt_share(window, waits)
         if self.icmp is not None and not self.icmp.fits(share):
             per = f"each of the {attempts} attempts gets" if attempts > 1 else "the probe gets"
             raise field_error(

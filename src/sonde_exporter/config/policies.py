@@ -109,8 +109,24 @@ class Retries(Strict):
         return self.delay
 
     @property
+    def delays(self) -> list[float]:
+        """The wait before each retry."""
+        return [self.delay_before(retry) for retry in range(1, self.max + 1)]
+
+    @property
     def total_delay(self) -> float:
-        return sum(self.delay_before(retry) for retry in range(1, self.max + 1))
+        return sum(self.delays)
+
+
+def attempts_fit(delays: list[float], left: float) -> bool:
+    """Whether an attempt and a retry after each of `delays` can each get MIN_ATTEMPT_SECONDS
+    within `left` seconds: the rule config validation and the probing engine share."""
+    return sum(delays) + (len(delays) + 1) * MIN_ATTEMPT_SECONDS <= left
+
+
+def attempt_share(left: float, delays: list[float]) -> float:
+    """What each of those attempts gets of `left` seconds, the delays set aside."""
+    return (left - sum(delays)) / (len(delays) + 1)
 
 
 class Assertion(Strict):
@@ -270,7 +286,7 @@ def _check_retries(retries: Retries, timeout: float) -> None:
         return
     attempts = retries.max + 1
     needed = retries.total_delay + attempts * MIN_ATTEMPT_SECONDS
-    if needed > timeout:
+    if not attempts_fit(retries.delays, timeout):
         raise ValueError(
             f"{attempts} attempts with {retries.backoff} backoff from {retries.delay:g}s need "
             f"{needed:g}s ({retries.total_delay:g}s of delays and {MIN_ATTEMPT_SECONDS:g}s per "
