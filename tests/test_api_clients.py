@@ -36,7 +36,7 @@ INEXPRESSIBLE = {
     r"count: sending .* echo requests": "ICMP count fits the timeout",
     r"assertions\[\d+\]: ": "assertions fit their source, the kind and the module",
     r"cannot be used with": "shouldFail and degradedResponseTimeMs exclude each other",
-    r"maxResponseTimeMs: .* is below degraded_response_time": "max not below degraded",
+    r"maxResponseTimeMs: .* is below degradedResponseTimeMs": "max not below degraded",
 }
 """Refusals for rules JSON Schema cannot state (README, Management API, "Limits and bad
 input"): only these may make schemathesis report a schema-valid request as rejected."""

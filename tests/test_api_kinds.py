@@ -4,6 +4,7 @@ monitors with their own fields and rules."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -139,9 +140,13 @@ async def test_unset_policies_show_as_null(api: Api) -> None:
         (
             {"degradedResponseTimeMs": 900, "maxResponseTimeMs": 800},
             "maxResponseTimeMs",
-            "below degraded_response_time",
+            "below degradedResponseTimeMs (",
         ),
-        ({"shouldFail": True, "degradedResponseTimeMs": 100}, "shouldFail", "cannot be used"),
+        (
+            {"shouldFail": True, "degradedResponseTimeMs": 100},
+            "shouldFail",
+            "shouldFail cannot be used with degradedResponseTimeMs",
+        ),
         ({"retries": {"max": 11}}, "retries.max", "less than or equal to 10"),
         (
             {"retries": {"max": 10, "delayMs": 1000}, "timeoutMs": 2000},
@@ -169,6 +174,18 @@ async def test_a_bad_policy_is_refused_naming_its_field(
     message = await refused(api, "POST", "/v1/tcp-monitors", {**TCP, **sent})
     assert message.startswith(f"{field}"), message
     assert why in message
+    assert not CONFIG_NAMES.search(message), message
+
+
+CONFIG_NAMES = re.compile(r"degraded_response_time|max_response_time|should_fail|icmp\.count")
+"""Config names the API's fields stand for: an API message names the API's fields only."""
+
+
+async def test_an_icmp_message_names_the_api_fields(api: Api) -> None:
+    jitter = {"source": "jitter", "comparison": "less_than", "target": "1s"}
+    body = {**ICMP, "count": 1, "assertions": [jitter]}
+    message = await refused(api, "POST", "/v1/icmp-monitors", body)
+    assert message.startswith("assertions[0]: jitter needs two replies, so count must be"), message
 
 
 # --- ICMP ---------------------------------------------------------------------------------
@@ -284,3 +301,29 @@ async def test_each_kind_lists_only_its_own(api: Api) -> None:
     for kind, monitor in (("tcp", tcp), ("icmp", icmp), ("email", email)):
         _, answer = await api.call("GET", f"/v1/{kind}-monitors")
         assert [m["id"] for m in answer["data"]] == [monitor["id"]]
+
+
+async def test_a_monitor_whose_module_was_removed_can_still_be_disabled(
+    api: Api, tmp_path: Any
+) -> None:
+    """Removing its module from config.yml must not lock a monitor: a PUT that leaves what
+    the module is built from as stored (status, isEnabled, name, tags) is taken, and the
+    monitor stays not runnable, its reason kept; a PUT that needs the module is refused."""
+    monitor = await api.create("tcp", {**TCP, "module": "tcp_tls"})
+    path = f"/v1/tcp-monitors/{monitor['id']}"
+    (tmp_path / "config.yml").write_text("modules:\n  tcp:\n    prober: tcp\n    timeout: 5s\n")
+    await api.exporter.reload()
+    engine = api.exporter.monitors
+    assert monitor["id"] not in engine.plans
+    assert "'tcp_tls' is not in config.yml" in engine.plan_errors[monitor["id"]]
+    for sent in ({"isEnabled": False}, {"status": "maintenance"}, {"name": "web2", "tags": ["x"]}):
+        status, answer = await api.call("PUT", path, sent)
+        assert status == 200, answer
+    assert (answer["data"]["status"], answer["data"]["name"]) == ("maintenance", "web2")
+    assert "'tcp_tls' is not in config.yml" in engine.plan_errors[monitor["id"]]
+    assert monitor["id"] not in engine.plans
+    message = await refused(api, "PUT", path, {"port": 8081})
+    assert message.startswith("module: 'tcp_tls' is not in config.yml")
+    status, answer = await api.call("PUT", path, {"module": "tcp", "isEnabled": True})
+    assert status == 200, answer
+    assert monitor["id"] in engine.plans and monitor["id"] not in engine.plan_errors

@@ -18,20 +18,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ..kinds import SCOPES as KIND_SCOPES
 from ..storage import Database, StorageUnavailable
 from ..storage.api_key_rows import ApiKeyRow, all_keys, key_by_hash, touch_key
 from .errors import ApiError, unavailable
 
-SCOPES = (
-    "tcp-monitors:read",
-    "tcp-monitors:write",
-    "icmp-monitors:read",
-    "icmp-monitors:write",
-    "email-monitors:read",
-    "email-monitors:write",
-    "sd:read",
-)
-"""Write does not imply read: a key that must do both gets both."""
+SCOPES = KIND_SCOPES
+"""Every scope (kinds.py); write does not imply read: a key that must do both gets both."""
 
 KEY_PREFIX = "sonde_"
 REFRESH_SECONDS = 1.0

@@ -93,7 +93,7 @@ class MonitorApi:
         sent = await json_object(request)
         now = time.time()
         record = self._validated(sent, None, new_monitor_id(self.kind.name), now)
-        await self._filter_allows(record)
+        await self._filter_allows(record, None)
         # The count and the reservation happen with no await in between, so creates that
         # run at once (and share a commit) never pass the limit together.
         count = sum(1 for r in list(self.engine.records.values()) if self.kind.owns(r))
@@ -115,7 +115,7 @@ class MonitorApi:
         old = self._record(request)
         sent = await json_object(request)
         record = self._validated(sent, old, old.id, time.time())
-        await self._filter_allows(record)
+        await self._filter_allows(record, old)
         try:
             stored = await self.engine.save(record, new=False)
         except LookupError:  # deleted while this request was read
@@ -183,6 +183,8 @@ class MonitorApi:
         except ValueError as exc:
             raise invalid(f"timeoutMs: {body.timeoutMs} ms: {exc}") from None
         record = self._seal(record, sent, old)
+        if old is not None and self._stays_unrunnable(record, old):
+            return record
         config = self.engine.config
         try:
             api_module(record, config)
@@ -193,9 +195,18 @@ class MonitorApi:
             raise invalid(f"{self.kind.fields[0]}: {exc}") from None
         return record
 
-    async def _filter_allows(self, record: MonitorRecord) -> None:
+    def _stays_unrunnable(self, record: MonitorRecord, old: MonitorRecord) -> bool:
+        """Whether the monitor cannot run with the config in force (its module was removed
+        from config.yml) and the update leaves what its module is built from as stored: it is
+        taken (so such a monitor can still be disabled, renamed or tagged) and the monitor
+        stays not runnable, for the reason the engine keeps."""
+        return old.id in self.engine.plan_errors and _module_inputs(record) == _module_inputs(old)
+
+    async def _filter_allows(self, record: MonitorRecord, old: MonitorRecord | None) -> None:
         """400 when the module's ip_filter refuses the target or the mailbox (README, IP
-        filter)."""
+        filter); nothing to judge for a monitor that stays unable to run."""
+        if old is not None and self._stays_unrunnable(record, old):
+            return
         refusal = await filter_refusal(build_plan(record, self.engine.config))
         if refusal is not None:
             field = self.kind.mailbox if refusal.mailbox else self.kind.fields[0]
@@ -221,6 +232,12 @@ class MonitorApi:
     def _render(self, record: MonitorRecord) -> dict[str, Any]:
         state = self.engine.states.get(record.id)
         return self.kind.render(record, None if state is None else state.last)
+
+
+def _module_inputs(record: MonitorRecord) -> tuple[Any, ...]:
+    """What a monitor's module and plan are built from: not its name, status or tags."""
+    spec = {k: v for k, v in record.spec.items() if k != "tags"}
+    return (record.kind, record.module, record.target, record.timeout, spec)
 
 
 def _json(data: dict[str, Any], status: int = 200) -> web.Response:

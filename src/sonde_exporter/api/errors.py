@@ -10,6 +10,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import ValidationError
 
+from ..config.errors import error_parts, field_path
 from ..logs import fields
 
 logger = logging.getLogger("sonde_exporter.api")
@@ -66,28 +67,16 @@ def not_found(message: str) -> ApiError:
     return ApiError(404, "NOT_FOUND", message)
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    """assertions[0].target, retries.max"""
-    out = "".join(f"[{p}]" if isinstance(p, int) else f".{p[:64]}" for p in loc)
-    return out.lstrip(".") or "body"
-
-
 def describe(exc: ValidationError, prefix: tuple[str, ...] = ()) -> str:
     """Every bad field and why, in one line; the input itself is never repeated (a password
     may be in it)."""
     parts: list[str] = []
     for err in exc.errors(include_input=False, include_url=False):
-        loc = (*prefix, *err["loc"])
-        kind = err["type"]
-        message = str(err["msg"]).removeprefix("Value error, ")
-        if kind == "extra_forbidden":
-            message = "unknown field"
-        elif kind == "missing":
+        loc, message = error_parts(err)
+        if err["type"] == "missing":
             message = "required"
-        elif kind == "field_error":
-            loc = (*loc, *str(err["ctx"]["field"]).split("."))
         message = message.replace("Input should be", "must be")
-        parts.append(f"{_where(loc)}: {message}")
+        parts.append(f"{field_path((*prefix, *loc), 'body')}: {message}")
     return "; ".join(dict.fromkeys(parts))
 
 

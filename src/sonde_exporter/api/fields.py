@@ -9,13 +9,20 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ..config.fields import PlainName, header_safe
-from ..config.policies import Comparison, Source
+from ..config.monitors import STATUS_ALIASES, MonitorStatus, StatusAlias
+from ..config.policies import (
+    MAX_DELAY_SECONDS,
+    MAX_RETRIES,
+    Backoff,
+    Comparison,
+    RetryOn,
+    Source,
+)
 
 MAX_BODY = 64 * 1024
 """Largest request body accepted (a monitor is well under 4 KiB)."""
 
-Status = Literal["active", "maintenance", "disabled", "paused", "inactive"]
-STORED_STATUS = {"paused": "disabled", "inactive": "disabled"}
+Status = Literal[MonitorStatus, StatusAlias]
 
 Printable = AfterValidator(header_safe)
 Name = Annotated[PlainName, Field(min_length=1, max_length=255)]
@@ -32,10 +39,10 @@ class ApiModel(BaseModel):
 class RetriesIn(ApiModel):
     """Retries of a failed attempt within the check's timeout (README, "Probe policies")."""
 
-    max: Annotated[int, Field(ge=0, le=10)] = 2
-    backoff: Literal["fixed", "linear", "exponential"] = "fixed"
-    delayMs: Annotated[int, Field(ge=0, le=60_000)] = 100
-    on: Literal["network_error", "any"] = "network_error"
+    max: Annotated[int, Field(ge=0, le=MAX_RETRIES)] = 2
+    backoff: Backoff = "fixed"
+    delayMs: Annotated[int, Field(ge=0, le=round(MAX_DELAY_SECONDS * 1000))] = 100
+    on: RetryOn = "network_error"
 
 
 class AssertionIn(ApiModel):
@@ -88,7 +95,7 @@ OPTIONAL_FIELDS = (
 def resolve_status(status: str | None, enabled: bool | None, current: str | None) -> str:
     """The stored status from `status` and `isEnabled` (either, both or neither sent), which
     may not contradict each other; `current` is the stored one on an update."""
-    stored = STORED_STATUS.get(status, status) if status is not None else None
+    stored = STATUS_ALIASES.get(status, status) if status is not None else None
     if stored is not None and enabled is not None and (stored != "disabled") != enabled:
         raise ValueError(
             f"isEnabled {str(enabled).lower()} contradicts status {status!r} "

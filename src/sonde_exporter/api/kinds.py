@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..kinds import KINDS as KIND_TABLE
+from ..kinds import KindSpec
 from ..storage import MonitorRecord, ResultRecord, result_id
 from .fields import OPTIONAL_FIELDS, MonitorIn
 from .models import EmailMonitorIn, IcmpMonitorIn, TcpMonitorIn
@@ -28,9 +30,8 @@ def milliseconds(seconds: float | None) -> int | None:
 
 @dataclass(frozen=True)
 class Kind:
-    name: str
-    """The prober, and the ID prefix: `tcp` gives tcpm_… and tcpr_…"""
-    title: str
+    spec: KindSpec
+    """Its row of the kind table: name (the prober), title, path, ID prefixes, scopes."""
     model: type[MonitorIn]
     fields: tuple[str, ...]
     """The kind's own request fields, kept in the record's spec."""
@@ -44,16 +45,24 @@ class Kind:
     IP filter judges like the target."""
 
     @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def title(self) -> str:
+        return self.spec.title
+
+    @property
     def path(self) -> str:
-        return f"/v1/{self.name}-monitors"
+        return self.spec.api_path
 
     @property
     def read_scope(self) -> str:
-        return f"{self.name}-monitors:read"
+        return self.spec.read_scope
 
     @property
     def write_scope(self) -> str:
-        return f"{self.name}-monitors:write"
+        return self.spec.write_scope
 
     def owns(self, record: MonitorRecord | None) -> bool:
         """Whether the API serves this record here (config.yml's monitors are the file's)."""
@@ -152,10 +161,11 @@ def _email_details(details: dict[str, Any]) -> dict[str, Any]:
     return {"deliveryTimeMs": milliseconds(details.get("delivery_time"))}
 
 
-TCP = Kind("tcp", "TCP", TcpMonitorIn, ("host", "port"), (), _host_port, lambda _: {}, ("data",))
+TCP = Kind(
+    KIND_TABLE["tcp"], TcpMonitorIn, ("host", "port"), (), _host_port, lambda _: {}, ("data",)
+)
 ICMP = Kind(
-    "icmp",
-    "ICMP",
+    KIND_TABLE["icmp"],
     IcmpMonitorIn,
     ("host", "packetSize", "count"),
     (),
@@ -163,8 +173,7 @@ ICMP = Kind(
     _icmp_details,
 )
 EMAIL = Kind(
-    "email",
-    "Email",
+    KIND_TABLE["email"],
     EmailMonitorIn,
     ("smtpUrl", "receiveUrl", "email", "from", "username", "password"),
     ("password",),
@@ -173,3 +182,4 @@ EMAIL = Kind(
     mailbox="receiveUrl",
 )
 KINDS = (TCP, ICMP, EMAIL)
+"""In the kind table's order (a test checks that every kind of the table is here)."""

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from ..config.fields import header_safe
+from ..config.modules import ECHO_COUNT, PAYLOAD_SIZE
 from ..targets import (
     RECEIVE_SCHEMES,
     SMTP_SCHEMES,
@@ -15,7 +16,7 @@ from ..targets import (
     parse_host,
     parse_mail_url,
 )
-from .fields import MonitorIn, Printable
+from .fields import IntervalSeconds, MonitorIn, Printable, TimeoutMs
 
 
 def _tcp_host(value: str) -> str:
@@ -54,16 +55,16 @@ class IcmpMonitorIn(MonitorIn):
     """ICMP echo requests to a hostname or IP address (no scheme, path, port or spaces)."""
 
     host: Annotated[Host, AfterValidator(_icmp_host)]
-    packetSize: Annotated[int, Field(ge=0, le=65507)] = 56
-    count: Annotated[int, Field(ge=1, le=100)] = 3
+    packetSize: Annotated[int, PAYLOAD_SIZE] = 56
+    count: Annotated[int, ECHO_COUNT] = 3
 
 
 class EmailMonitorIn(MonitorIn):
     """A mail round trip: sent through `smtpUrl`, awaited in the `receiveUrl` mailbox, both
     logged in to with `username` and `password` (write-only: never returned)."""
 
-    timeoutMs: Annotated[int, Field(ge=100, le=60_000)] = 30_000
-    intervalSeconds: Annotated[int, Field(ge=10, le=86_400)] = 300
+    timeoutMs: TimeoutMs = 30_000
+    intervalSeconds: IntervalSeconds = 300
     smtpUrl: Annotated[str, Field(max_length=255), _mail_url(SMTP_SCHEMES)]
     receiveUrl: Annotated[str, Field(max_length=255), _mail_url(RECEIVE_SCHEMES)]
     email: Annotated[str, Field(min_length=3, max_length=255), Printable]

@@ -12,6 +12,9 @@ from __future__ import annotations
 import functools
 from typing import Any, get_args
 
+from ..config.monitors import MonitorStatus
+from ..kinds import SD_SCOPE
+from ..storage.records import CheckStatus
 from ..targets import RECEIVE_SCHEMES, SMTP_SCHEMES
 from .body import MAX_OFFSET
 from .errors import ErrorCode
@@ -21,7 +24,7 @@ from .patterns import EMAIL, ICMP_HOST, TCP_HOST, TEXT, mail_url, name_pattern
 Schema = dict[str, Any]
 
 DATE_TIME: Schema = {"type": "string", "format": "date-time"}
-STATUS: Schema = {"enum": ["up", "down", "timeout"]}
+STATUS: Schema = {"enum": list(get_args(CheckStatus))}
 
 
 def _nullable(schema: Schema) -> Schema:
@@ -32,21 +35,15 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-_KIND_FIELDS: dict[str, Schema] = {
-    "host": {"type": "string", "minLength": 1, "maxLength": 255},
-    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-    "data": _nullable({"type": "string"}),
-    "packetSize": {"type": "integer", "minimum": 0, "maximum": 65507},
-    "count": {"type": "integer", "minimum": 1, "maximum": 100},
-    "smtpUrl": {"type": "string"},
-    "receiveUrl": {"type": "string"},
-    "email": {"type": "string"},
-    "from": _nullable({"type": "string"}),
-    "username": {"type": "string"},
-}
+def _field(kind: Kind, name: str) -> Schema:
+    """A request field's schema as the model gives it (ranges and lengths stated once, in the
+    model), without what only a request has (its default, its title)."""
+    schema = kind.model.model_json_schema(by_alias=True)["properties"][name]
+    return {k: v for k, v in schema.items() if k not in ("default", "title")}
+
 
 _OPTIONAL_FIELDS: dict[str, Schema] = {
-    "status": {"enum": ["active", "maintenance", "disabled"]},
+    "status": {"enum": list(get_args(MonitorStatus))},
     "module": {"type": "string"},
     "retries": _nullable(_ref("RetriesIn")),
     "degradedResponseTimeMs": _nullable({"type": "integer"}),
@@ -58,31 +55,15 @@ _OPTIONAL_FIELDS: dict[str, Schema] = {
     "tags": {"type": "array", "items": {"type": "string"}},
 }
 
-_RESULT_DETAILS: dict[str, dict[str, Schema]] = {
-    "tcp": {},
-    "icmp": {
-        name: _nullable({"type": "number"})
-        for name in (
-            "packetsSent",
-            "packetsReceived",
-            "packetLoss",
-            "rttMinMs",
-            "rttAvgMs",
-            "rttMaxMs",
-        )
-    },
-    "email": {"deliveryTimeMs": _nullable({"type": "integer"})},
-}
-
 
 def _monitor(kind: Kind) -> Schema:
     own = [f for f in kind.fields if f not in kind.write_only]
     properties: Schema = {
-        "id": {"type": "string", "pattern": f"^{kind.name}m_[a-zA-Z0-9]+$"},
-        "name": {"type": "string", "minLength": 1, "maxLength": 255},
-        **{f: _KIND_FIELDS[f] for f in own},
-        "timeoutMs": {"type": "integer", "minimum": 100, "maximum": 60000},
-        "intervalSeconds": {"type": "integer", "minimum": 10, "maximum": 86400},
+        "id": {"type": "string", "pattern": f"^{kind.spec.monitor_prefix}[a-zA-Z0-9]+$"},
+        "name": _field(kind, "name"),
+        **{f: _field(kind, f) for f in own},
+        "timeoutMs": _field(kind, "timeoutMs"),
+        "intervalSeconds": _field(kind, "intervalSeconds"),
         "isEnabled": {"type": "boolean"},
         "lastCheckedAt": _nullable(DATE_TIME),
         "lastStatus": _nullable(STATUS),
@@ -90,14 +71,14 @@ def _monitor(kind: Kind) -> Schema:
         "createdAt": DATE_TIME,
         "updatedAt": DATE_TIME,
         **_OPTIONAL_FIELDS,
-        **{f: _KIND_FIELDS[f] for f in kind.extras},
+        **{f: _field(kind, f) for f in kind.extras},
     }
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 
 def _result(kind: Kind) -> Schema:
     properties: Schema = {
-        "id": {"type": "string", "pattern": f"^{kind.name}r_[a-zA-Z0-9]+$"},
+        "id": {"type": "string", "pattern": f"^{kind.spec.result_prefix}[a-zA-Z0-9]+$"},
         "status": STATUS,
         "responseTimeMs": _nullable({"type": "integer"}),
         "error": {"type": "string"},
@@ -105,7 +86,7 @@ def _result(kind: Kind) -> Schema:
         "attempts": {"type": "integer", "minimum": 1},
         "degraded": {"type": "boolean"},
         "reason": _nullable({"type": "string"}),
-        **_RESULT_DETAILS[kind.name],
+        **{name: _nullable({"type": type_}) for name, type_ in kind.spec.result_details},
     }
     required = [p for p in properties if p != "error"]
     return {"type": "object", "properties": properties, "required": required}
@@ -217,7 +198,7 @@ def _paths(kind: Kind) -> Schema:
         "name": "id",
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "pattern": f"^{kind.name}m_[a-zA-Z0-9]+$"},
+        "schema": {"type": "string", "pattern": f"^{kind.spec.monitor_prefix}[a-zA-Z0-9]+$"},
     }
     by_id = {"id": "$response.body#/data/id"}
     links = {
@@ -305,7 +286,7 @@ def _service_discovery() -> Schema:
     return {
         "/v1/sd": {
             "get": {
-                **_secured("sd:read", "getServiceDiscovery", "Service discovery"),
+                **_secured(SD_SCOPE, "getServiceDiscovery", "Service discovery"),
                 "description": "Prometheus HTTP service discovery: one target group per "
                 "checked monitor, for scraping /probe?monitor=ID",
                 "responses": {

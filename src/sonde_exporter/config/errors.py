@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import yaml
-from pydantic_core import PydanticCustomError
+from pydantic import ValidationInfo
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 _FIELD_ERROR = "field_error"
 
@@ -22,6 +23,31 @@ def field_error(field: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(_FIELD_ERROR, "{message}", {"field": field, "message": message})
 
 
+FIELD_NAMES = "field_names"
+"""Validation context key: config name -> the name its reader knows the field by (the API's
+camelCase names), so a message that names another field names it as the reader wrote it."""
+
+
+def spelled(info: ValidationInfo, name: str) -> str:
+    """`name` (a config field, "icmp.count") as the reader of the message knows it."""
+    names: dict[str, str] = (info.context or {}).get(FIELD_NAMES, {})
+    return names.get(name, name)
+
+
+def error_parts(err: ErrorDetails) -> tuple[tuple[int | str, ...], str]:
+    """The one reading of a pydantic error, for config files, the API and nested checks:
+    its location (a field_error's field included, list indexes as numbers) and its message
+    without pydantic's prefix. Never the input: a password may be in it."""
+    loc = tuple(err["loc"])
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == _FIELD_ERROR:
+        parts = str(err.get("ctx", {})["field"]).split(".")
+        loc = (*loc, *(int(p) if p.isdigit() else p for p in parts))
+    elif err["type"] == "extra_forbidden":
+        message = "unknown field"
+    return loc, message
+
+
 def key_lines(
     node: yaml.Node | None, path: tuple[Any, ...]
 ) -> Iterator[tuple[tuple[Any, ...], int]]:
@@ -32,7 +58,7 @@ def key_lines(
             key = str(key_node.value)
             if key in seen:
                 raise ConfigError(
-                    f"{key_node.start_mark.line + 1}: {_field((*path, key))}: defined twice"
+                    f"{key_node.start_mark.line + 1}: {field_path((*path, key))}: defined twice"
                 )
             seen.add(key)
             yield (*path, key), key_node.start_mark.line + 1
@@ -43,25 +69,19 @@ def key_lines(
             yield from key_lines(item, (*path, index))
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    """modules.smtp.tcp.query_response[2].expect"""
-    out = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
-    return out.lstrip(".") or "(top level)"
+def field_path(loc: tuple[Any, ...], top: str = "(top level)") -> str:
+    """modules.smtp.tcp.query_response[2].expect; each name cut to 64 characters (an unknown
+    key is the input's)."""
+    out = "".join(f"[{p}]" if isinstance(p, int) else f".{str(p)[:64]}" for p in loc)
+    return out.lstrip(".") or top
 
 
-def describe(err: Any, filename: str, lines: dict[tuple[str, ...], int]) -> str:
-    full_loc = tuple(err["loc"])
+def describe(err: ErrorDetails, filename: str, lines: dict[tuple[str, ...], int]) -> str:
+    full_loc, message = error_parts(err)
     kind = err["type"]
-    if kind == _FIELD_ERROR:
-        # "monitors.2.target": a path below the validating model, list indexes as numbers
-        parts = err["ctx"]["field"].split(".")
-        full_loc = (*full_loc, *(int(p) if p.isdigit() else p for p in parts))
     loc = tuple(str(p) for p in full_loc)
-    message = str(err["msg"]).removeprefix("Value error, ")
     if loc and loc[-1] == "[key]":  # a mapping key of the wrong type, such as a number
         loc, message = loc[:-1], "keys must be non-empty strings"
-    elif kind == "extra_forbidden":
-        message = "unknown field"
     elif kind == "missing":
         message = "required field is missing"
     elif kind in ("tuple_type", "list_type"):
@@ -73,4 +93,4 @@ def describe(err: Any, filename: str, lines: dict[tuple[str, ...], int]) -> str:
     else:
         message = message.replace("Input should be", "expected")
     line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), 1)
-    return f"{filename}:{line}: {_field(full_loc[: len(loc)])}: {message}"
+    return f"{filename}:{line}: {field_path(full_loc[: len(loc)])}: {message}"

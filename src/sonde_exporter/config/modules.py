@@ -17,13 +17,20 @@ from pydantic import (
 )
 
 from ..ipfilter import DEFAULT_FILTER, TargetFilter
+from ..kinds import KINDS, KindName
 from .address import AddressChoice
 from .email import EmailModule
 from .errors import field_error
 from .fields import Duration, Regex, Strict, duration_between, latin1
 from .ip_filter import IpFilter, PortRule
 from .monitors import MonitorConfig, check_timeout_fits
-from .policies import MIN_ATTEMPT_SECONDS, CheckedAssertion, Retries, check_policy
+from .policies import (
+    CheckedAssertion,
+    Retries,
+    attempt_share,
+    attempts_fit,
+    check_policy,
+)
 from .tls import TlsConfig
 from .traceroute import DEFAULT_TRACEROUTE, TracerouteSettings
 
@@ -110,12 +117,24 @@ ECHO_GRACE = 0.25
 to count the losses and answer before the deadline cancels the probe."""
 
 
+ECHO_COUNT = Field(ge=1, le=100)
+PAYLOAD_SIZE = Field(ge=0, le=65507)
+"""Bytes of an echo request's payload: what fits an IPv4 datagram (icmp.payload_size and the
+API's packetSize alike)."""
+
+
+def echo_grace(budget: float) -> float:
+    """Seconds the ICMP prober keeps before the end of a `budget` for the last reply: the
+    rule the config's check (IcmpModule.fits) and the prober share."""
+    return min(ECHO_GRACE, 0.1 * budget)
+
+
 class IcmpModule(AddressChoice):
     """The `icmp:` block: how many echo requests, how far apart, and when the probe succeeds."""
 
-    count: int = Field(default=3, ge=1, le=100)
+    count: Annotated[int, ECHO_COUNT] = 3
     interval: Annotated[Duration, duration_between(0, 60, "0s to 1m")] = 0.1
-    payload_size: int = Field(default=56, ge=0, le=65507)
+    payload_size: Annotated[int, PAYLOAD_SIZE] = 56
     ttl: int | None = Field(default=None, ge=1, le=255)
     dont_fragment: bool = False
     max_packet_loss_ratio: float | None = Field(default=None, ge=0, le=1)
@@ -123,7 +142,7 @@ class IcmpModule(AddressChoice):
     def fits(self, budget: float) -> bool:
         """Whether the echo requests can all be sent within `budget` seconds, keeping the
         prober's grace for the last reply (probers/icmp.py runs the same test)."""
-        return self.send_span < budget - min(ECHO_GRACE, 0.1 * budget)
+        return self.send_span < budget - echo_grace(budget)
 
     @property
     def send_span(self) -> float:
@@ -131,8 +150,8 @@ class IcmpModule(AddressChoice):
         return (self.count - 1) * self.interval
 
 
-ProberName = Literal["tcp", "icmp", "email"]
-"""Every prober name; kept equal to the keys of probers.PROBERS (a test checks it)."""
+ProberName = KindName
+"""Every prober name (kinds.py)."""
 
 ForeignProberName = Literal["http", "dns", "grpc", "unix", "websocket"]
 """blackbox_exporter's probers that sonde-exporter does not have. Their modules load, so that
@@ -197,7 +216,7 @@ class Module(Strict):
     @field_validator("retries", "degraded_response_time", "max_response_time", "should_fail")
     @classmethod
     def _policy_fits(cls, value: Any, info: ValidationInfo) -> Any:
-        check_policy(info.field_name, value, info.data)
+        check_policy(value, info)
         return value
 
     @cached_property
@@ -238,15 +257,15 @@ class Module(Strict):
         if self.timeout <= 0:
             return self
         window = self.timeout - self.traceroute_reserve(self.timeout)
-        attempts = 1 + (self.retries.max if self.retries else 0)
-        delays = self.retries.total_delay if self.retries else 0.0
-        if self.traceroute_on_error and window - delays < attempts * MIN_ATTEMPT_SECONDS:
+        waits = self.retries.delays if self.retries else []
+        attempts, delays = 1 + len(waits), sum(waits)
+        if self.traceroute_on_error and not attempts_fit(waits, window):
             raise field_error(
                 "traceroute_on_error",
                 f"the traceroute's reserve leaves {window:.3g}s of the {self.timeout:g}s timeout, "
                 f"too little for {attempts} attempts and {delays:g}s of retry delays",
             )
-        share = (window - delays) / attempts
+        share = attempt_share(window, waits)
         if self.icmp is not None and not self.icmp.fits(share):
             per = f"each of the {attempts} attempts gets" if attempts > 1 else "the probe gets"
             raise field_error(
@@ -260,9 +279,10 @@ class Module(Strict):
     @model_validator(mode="after")
     def _own_filter(self) -> Module:
         """The module's own filter, in force until Config applies the top-level one."""
-        if self.allowed_ports is not None and self.prober not in ("tcp", "email"):
+        if self.allowed_ports is not None and not (self.supported and KINDS[self.prober].has_ports):
+            with_ports = " and ".join(n for n, spec in KINDS.items() if spec.has_ports)
             raise field_error(
-                "allowed_ports", f"applies to tcp and email modules; {self.prober} has no ports"
+                "allowed_ports", f"applies to {with_ports} modules; {self.prober} has no ports"
             )
         if self.allowed_ports == ():
             raise field_error("allowed_ports", "must list at least one port or range")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BeforeValidator,
@@ -16,7 +16,9 @@ from pydantic import (
 from .fields import Duration, PlainName, PlainText, Strict, duration_between
 
 MonitorStatus = Literal["active", "maintenance", "disabled"]
-STATUS_ALIASES = {"paused": "disabled", "inactive": "disabled"}
+"""A monitor's status: the one home of these names (API, OpenAPI, metrics derive from it)."""
+StatusAlias = Literal["paused", "inactive"]
+STATUS_ALIASES: dict[str, MonitorStatus] = dict.fromkeys(get_args(StatusAlias), "disabled")
 """Names other monitor products use for a monitor that is not checked; stored as disabled."""
 
 RESERVED_LABELS = frozenset(

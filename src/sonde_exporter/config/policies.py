@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from ..kinds import KINDS
+from .errors import error_parts, spelled
 from .fields import Duration, Regex, Strict, duration_between, latin1
 
 MIN_ATTEMPT_SECONDS = 0.1
@@ -53,12 +55,8 @@ Comparison = Literal[
     "matches",
 ]
 
-SOURCES: dict[str, tuple[Source, ...]] = {
-    "tcp": ("response_data", "response_time"),
-    "icmp": ("response_time", "packet_loss", "rtt_avg", "rtt_max", "jitter"),
-    "email": ("response_time", "delivery_time"),
-}
-"""The sources each prober measures (probers record them with ctx.observe)."""
+SOURCES: dict[str, tuple[str, ...]] = {name: spec.sources for name, spec in KINDS.items()}
+"""The sources each prober measures (kinds.py; probers record them with ctx.observe)."""
 
 _DATA_COMPARISONS = frozenset(
     {"equals", "not_equals", "contains", "not_contains", "is_empty", "not_empty", "matches"}
@@ -72,7 +70,7 @@ _regex = TypeAdapter(Regex)
 
 
 def _first_error(exc: ValidationError) -> str:
-    return str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+    return error_parts(exc.errors(include_input=False)[0])[1]
 
 
 class Retries(Strict):
@@ -111,8 +109,24 @@ class Retries(Strict):
         return self.delay
 
     @property
+    def delays(self) -> list[float]:
+        """The wait before each retry."""
+        return [self.delay_before(retry) for retry in range(1, self.max + 1)]
+
+    @property
     def total_delay(self) -> float:
-        return sum(self.delay_before(retry) for retry in range(1, self.max + 1))
+        return sum(self.delays)
+
+
+def attempts_fit(delays: list[float], left: float) -> bool:
+    """Whether an attempt and a retry after each of `delays` can each get MIN_ATTEMPT_SECONDS
+    within `left` seconds: the rule config validation and the probing engine share."""
+    return sum(delays) + (len(delays) + 1) * MIN_ATTEMPT_SECONDS <= left
+
+
+def attempt_share(left: float, delays: list[float]) -> float:
+    """What each of those attempts gets of `left` seconds, the delays set aside."""
+    return (left - sum(delays)) / (len(delays) + 1)
 
 
 class Assertion(Strict):
@@ -223,7 +237,9 @@ def _check_assertion(assertion: Assertion, info: ValidationInfo) -> Assertion:
         )
     icmp = info.data.get("icmp")
     if source == "jitter" and icmp is not None and icmp.count < 2:
-        raise ValueError("jitter needs two replies, so icmp.count must be at least 2")
+        raise ValueError(
+            f"jitter needs two replies, so {spelled(info, 'icmp.count')} must be at least 2"
+        )
     if source not in ("response_data", "packet_loss") and 0 < timeout <= assertion.number:
         raise ValueError(
             f"target {assertion.target} is not below the {timeout:g}s timeout: the probe "
@@ -236,8 +252,10 @@ CheckedAssertion = Annotated[Assertion, AfterValidator(_check_assertion)]
 """An assertion checked against the module it is in (fields declared before `assertions`)."""
 
 
-def check_policy(name: str | None, value: Any, data: dict[str, Any]) -> None:
-    """Module-level checks of one policy field against the fields declared before it."""
+def check_policy(value: Any, info: ValidationInfo) -> None:
+    """Module-level checks of one policy field against the fields declared before it; the
+    other fields are named as the reader knows them (errors.spelled)."""
+    name, data = info.field_name, info.data
     timeout: float = data.get("timeout", 0.0)
     if value is None or value is False:
         return
@@ -252,10 +270,12 @@ def check_policy(name: str | None, value: Any, data: dict[str, Any]) -> None:
             )
         degraded = data.get("degraded_response_time")
         if name == "max_response_time" and degraded is not None and degraded > value:
-            raise ValueError(f"{value:g}s is below degraded_response_time ({degraded:g}s)")
+            other = spelled(info, "degraded_response_time")
+            raise ValueError(f"{value:g}s is below {other} ({degraded:g}s)")
     elif name == "should_fail" and data.get("degraded_response_time") is not None:
         raise ValueError(
-            "should_fail cannot be used with degraded_response_time: a probe that must fail "
+            f"{spelled(info, 'should_fail')} cannot be used with "
+            f"{spelled(info, 'degraded_response_time')}: a probe that must fail "
             "has no passing response time to call degraded"
         )
 
@@ -266,7 +286,7 @@ def _check_retries(retries: Retries, timeout: float) -> None:
         return
     attempts = retries.max + 1
     needed = retries.total_delay + attempts * MIN_ATTEMPT_SECONDS
-    if needed > timeout:
+    if not attempts_fit(retries.delays, timeout):
         raise ValueError(
             f"{attempts} attempts with {retries.backoff} backoff from {retries.delay:g}s need "
             f"{needed:g}s ({retries.total_delay:g}s of delays and {MIN_ATTEMPT_SECONDS:g}s per "

@@ -8,7 +8,9 @@ The shipped dashboard and alert rules read these series as they are; a scrape jo
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import get_args
 
+from ..config.monitors import MonitorStatus
 from ..probe_metrics import (
     PROBE_FAILURE_REASON,
     PROBE_SUCCESS,
@@ -17,12 +19,13 @@ from ..probe_metrics import (
     format_value,
 )
 from ..storage import ResultRecord
+from ..storage.records import CheckStatus
 from .engine import MonitorEngine, MonitorState
 from .plan import CheckPlan
 from .samples import Samples, freeze, thaw
 
-STATES = ("active", "maintenance", "disabled")
-CHECK_STATUSES = ("up", "down", "timeout")
+STATES: tuple[str, ...] = get_args(MonitorStatus)
+CHECK_STATUSES: tuple[str, ...] = get_args(CheckStatus)
 
 
 class _Family:

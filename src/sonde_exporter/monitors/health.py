@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..config.monitors import MonitorStatus
 from .engine import MonitorEngine
 
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -42,7 +44,7 @@ class EngineCollector(Collector):
         engine, database = self._engine, self._engine.database
         states = Counter(r.status for r in engine.records.values())
         by_state = GaugeMetricFamily("sonde_monitors", "Monitors by state", labels=("state",))
-        for state in ("active", "maintenance", "disabled"):
+        for state in get_args(MonitorStatus):
             by_state.add_metric((state,), states[state])
         yield by_state
         yield GaugeMetricFamily(

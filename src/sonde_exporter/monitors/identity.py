@@ -5,19 +5,18 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-KINDS = ("tcp", "icmp", "email")
-"""A monitor's kind is its module's prober."""
+from ..kinds import KINDS
 
 
 def config_monitor_id(kind: str, name: str) -> str:
     """The same for the same kind and name, across restarts and reloads: history stays."""
     digest = hashlib.sha256(f"config\0{kind}\0{name}".encode()).hexdigest()
-    return f"{kind}m_{digest[:16]}"
+    return f"{KINDS[kind].monitor_prefix}{digest[:16]}"
 
 
 def new_monitor_id(kind: str) -> str:
     """A random ID for a monitor created through the API (64 bits)."""
-    return f"{kind}m_{secrets.token_hex(8)}"
+    return f"{KINDS[kind].monitor_prefix}{secrets.token_hex(8)}"
 
 
 def kind_of(monitor_id: str) -> str | None:

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..config import Config, Module
+from ..config.errors import FIELD_NAMES, error_parts
 from ..storage import MonitorRecord
 from ..storage.secrets import SecretError, open_sealed
 
@@ -35,6 +36,7 @@ _MODULE_FIELDS: dict[tuple[str, ...], str] = {
     ("icmp", "preferred_ip_protocol"): "ipFamily",
     ("icmp", "payload_size"): "packetSize",
     ("icmp",): "count",
+    ("icmp", "count"): "count",
     ("email", "preferred_ip_protocol"): "ipFamily",
     ("email", "smtp", "url"): "smtpUrl",
     ("email", "receive", "url"): "receiveUrl",
@@ -46,6 +48,11 @@ _MODULE_FIELDS: dict[tuple[str, ...], str] = {
 }
 """Where a module validation error lands among the API's fields (longest prefix wins); what
 matches none is the base module's own setting clashing with the monitor: `module`."""
+
+_API_NAMES = {".".join(loc): field for loc, field in _MODULE_FIELDS.items() if len(loc) > 1}
+_API_NAMES |= {loc[0]: field for loc, field in _MODULE_FIELDS.items() if len(loc) == 1}
+_CONTEXT = {FIELD_NAMES: _API_NAMES}
+"""Validation context: a message that names another field names it as the API does."""
 
 
 class OverrideError(Exception):
@@ -98,7 +105,7 @@ def module_for(record: MonitorRecord, config: Config) -> Module:
         block["ip_protocol_fallback"] = False
     data[record.kind] = block
     try:
-        module = Module.model_validate(data)
+        module = Module.model_validate(data, context=_CONTEXT)
     except ValidationError as exc:
         loc, message = first_error(exc)
         field = _api_field(loc)
@@ -170,14 +177,8 @@ def _email_block(block: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
 def first_error(exc: ValidationError) -> tuple[tuple[str, ...], str]:
     """The first error's location (field_error's own field included) and its message, which
     never repeats the input (a password may be in it)."""
-    err = exc.errors(include_input=False)[0]
-    loc = tuple(str(p) for p in err["loc"])
-    if err["type"] == "field_error":
-        loc = (*loc, *str(err["ctx"]["field"]).split("."))
-    message = str(err["msg"]).removeprefix("Value error, ").replace("Input should be", "expected")
-    if err["type"] == "extra_forbidden":
-        message = "unknown field"
-    return loc, message
+    loc, message = error_parts(exc.errors(include_input=False)[0])
+    return tuple(str(p) for p in loc), message.replace("Input should be", "expected")
 
 
 def _api_field(loc: tuple[str, ...]) -> str:

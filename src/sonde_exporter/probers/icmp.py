@@ -19,7 +19,7 @@ import math
 import socket
 
 from ..config import IcmpModule
-from ..config.modules import ECHO_GRACE
+from ..config.modules import echo_grace
 from ..icmp.endpoint import EchoExchange, Endpoint
 from ..icmp.packets import SendOptions, send_options
 from ..icmp.sockets import SOCKETS, IcmpUnavailable
@@ -87,7 +87,7 @@ async def probe_icmp(target: str, module: IcmpModule, ctx: ProbeContext) -> None
     )
     loop = asyncio.get_running_loop()
     start = loop.time()
-    stop_at = ctx.deadline - min(ECHO_GRACE, 0.1 * (ctx.deadline - start))
+    stop_at = ctx.deadline - echo_grace(ctx.deadline - start)
     with exchange:
         try:
             if not module.fits(ctx.deadline - start):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Module
-from ..config.policies import MIN_ATTEMPT_SECONDS, Retries
+from ..config.policies import MIN_ATTEMPT_SECONDS, Retries, attempt_share, attempts_fit
 from ..probe_metrics import ProbeGauge, ProbeMetrics
 from ..prober_base import ProbeContext, ProbeFailure, Prober, Reason
 from .assertions import evaluate
@@ -118,11 +118,11 @@ def _attempt_deadline(
         return deadline
     left = deadline - now
     delays = [retries.delay_before(retry) for retry in range(number, allowed)]
-    while delays and sum(delays) + (len(delays) + 1) * MIN_ATTEMPT_SECONDS > left:
+    while delays and not attempts_fit(delays, left):
         delays.pop()  # this retry could not start in time anyway: give its time to the others
     if not delays:
         return deadline
-    return now + (left - sum(delays)) / (len(delays) + 1)
+    return now + attempt_share(left, delays)
 
 
 def _retried(reason: Reason, retries: Retries | None) -> bool:
