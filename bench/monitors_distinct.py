@@ -65,13 +65,15 @@ INTERVAL = 60
 
 
 def address(n: int) -> str:
-    """A distinct loopback address per monitor number (127.0.0.1 upwards)."""
-    n += 1
+    """A distinct loopback address per monitor number, from 127.1.0.0 up (127.0.0.x is where
+    other servers on the machine listen)."""
+    n += 1 << 16
     return f"127.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
 
 
 def port(n: int) -> int:
-    return 1024 + n % 60000
+    """Below the ephemeral range, so no outgoing connection of the machine holds it."""
+    return 10_000 + n % 20_000
 
 
 def monitor(n: int) -> tuple[str, dict[str, Any]]:

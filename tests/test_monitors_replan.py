@@ -13,10 +13,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tcpservers import Pki
+from test_tls_contexts import PRIVATE_CA
 
-from sonde_exporter.config import Config, parse_config
+from sonde_exporter.config import Config, load_config, parse_config
 from sonde_exporter.monitors.engine import MonitorEngine
 from sonde_exporter.monitors.identity import new_monitor_id
+from sonde_exporter.monitors.plan import stale_modules
 from sonde_exporter.storage import Database, MonitorRecord
 
 CONFIG = """\
@@ -154,3 +157,16 @@ async def test_the_loop_runs_while_many_monitors_are_replanned(engine: MonitorEn
     # is still well below the seconds the loop was held before with 10,000 monitors.
     assert max(gaps) < 1.0
     assert all(engine.plans[m] is not before[m] for m in changed)
+
+
+def test_a_rotated_ca_file_replans_the_monitors_of_its_modules_only(tmp_path: Path) -> None:
+    """Equal settings are not enough: a module keeps the TLS context it got, so a reload
+    after a certificate rotation must give its monitors new plans (with the new context)."""
+    pki = Pki.create(tmp_path)
+    path = tmp_path / "config.yml"
+    path.write_text(CONFIG.split("monitors:")[0] + PRIVATE_CA)
+    old = load_config(path)
+    assert stale_modules(old, load_config(path)) == set()
+    pki.ca.cert_pem.write_to_path(tmp_path / "new.pem")
+    (tmp_path / "new.pem").replace(tmp_path / "ca.pem")
+    assert stale_modules(old, load_config(path)) == {"private"}
