@@ -39,6 +39,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from process_stats import cpu_seconds, free_port, lag_quantile, parse_metrics
 from revisions import ROOT, tcp_target
 
 sys.path.insert(0, str(ROOT / "src"))
@@ -53,12 +54,6 @@ from sonde_exporter.storage import (
 
 CONFIG = "modules:\n  tcp:\n    prober: tcp\n    timeout: 5s\n"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
 def get(url: str) -> tuple[int, str]:
@@ -74,20 +69,7 @@ def get(url: str) -> tuple[int, str]:
 def scrape(address: str) -> dict[str, float]:
     status, text = get(f"http://{address}/metrics")
     assert status == 200
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return parse_metrics(text)
 
 
 def start_exporter(
@@ -143,26 +125,6 @@ async def create_monitors(path: str, records: list[MonitorRecord], results: int 
 
     await db.change(insert)
     await db.close()
-
-
-def lag_quantile(before: dict[str, float], after: dict[str, float], q: float) -> float:
-    """The q-quantile of the lag observations between two scrapes, interpolated linearly in
-    its histogram bucket (as Prometheus' histogram_quantile)."""
-    name = "sonde_monitor_scheduling_lag_seconds_bucket"
-    buckets = sorted(
-        (math.inf if m.group(1) == "+Inf" else float(m.group(1)), after[k] - before.get(k, 0))
-        for k in after
-        if (m := re.fullmatch(name + r'\{le="([^"]+)"\}', k))
-    )
-    total = buckets[-1][1]
-    rank, lower, below = q * total, 0.0, 0.0
-    for upper, count in buckets:
-        if count >= rank:
-            if upper == math.inf:
-                return lower
-            return lower + (upper - lower) * (rank - below) / max(count - below, 1e-9)
-        lower, below = upper, count
-    return lower
 
 
 def due_ticks(ids: list[str], interval: float, start: float, end: float) -> int:

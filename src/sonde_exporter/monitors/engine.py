@@ -33,11 +33,15 @@ from ..storage import (
 from .check import run_check
 from .clock import LoopClock
 from .identity import config_monitor_id
-from .plan import CheckPlan, PlanError, build_plan
+from .plan import CheckPlan, PlanError, build_plan, stale_modules
 from .samples import Samples, freeze
 from .scheduler import Scheduler
 
 logger = logging.getLogger("sonde_exporter.monitors")
+
+
+REPLAN_SLICE = 0.005
+"""Seconds of planning between two yields to the event loop during a (re)load."""
 
 
 def _ignore(_: float) -> None:
@@ -93,6 +97,8 @@ class MonitorEngine:
         self.records: dict[str, MonitorRecord] = {}
         self.plans: dict[str, CheckPlan] = {}
         self.plan_errors: dict[str, str] = {}
+        self._planned_config: Config | None = None
+        """The config the plans were built against (re-planning compares its modules)."""
         self.states: dict[str, MonitorState] = {}
         self.dropped_results = 0
         self.scheduler_enabled = scheduler
@@ -136,14 +142,14 @@ class MonitorEngine:
         """Put a reloaded config in force: sync its monitors, re-plan every monitor."""
         self.config = config
         if not self.database.available:
-            self._replan()
+            await self._replan()
             return
         async with self._lock:
             try:
                 await self._sync_config()
             except StorageUnavailable as exc:
                 logger.error("Cannot store the config's monitors", extra=fields(err=str(exc)))
-            self._replan()
+            await self._replan()
 
     # --- changes from the management API --------------------------------------------------
 
@@ -195,7 +201,7 @@ class MonitorEngine:
             except StorageUnavailable as exc:
                 logger.error("Cannot load the monitors", extra=fields(err=str(exc)))
                 return
-            self._replan()
+            await self._replan()
             self._loaded = True
             logger.info("Loaded the monitors", extra=fields(monitors=len(self.records)))
 
@@ -227,37 +233,47 @@ class MonitorEngine:
             labels=dict(monitor.labels),
         )
 
-    def _replan(self) -> None:
-        plans: dict[str, CheckPlan] = {}
-        errors: dict[str, str] = {}
+    async def _replan(self) -> None:
+        """Re-plan what changed since the last plan (new, removed, edited monitors; monitors
+        of a module the config changed; monitors that could not run), in slices of at most
+        REPLAN_SLICE seconds of the loop: a reload of 10,000 unchanged monitors re-plans
+        none, keeps their plan objects and slots, and never holds up probes or /-/healthy."""
+        stale = stale_modules(self._planned_config, self.config)
+        self._planned_config = self.config
+        todo = [m for m in [*self.plans, *self.plan_errors] if m not in self.records]
         for monitor_id, record in self.records.items():
-            try:
-                plans[monitor_id] = build_plan(record, self.config)
-            except PlanError as exc:
-                errors[monitor_id] = str(exc)
-        for monitor_id, why in errors.items():
-            if self.plan_errors.get(monitor_id) != why:
-                logger.error(
-                    "Monitor cannot run with this config",
-                    extra=fields(monitor_id=monitor_id, err=why),
-                )
-        self.plans, self.plan_errors = plans, errors
-        for monitor_id in plans:  # now, so that start-up's objects are frozen with them
-            self.states.setdefault(monitor_id, MonitorState())
-        self.scheduler.set_plans(plans)
+            plan = self.plans.get(monitor_id)
+            if (
+                plan is None
+                or stale is None
+                or record.module in stale
+                or (plan.record is not record and plan.record != record)
+            ):
+                todo.append(monitor_id)
+        until = time.perf_counter() + REPLAN_SLICE
+        for monitor_id in todo:
+            self._replan_one(monitor_id)
+            if time.perf_counter() > until:
+                await asyncio.sleep(0)  # the lock is held: API changes wait, checks do not
+                until = time.perf_counter() + REPLAN_SLICE
 
     def _replan_one(self, monitor_id: str) -> None:
-        """Re-plan one saved or deleted monitor: an API change costs the same with 10 or
-        10,000 monitors (the others' plans are unchanged)."""
+        """Re-plan one saved, deleted or changed monitor: an API change costs the same with
+        10 or 10,000 monitors (the others' plans are unchanged)."""
         self.plans.pop(monitor_id, None)
-        self.plan_errors.pop(monitor_id, None)
+        failed = self.plan_errors.pop(monitor_id, None)
         record = self.records.get(monitor_id)
         if record is not None:
             try:
                 self.plans[monitor_id] = build_plan(record, self.config)
             except PlanError as exc:
-                self.plan_errors[monitor_id] = str(exc)
-        if monitor_id in self.plans:
+                why = self.plan_errors[monitor_id] = str(exc)
+                if why != failed:
+                    logger.error(
+                        "Monitor cannot run with this config",
+                        extra=fields(monitor_id=monitor_id, err=why),
+                    )
+        if monitor_id in self.plans:  # now, so that start-up's objects are frozen with them
             self.states.setdefault(monitor_id, MonitorState())
         self.scheduler.set_plan(monitor_id, self.plans.get(monitor_id))
 

@@ -7,8 +7,11 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from ..config import Config, Module
 from ..config.modules import DEFAULT_MONITOR_TIMEOUT
+from ..config.tls import TlsConfig
 from ..prober_base import TargetError
 from ..probers import get_prober
 from ..storage import MonitorRecord
@@ -65,6 +68,40 @@ def build_plan(record: MonitorRecord, config: Config) -> CheckPlan:
         *sorted(record.labels.items()),
     )
     return CheckPlan(record, module, parsed, timeout, labels)
+
+
+def stale_modules(old: Config | None, new: Config) -> set[str] | None:
+    """The names of the modules whose monitors need new plans when `new` replaces `old`:
+    those added, removed or changed. None means every monitor (no plans yet, or the top-level
+    ip_filter changed, which the implicit modules of API monitors take). A few dozen model
+    comparisons, against 10,000 plans to build."""
+    if old is None or old.ip_filter != new.ip_filter:
+        return None
+    if old is new:
+        return set()
+    names = old.modules.keys() | new.modules.keys()
+    return {n for n in names if not _same_module(old.modules.get(n), new.modules.get(n))}
+
+
+def _same_module(old: BaseModel | None, new: BaseModel | None) -> bool:
+    """Equal settings and the same TLS contexts: the contexts are shared by settings and
+    file identity (tlscontexts.py), so a replaced CA or key file shows as a new context."""
+    if old is None or new is None:
+        return old is new
+    return old == new and _contexts(old) == _contexts(new)
+
+
+def _contexts(model: BaseModel) -> list[int]:
+    """The identities of the TLS contexts a model holds (built ones only: a module that does
+    not use TLS never builds its context), depth first."""
+    found = []
+    if isinstance(model, TlsConfig) and "context" in model.__dict__:
+        found.append(id(model.__dict__["context"]))  # both configs hold theirs while compared
+    for value in model.__dict__.values():
+        for item in value if isinstance(value, tuple | list) else (value,):
+            if isinstance(item, BaseModel):
+                found += _contexts(item)
+    return found
 
 
 def _config_module(record: MonitorRecord, config: Config) -> Module:
