@@ -377,17 +377,24 @@ def test_relative_links_resolve(page: Path) -> None:
 # --- the README ----------------------------------------------------------------------------
 
 
+LAYOUT_PURPOSE_COLUMN = 28
+"""In the Layout, a line indented this far continues the purpose of the entry above it."""
+
+
 def _layout() -> dict[str, str]:
-    """The Layout block as path -> purpose, a path per line, nesting by two spaces."""
+    """The Layout block as path -> purpose: an entry per line, nested by two spaces."""
     block = _section(README.read_text(), "## Layout").split("```\n", 2)[1]
     lines = block.splitlines()
     assert lines[0].split()[0] == "src/sonde_exporter/"
     listed: dict[str, str] = {}
     stack: list[str] = []
     for line in lines[1:]:
-        depth = (len(line) - len(line.lstrip(" "))) // 2
+        indent = len(line) - len(line.lstrip(" "))
+        if indent >= LAYOUT_PURPOSE_COLUMN:
+            listed["".join(stack)] += " " + line.strip()
+            continue
         name, _, purpose = line.strip().partition(" ")
-        stack[depth - 1 :] = [name]
+        stack[indent // 2 - 1 :] = [name]
         listed["".join(stack)] = purpose.strip()
     return listed
 
