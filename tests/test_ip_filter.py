@@ -166,16 +166,16 @@ def test_readings(ip: str, expected: list[str]) -> None:
     assert [key_text(key) for key in readings(ip)] == expected
 
 
-README_PUBLIC = (
+DOCUMENTED_PUBLIC = (
     "modules:\n  m:\n    prober: tcp\n    ip_filter: {denied: [10.0.0.0/8, 172.16.0.0/12, "
     '192.168.0.0/16, 127.0.0.0/8, "::1", "fc00::/7"]}\n'
 )
-"""The README's tcp_public filter: a deny-list with loopback in it."""
+"""docs/configuration.md's tcp_public filter: a deny-list with loopback in it."""
 
 
 @pytest.mark.parametrize("ip", UNSPECIFIED_V4)
 def test_the_unspecified_ipv4_address_is_matched_as_loopback(ip: str) -> None:
-    public = load(README_PUBLIC)["m"].target_filter
+    public = load(DOCUMENTED_PUBLIC)["m"].target_filter
     assert verdict(public, ip) == (
         f"target address {ip} (read as 127.0.0.1) is denied: ip_filter denied: 127.0.0.0/8"
     )
@@ -188,7 +188,7 @@ def test_the_unspecified_ipv4_address_is_matched_as_loopback(ip: str) -> None:
 
 @pytest.mark.parametrize("ip", UNSPECIFIED_V6)
 def test_the_unspecified_ipv6_address_is_matched_as_loopback(ip: str) -> None:
-    public = load(README_PUBLIC)["m"].target_filter
+    public = load(DOCUMENTED_PUBLIC)["m"].target_filter
     assert verdict(public, ip) == (
         f"target address {ip} (read as ::1) is denied: ip_filter denied: ::1/128"
     )
@@ -215,7 +215,7 @@ def test_the_rest_of_0_0_0_0_8_is_no_destination_whatever_the_rules(ip: str, blo
 def test_an_embedded_ipv4_address_is_matched_as_well(ip: str) -> None:
     """A deny of 127.0.0.0/8 catches the IPv6 addresses that reach it through a translator,
     a 6to4 relay or the IPv4-compatible form; an IPv6 rule still applies to them."""
-    public = load(README_PUBLIC)["m"].target_filter
+    public = load(DOCUMENTED_PUBLIC)["m"].target_filter
     reading = key_text(readings(ip)[1])
     assert verdict(public, ip) == (
         f"target address {ip} (read as {reading}) is denied: ip_filter denied: 127.0.0.0/8"
@@ -443,17 +443,18 @@ async def test_check_target_for_the_management_api() -> None:
         ("64:ff9b::7f00:1", "127.0.0.1"),
     ):
         with pytest.raises(TargetForbidden, match=rf"\(read as {reading}\) is denied"):
-            await check_target(load(README_PUBLIC)["m"].target_filter, host, 443)
+            await check_target(load(DOCUMENTED_PUBLIC)["m"].target_filter, host, 443)
 
 
 ROOT = Path(__file__).parent.parent
 
 
-def test_the_readme_example_says_what_it_does() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("### IP filter\n", 1)[1]
-    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
-    public = parse_config(example, "README.md").modules["tcp_public"].target_filter
+def test_the_documented_example_says_what_it_does() -> None:
+    """docs/configuration.md's example and docs/security.md's account of what it refuses."""
+    keys = (ROOT / "docs" / "configuration.md").read_text().split("## `ip_filter:`\n", 1)[1]
+    example = keys.split("```yaml\n", 1)[1].split("```", 1)[0]
+    section = (ROOT / "docs" / "security.md").read_text().split("## IP filter\n", 1)[1]
+    public = parse_config(example, "configuration.md").modules["tcp_public"].target_filter
     assert verdict(public, "10.1.2.3", 443) != "allow"
     assert verdict(public, "192.0.2.1", 443) == "allow"
     assert "allowed_ports" in verdict(public, "192.0.2.1", 22)
@@ -463,7 +464,7 @@ def test_the_readme_example_says_what_it_does() -> None:
         "target address 0.0.0.0 (read as 127.0.0.1) is denied: ip_filter denied: 127.0.0.0/8"
         in " ".join(section.split())
     )
-    top = parse_config(example + "  other: {prober: icmp}\n", "README.md").modules["other"]
+    top = parse_config(example + "  other: {prober: icmp}\n", "configuration.md").modules["other"]
     assert verdict(top.target_filter, "10.1.2.3") == "allow"
     assert verdict(top.target_filter, "10.66.0.9") != "allow"
     assert verdict(top.target_filter, "10.0.0.1") != "allow"

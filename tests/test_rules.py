@@ -176,7 +176,7 @@ def test_grafana_rule_queries_parse(tmp_path: Path):
 
 
 def test_docs_list_every_alert():
-    docs = (GRAFANA.parent / "docs" / "prometheus-grafana.md").read_text()
+    docs = (GRAFANA.parent / "docs" / "alerts.md").read_text()
     alerts = prometheus_alerts()
     assert alerts.keys() >= CORE_ALERTS
     missing = [name for name in alerts if f"`{name}`" not in docs]
