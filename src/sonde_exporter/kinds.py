@@ -12,7 +12,8 @@ Adding a prober touches:
 3. its settings block in config/ as a field of `config.Module` named like the kind;
 4. its API request model (api/models.py) and its `api.kinds.Kind` row;
 5. a dashboard panel for each of its gauges (grafana/dashboard.py; a test checks);
-6. the README and a test module `tests/test_<name>.py`.
+6. the docs (docs/configuration.md, docs/metrics.md) and a test module `tests/test_<name>.py`
+   (docs/development.md lists the same steps).
 
 This module imports nothing of the package: config, probers and the API all read it.
 """
