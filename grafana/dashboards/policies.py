@@ -21,7 +21,7 @@ from .tables import Column, latest_table, outcome_table
 
 
 def policies_row(y: int) -> list[Panel]:
-    """Retries, degraded state, inverted checks and assertions (README "Probe policies").
+    """Retries, degraded state, inverted checks and assertions (docs/configuration.md, "Probe policies").
     Each panel shows only the probes of modules that set the policy: the others have none of
     these series."""
     verdicts = value_map(("0", "red", "DOWN"), ("1", "green", "UP"), ("2", "orange", "DEGRADED"))

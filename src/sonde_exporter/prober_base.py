@@ -26,7 +26,7 @@ RESPONSE_DATA_LIMIT = 64 * 1024
 
 
 class Reason(StrEnum):
-    """The fixed set of `probe_failure_reason{reason=...}` values (documented in the README)."""
+    """The fixed set of `probe_failure_reason{reason=...}` values (documented in docs/metrics.md)."""
 
     DNS = "dns"
     CONNECT_REFUSED = "connect_refused"

@@ -203,8 +203,8 @@ class MonitorApi:
         return old.id in self.engine.plan_errors and _module_inputs(record) == _module_inputs(old)
 
     async def _filter_allows(self, record: MonitorRecord, old: MonitorRecord | None) -> None:
-        """400 when the module's ip_filter refuses the target or the mailbox (README, IP
-        filter); nothing to judge for a monitor that stays unable to run."""
+        """400 when the module's ip_filter refuses the target or the mailbox (docs/security.md,
+        IP filter); nothing to judge for a monitor that stays unable to run."""
         if old is not None and self._stays_unrunnable(record, old):
             return
         refusal = await filter_refusal(build_plan(record, self.engine.config))

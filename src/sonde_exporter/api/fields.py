@@ -37,7 +37,7 @@ class ApiModel(BaseModel):
 
 
 class RetriesIn(ApiModel):
-    """Retries of a failed attempt within the check's timeout (README, "Probe policies")."""
+    """Retries of a failed attempt within the check's timeout (docs/configuration.md, "Probe policies")."""
 
     max: Annotated[int, Field(ge=0, le=MAX_RETRIES)] = 2
     backoff: Backoff = "fixed"
