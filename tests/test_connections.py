@@ -264,6 +264,30 @@ def test_a_kept_alive_connection_is_closed_after_the_idle_timeout(exporter, floo
     assert max(closed) <= IDLE_TIMEOUT + SLACK
 
 
+def test_at_the_bound_a_new_connection_takes_the_place_of_the_oldest_idle_one(exporter) -> None:
+    # A long idle timeout: only the bound may close these connections during the test.
+    server = exporter("--web.max-connections", "4", "--web.idle-timeout", "60s")
+    request = b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+    def served() -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(request)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        return sock
+
+    idle = [served() for _ in range(4)]
+    try:
+        # At the bound with no connection waiting to be accepted: none of them is closed.
+        assert select.select(idle, [], [], 1.0)[0] == []
+        newcomer = served()
+        newcomer.close()
+        assert idle[0].recv(4096) == b""  # the oldest idle one made room (10 s timeout)
+        assert select.select(idle[1:], [], [], 0.5)[0] == []
+    finally:
+        for sock in idle:
+            sock.close()
+
+
 def test_tls_handshakes_that_never_finish_are_closed(exporter, pki: Pki, flood: Flood) -> None:
     pki.leaf.cert_chain_pems[0].write_to_path(pki.dir / "server.crt")
     pki.leaf.private_key_pem.write_to_path(pki.dir / "server.key")

@@ -11,7 +11,8 @@ never cut. Refusing (accept and close) would turn away the health check along wi
 A connection must complete its first request's headers within the header timeout
 (--web.read-header-timeout), TLS handshake included. After each answer, aiohttp's keep-alive
 timer (--web.idle-timeout) closes a connection whose next request's headers have not arrived.
-Nothing here runs per request: the work is per connection.
+Nothing here runs per request, and little per connection: rather than a timer each, one
+sweep, armed while connections are young, closes the late ones (bench/connection_cost.py).
 """
 
 from __future__ import annotations
@@ -19,20 +20,23 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+
+SWEEP_EVERY = 0.5
+"""The header deadline's resolution: a late connection is closed within this after it."""
 
 
 class Connection(web.RequestHandler):
     """aiohttp's handler of one connection, which gives its slot back when the socket closes."""
 
-    __slots__ = ("_bound", "_deadline", "_handshake")
+    __slots__ = ("_bound", "_handshake")
 
     def __init__(self, bound: Connections, server: web.Server, **handler_args: Any) -> None:
         super().__init__(server, loop=bound.loop, **handler_args)
         self._bound = bound
-        self._deadline: asyncio.TimerHandle | None = None
         self._handshake: asyncio.Task[Any] | None = None
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -58,9 +62,9 @@ class Connection(web.RequestHandler):
         elif self._handshake is not None:
             self._handshake.cancel()
 
-    def header_deadline(self) -> None:
-        if self._request_count == 0 and self.waiting():
-            self.drop()
+    def late(self) -> bool:
+        """Past the header deadline: no request's headers complete yet."""
+        return self._request_count == 0 and self.waiting()
 
 
 class Connections:
@@ -74,43 +78,60 @@ class Connections:
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.limit = limit
+        self.on_room: Callable[[], None] = lambda: None
+        """Called once a slot frees after `make_room` (the listeners resume)."""
         self._server = server
         self._header_timeout = header_timeout
         self._idle_timeout = idle_timeout
         self._tls = tls
         self._open: dict[Connection, None] = {}  # oldest first
-        self._reserved = 0
-        self._freed = asyncio.Event()
+        self._young: dict[Connection, float] = {}  # header deadline, oldest first
+        self._sweep_timer: asyncio.TimerHandle | None = None
+        self._full = False
 
     def __len__(self) -> int:
-        return len(self._open) + self._reserved
+        return len(self._open)
 
-    async def reserve(self) -> None:
-        """A slot for the next connection to accept: free, or made by closing the oldest
-        waiting connection; while every connection is inside a request, wait for one to end."""
-        while len(self) >= self.limit:
-            self._freed.clear()
-            self._drop_oldest_waiting()
-            await self._freed.wait()
-        self._reserved += 1
+    def room(self) -> bool:
+        return len(self._open) < self.limit
 
-    def cancel_reservation(self) -> None:
-        self._reserved -= 1
-        self._freed.set()
-
-    def _drop_oldest_waiting(self) -> None:
+    def make_room(self) -> None:
+        """Full, and a connection waits to be accepted: close the oldest waiting connection
+        (while every connection is inside a request, none), and call `on_room` when a slot
+        frees."""
+        self._full = True
         for conn in self._open:
             if conn.waiting():
                 conn.drop()
                 return
 
     def open(self, sock: socket.socket) -> None:
-        """Take over the accepted `sock` into the slot reserved for it."""
-        self._reserved -= 1
+        """Take over the accepted `sock` (there was room)."""
         conn = Connection(self, self._server, access_log=None, keepalive_timeout=self._idle_timeout)
         self._open[conn] = None
-        conn._deadline = self.loop.call_later(self._header_timeout, conn.header_deadline)
+        deadline = self.loop.time() + self._header_timeout
+        self._young[conn] = deadline
+        if self._sweep_timer is None:
+            self._sweep_timer = self.loop.call_at(deadline, self._sweep)
         conn._handshake = self.loop.create_task(self._connect(sock, conn))
+
+    def _sweep(self) -> None:
+        """Close the connections past their header deadline; again at the next deadline, at
+        most every SWEEP_EVERY seconds."""
+        now = self.loop.time()
+        expired = []
+        for conn, deadline in self._young.items():
+            if deadline > now:
+                break
+            expired.append(conn)
+        for conn in expired:
+            del self._young[conn]
+            if conn.late():
+                conn.drop()
+        self._sweep_timer = None
+        for deadline in self._young.values():
+            self._sweep_timer = self.loop.call_at(max(deadline, now + SWEEP_EVERY), self._sweep)
+            break
 
     async def _connect(self, sock: socket.socket, conn: Connection) -> None:
         connected = False
@@ -133,15 +154,17 @@ class Connections:
 
     def release(self, conn: Connection) -> None:
         """Give the slot back (once: a TLS handshake that fails calls twice)."""
-        if conn in self._open:
-            del self._open[conn]
-            if conn._deadline is not None:
-                conn._deadline.cancel()
-            self._freed.set()
+        if self._open.pop(conn, 0) is None:
+            self._young.pop(conn, None)
+            if self._full:
+                self._full = False
+                self.on_room()
 
     def close_all(self) -> None:
         """At shutdown: TLS handshakes still under way are abandoned (aiohttp's runner closes
         the connected ones, letting requests in progress finish)."""
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
         for conn in list(self._open):
             if conn.transport is None:
                 conn.drop()

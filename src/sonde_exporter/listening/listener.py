@@ -2,15 +2,16 @@
 
 asyncio's own server (behind aiohttp's TCPSite) accepts whatever arrives and, out of
 descriptors, logs a traceback per attempt in a tight loop; it has no way to stop accepting
-for a while. Here each listener runs an accept loop that first reserves a slot
-(connections.Connections), backs off after an accept error as Go's http.Server does (5 ms,
-doubling up to 1 s) and logs those errors rate-limited (accepterrors).
+for a while. Here each listening socket stays registered with the loop while the bound has
+room, as asyncio's is, and its callback accepts what waits (so a new connection costs what it
+costs asyncio); it stops reading while the bound is reached (connections.Connections), backs
+off after an accept error as Go's http.Server does (5 ms, doubling up to 1 s) and logs those
+errors rate-limited (accepterrors).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import socket
 import ssl
@@ -23,7 +24,7 @@ from .accepterrors import AcceptErrorLog
 from .connections import Connections
 
 FIRST_BACKOFF, LAST_BACKOFF = 0.005, 1.0
-YIELD_EVERY = 16  # as asyncio's own accept, which takes up to a backlog's worth at a time
+ACCEPTS_PER_CALL = 16  # asyncio's own accept takes up to a backlog's worth at a time
 # The client gave up before the accept: nothing to wait for or log (Go retries these too).
 _CLIENT_GONE = frozenset((errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR))
 
@@ -83,46 +84,67 @@ class Listeners:
         self.connections = Connections(
             runner.server, limit, timeouts.header_timeout, timeouts.idle_timeout, tls
         )
+        self.connections.on_room = self._resume
         self.sockets: list[socket.socket] = []
+        self._loop = asyncio.get_running_loop()
         self._errors = AcceptErrorLog()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._backoff: dict[socket.socket, float] = {}
+        self._retries: dict[socket.socket, asyncio.TimerHandle] = {}
 
     def listen(self, host: str | None, port: int) -> None:
         for sock in bind(host, port):
             self.sockets.append(sock)
-            self._tasks.append(asyncio.create_task(self._accept(sock)))
+            self._backoff[sock] = FIRST_BACKOFF
+            self._loop.add_reader(sock, self._accept, sock)
 
-    async def _accept(self, listener: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        backoff, accepted = FIRST_BACKOFF, 0
-        while True:
-            await self.connections.reserve()
+    def _accept(self, listener: socket.socket) -> None:
+        """The listener is readable: accept what waits, up to ACCEPTS_PER_CALL at a time (a
+        flood must not hold the loop), while the bound has room; at the bound, make room and
+        stop reading every listener until a connection closes."""
+        connections = self.connections
+        for attempt in range(ACCEPTS_PER_CALL):
+            if not connections.room():
+                if attempt == 0:  # called as readable: a connection waits
+                    connections.make_room()
+                    for sock in self.sockets:
+                        self._loop.remove_reader(sock)
+                return  # else called again if one still waits
             try:
-                sock, _ = await loop.sock_accept(listener)
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as exc:
-                self.connections.cancel_reservation()
-                if exc.errno in _CLIENT_GONE:
-                    continue
-                self._errors.record(exc, loop.time())
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, LAST_BACKOFF)
+                if exc.errno not in _CLIENT_GONE:
+                    self._back_off(listener, exc)
+                    return
                 continue
-            except BaseException:
-                self.connections.cancel_reservation()
-                raise
-            backoff = FIRST_BACKOFF
-            self.connections.open(sock)
-            accepted += 1
-            if accepted % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # accepts that never wait (a flood) must not hold the loop
+            self._backoff[listener] = FIRST_BACKOFF
+            connections.open(sock)
+
+    def _back_off(self, listener: socket.socket, exc: OSError) -> None:
+        """Log (rate-limited) and stop reading `listener` for a while, longer each time."""
+        self._errors.record(exc, self._loop.time())
+        self._loop.remove_reader(listener)
+        backoff = self._backoff[listener]
+        self._backoff[listener] = min(backoff * 2, LAST_BACKOFF)
+        self._retries[listener] = self._loop.call_later(backoff, self._retry, listener)
+
+    def _retry(self, listener: socket.socket) -> None:
+        del self._retries[listener]
+        self._loop.add_reader(listener, self._accept, listener)
+
+    def _resume(self) -> None:
+        for sock in self.sockets:
+            if sock not in self._retries:
+                self._loop.add_reader(sock, self._accept, sock)
 
     async def close(self) -> None:
         """Stop accepting; the runner's cleanup then closes the connections."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         for sock in self.sockets:
+            self._loop.remove_reader(sock)
             sock.close()
+        for retry in self._retries.values():
+            retry.cancel()
+        self._retries.clear()
+        self.connections.on_room = lambda: None
         self.connections.close_all()
