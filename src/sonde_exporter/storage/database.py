@@ -89,6 +89,7 @@ class Database:
         """Set when a change someone awaits is queued: the writer stops lingering."""
         self._tasks: list[asyncio.Task[None]] = []
         self._on_available: list[Callable[[], None]] = []
+        self._closed = False
 
     @property
     def available(self) -> bool:
@@ -107,7 +108,11 @@ class Database:
         ]
 
     async def close(self) -> None:
-        """Write what is queued, then close; later changes get StorageUnavailable."""
+        """Write what is queued, then close; later changes get StorageUnavailable. Closing
+        again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
