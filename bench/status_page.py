@@ -92,7 +92,7 @@ def seed(path: Path, monitors: int, per_monitor: int, span: float, now: float) -
     conn.close()
 
 
-def worst_case(db: Path, runs: int) -> str:
+async def worst_case(db: Path, runs: int) -> str:
     """In process, no HTTP: /status's work when every monitor has a new check since the last
     request (1,000 new rows read, every sparkline drawn again)."""
     from sonde_exporter.statuspage import svg
@@ -100,16 +100,17 @@ def worst_case(db: Path, runs: int) -> str:
     from sonde_exporter.statuspage.overview_view import render_overview
     from sonde_exporter.statuspage.recent import RecentChecks
     from sonde_exporter.statuspage.uptime import Settled
-    from sonde_exporter.storage import monitor_rows, result_rows, status_rows
+    from sonde_exporter.storage import SqliteStore
 
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
-    records = monitor_rows.all_monitors(conn)
-    expected = {r.monitor_id: r.checked_at for r in result_rows.latest_results(conn).values()}
+    store = SqliteStore(str(db))
+    await store.start()
+    records, latest = await store.load()
+    expected = {r.monitor_id: r.checked_at for r in latest.values()}
     now = time.time()
     hour = int(now // 3600)
-    settled = Settled(hour, status_rows.window_sums(conn, hour, before=hour - 1))
+    settled = Settled(hour, await store.uptime_sums(hour, before=hour - 1))
     recent = RecentChecks(SPARK_POINTS)
-    load_rows(conn, records, settled, recent, expected)
+    await load_rows(store, records, settled, recent, expected)
     samples, cpu = [], []
     for _ in range(runs):
         # The seeded results interleave the monitors, so the newest 1,000 rows hold one check
@@ -117,14 +118,14 @@ def worst_case(db: Path, runs: int) -> str:
         # the last request" (each is appended again; reading and drawing cost the same).
         recent._seq = (recent._seq or 0) - len(records)
         started, started_cpu = time.perf_counter(), time.process_time()
-        rows = load_rows(conn, records, settled, recent, expected)
+        rows = await load_rows(store, records, settled, recent, expected)
         render_overview(rows, parse_filter({}, []), svg.Sparklines(), public=False, now=now)
         samples.append(time.perf_counter() - started)
         cpu.append(time.process_time() - started_cpu)
     hourly = time.perf_counter()
-    status_rows.window_sums(conn, hour, before=hour - 1)
+    await store.uptime_sums(hour, before=hour - 1)
     hourly = time.perf_counter() - hourly
-    conn.close()
+    await store.close()
     return (
         f"every monitor checked since the last request, in process (no HTTP, no gzip): "
         f"median {statistics.median(samples) * 1000:.0f} ms "
@@ -247,7 +248,7 @@ def main() -> int:
         f"load average {Path('/proc/loadavg').read_text().split()[0]}"
     )
     print("\n".join(lines))
-    print(worst_case(db, args.runs))
+    print(asyncio.run(worst_case(db, args.runs)))
     return 0
 
 

@@ -10,6 +10,7 @@ import contextlib
 import io
 import sqlite3
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,11 @@ ALL_SCOPES = tuple(SCOPES)
 
 
 def cli(*args: str) -> tuple[int, str]:
-    """Run `sonde-exporter ...` in this process: (exit code, stdout)."""
+    """Run `sonde-exporter ...` in this process: (exit code, stdout). In a thread of its own:
+    a command may run an event loop (api-key's store does), and async tests are in one."""
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = cli_main(list(args))
+    with contextlib.redirect_stdout(out), ThreadPoolExecutor(1) as thread:
+        code = thread.submit(cli_main, list(args)).result()
     return code, out.getvalue()
 
 

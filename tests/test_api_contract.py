@@ -16,7 +16,6 @@ import pytest
 from api_harness import Api, create_key, start_api
 
 from sonde_exporter.storage import ResultRecord
-from sonde_exporter.storage.result_rows import insert_result
 
 TCP = "/v1/tcp-monitors"
 DATE_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -66,7 +65,7 @@ async def add_results(api: Api, monitor_id: str, statuses: list[str]) -> None:
             else "connection_refused",
             error=None if status == "up" else "Connection refused",
         )
-        await api.exporter.monitors.database.change(lambda c, r=result: insert_result(c, r))
+        await api.exporter.monitors.store.add_result(result)
 
 
 # --- POST /v1/tcp-monitors ----------------------------------------------------------------

@@ -12,7 +12,6 @@ import pytest
 from api_harness import Api, create_key, start_api
 
 from sonde_exporter.storage import ResultRecord
-from sonde_exporter.storage.result_rows import insert_result
 
 BODIES = {
     "tcp": {"name": "t", "host": "127.0.0.1", "port": 1, "tags": ["a"]},
@@ -111,7 +110,7 @@ async def test_real_answers_match_the_document(api: Api) -> None:
                 degraded=status == "up",
                 details=DETAILS[kind],
             )
-            await api.exporter.monitors.database.change(lambda c, r=result: insert_result(c, r))
+            await api.exporter.monitors.store.add_result(result)
         page = await call("GET", f"{one}/results?limit=2")
         assert len(page["data"]) == 2
         await call("GET", f"{one}/results?limit=0")

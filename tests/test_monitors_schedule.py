@@ -247,7 +247,8 @@ async def test_a_state_change_by_reload_takes_effect_at_once(
     assert await sd_groups(client, db) == []
     engine = client.exporter.monitors
     await until("no check in flight", lambda: engine.scheduler.stats.in_flight == 0)
-    await engine.database.change(lambda conn: None)  # an awaited change flushes the queue
+    # An awaited change is written with every result queued before it.
+    await engine.store.revoke_key("none")
     stopped = result_count(db, monitor_id)
     await asyncio.sleep(1.5)  # one and a half intervals: a tick would have come
     assert result_count(db, monitor_id) == stopped

@@ -6,7 +6,9 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import closing
 from pathlib import Path
 
 import html5lib
@@ -24,9 +26,8 @@ from sonde_exporter.statuspage.overview import load_rows
 from sonde_exporter.statuspage.recent import RecentChecks
 from sonde_exporter.statuspage.routes import CSP
 from sonde_exporter.statuspage.uptime import Settled
-from sonde_exporter.storage import ResultRecord, monitor_rows, result_rows
-from sonde_exporter.storage.result_rows import insert_result
-from sonde_exporter.storage.status_rows import window_sums
+from sonde_exporter.storage import ResultRecord, SqliteStore
+from sonde_exporter.storage.records import Check
 from sonde_exporter.websecurity.public import PUBLIC_ROUTES
 
 BY_NAME = {m.name: m for m in MONITORS}
@@ -160,37 +161,40 @@ async def test_uptime_comes_from_the_hourly_rollups(start: Start) -> None:
     assert "7d</abbr> 33.33%" in text and "30d</abbr> 33.33%" in text
 
 
-def test_no_query_reads_a_whole_history(tmp_path: Path) -> None:
+async def test_no_query_reads_a_whole_history(tmp_path: Path) -> None:
     """Every statement both pages run, as SQLite plans it: results only through
-    results_by_monitor, roll-ups by primary key except the one hourly pass (window_sums)."""
+    results_by_monitor, roll-ups by primary key except the one hourly pass (uptime_sums)."""
     db = tmp_path / "plan.db"
     now = time.time()
     seed(db, now)
-    conn = sqlite3.connect(db)
-    records = monitor_rows.all_monitors(conn)
+    store = SqliteStore(str(db))
+    await store.start()
+    stored = await store.load()
     statements: list[str] = []
-    conn.set_trace_callback(statements.append)
-    settled = Settled(int(now // 3600), window_sums(conn, int(now // 3600), before=0))
+    await store.database.query(lambda c: c.set_trace_callback(statements.append))
+    hour = int(now // 3600)
+    settled = Settled(hour, await store.uptime_sums(hour, before=0))
     hourly = statements.pop()
     recent = RecentChecks(24)
-    expected = {r.monitor_id: r.checked_at for r in result_rows.latest_results(conn).values()}
+    expected = {r.monitor_id: r.checked_at for r in stored.latest.values()}
     statements.clear()
     for _ in range(2):  # the first reads every monitor, the second only what is new
-        assert load_rows(conn, records, settled, recent, expected)
-    assert load_detail(conn, records[1], Paging(10, 5), now) is not None
-    conn.set_trace_callback(None)
+        assert await load_rows(store, stored.monitors, settled, recent, expected)
+    assert await load_detail(store, stored.monitors[1], Paging(10, 5), now) is not None
+    await store.close()
+    assert any("WHERE seq > " in s for s in statements)  # the second read only topped up
     plans = {}
-    for sql in dict.fromkeys(s for s in statements if s not in ("BEGIN", "COMMIT")):
-        plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
-        plans[sql] = plan
-        assert "SCAN results" not in plan and "SCAN r " not in plan, (sql, plan)
-        assert "SCAN rollups" not in plan, (sql, plan)
-    assert any("results_by_monitor" in p for p in plans.values())
-    assert any("rollups" in sql and "PRIMARY KEY" in p for sql, p in plans.items())
-    # The hourly pass reads the roll-ups of the last 30 days, and no result.
-    plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {hourly}"))
-    assert "results" not in plan, plan
-    conn.close()
+    with closing(sqlite3.connect(db)) as conn:
+        for sql in dict.fromkeys(s for s in statements if s not in ("BEGIN", "COMMIT")):
+            plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            plans[sql] = plan
+            assert "SCAN results" not in plan and "SCAN r " not in plan, (sql, plan)
+            assert "SCAN rollups" not in plan, (sql, plan)
+        assert any("results_by_monitor" in p for p in plans.values())
+        assert any("rollups" in sql and "PRIMARY KEY" in p for sql, p in plans.items())
+        # The hourly pass reads the roll-ups of the last 30 days, and no result.
+        plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {hourly}"))
+        assert "results" not in plan, plan
 
 
 def test_the_public_flag() -> None:
@@ -198,38 +202,42 @@ def test_the_public_flag() -> None:
     assert parse_args(["--web.status-page.public"]).public_status is True
 
 
-def test_recent_checks_follow_new_and_deleted_results(tmp_path: Path) -> None:
+async def test_recent_checks_follow_new_and_deleted_results(tmp_path: Path) -> None:
     db = tmp_path / "recent.db"
     now = time.time()
     seed(db, now)
-    conn = sqlite3.connect(db, isolation_level=None)
-    keys = {str(i): int(k) for i, k in conn.execute("SELECT id, key FROM monitors")}
+    store = SqliteStore(str(db))
+    await store.start()
+    keys = (await store.status_changes(0, None, 0)).keys
     checkout, homepage = keys[CHECKOUT.id], keys[BY_NAME["homepage"].id]
 
-    def expected() -> dict[str, float]:
-        return {r.monitor_id: r.checked_at for r in result_rows.latest_results(conn).values()}
+    async def read() -> dict[int, deque[Check]]:
+        latest = (await store.load()).latest
+        expected = {r.monitor_id: r.checked_at for r in latest.values()}
+        return (await recent.read(store, int(now // 3600), expected))[1]
 
     recent = RecentChecks(24)
-    checks = recent.read(conn, keys, expected())
+    checks = await read()
     assert len(checks[checkout]) == 24 and checks[checkout][-1].status == "down"
-    result_rows.insert_result(conn, ResultRecord(CHECKOUT.id, now, "up", 0.01, None, None))
-    checks = recent.read(conn, keys, expected())
+    await store.add_result(ResultRecord(CHECKOUT.id, now, "up", 0.01, None, None))
+    checks = await read()
     assert len(checks[checkout]) == 24
     assert (checks[checkout][-1].status, checks[checkout][-2].status) == ("up", "down")
     # The newest results of one monitor deleted: it disagrees with the engine, so it is read
     # again, and only it.
-    conn.execute(
-        "DELETE FROM results WHERE seq IN "
-        "(SELECT seq FROM results WHERE monitor_key = ? ORDER BY seq DESC LIMIT 3)",
-        (homepage,),
-    )
-    checks = recent.read(conn, keys, expected())
-    newest = conn.execute(
-        "SELECT checked_at FROM results WHERE monitor_key = ? ORDER BY seq DESC", (homepage,)
-    ).fetchall()
+    with closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute(
+            "DELETE FROM results WHERE seq IN "
+            "(SELECT seq FROM results WHERE monitor_key = ? ORDER BY seq DESC LIMIT 3)",
+            (homepage,),
+        )
+        newest = conn.execute(
+            "SELECT checked_at FROM results WHERE monitor_key = ? ORDER BY seq DESC", (homepage,)
+        ).fetchall()
+    checks = await read()
     assert len(newest) == len(checks[homepage]) == 12 - 3
     assert [c.checked_at for c in reversed(checks[homepage])] == [at for (at,) in newest]
-    conn.close()
+    await store.close()
 
 
 async def test_the_chart_draws_an_api_monitors_own_thresholds(
@@ -248,8 +256,9 @@ async def test_the_chart_draws_an_api_monitors_own_thresholds(
             "maxResponseTimeMs": 400,
         },
     )
-    with sqlite3.connect(api.db) as conn:
-        insert_result(conn, ResultRecord(monitor["id"], time.time(), "up", 0.02, None, None))
+    await api.exporter.monitors.store.add_result(
+        ResultRecord(monitor["id"], time.time(), "up", 0.02, None, None)
+    )
     response = await api.client.get(f"/status/{monitor['id']}", headers=api.headers())
     text = await response.text()
     assert response.status == 200

@@ -4,19 +4,16 @@ running server reads them from (it sees a change within a second)."""
 from __future__ import annotations
 
 import argparse
-import contextlib
-import sqlite3
+import asyncio
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 from .api.auth import SCOPES, key_hash, new_key
 from .config.fields import plain_name
 from .monitors.options import DEFAULT_STORAGE_PATH
-from .storage.api_key_rows import ApiKeyRow, all_keys, delete_key, insert_key
-from .storage.schema import SchemaTooNew, migrate
+from .storage import ApiKeyRow, Conflict, MonitorStore, SqliteStore, StorageUnavailable
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -68,20 +65,6 @@ def _storage_flag(p: argparse.ArgumentParser, default: str) -> None:
     )
 
 
-@contextlib.contextmanager
-def _database(path: str) -> Iterator[sqlite3.Connection]:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("PRAGMA busy_timeout = 5000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        migrate(conn)
-        yield conn
-    finally:
-        conn.close()
-
-
 def _when(seconds: float | None) -> str:
     if seconds is None:
         return "never"
@@ -90,32 +73,39 @@ def _when(seconds: float | None) -> str:
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
+    return asyncio.run(_main(args))
+
+
+async def _main(args: argparse.Namespace) -> int:
+    store = SqliteStore(args.storage_path)
+    await store.start()
     try:
-        with _database(args.storage_path) as conn:
-            return _run(args, conn)
-    except (sqlite3.Error, OSError, SchemaTooNew) as exc:
-        print(f"sonde-exporter api-key: {args.storage_path}: {exc}", file=sys.stderr)
+        return await _run(args, store)
+    except StorageUnavailable as exc:  # its message names the file
+        print(f"sonde-exporter api-key: {exc}", file=sys.stderr)
         return 1
+    finally:
+        await store.close()
 
 
-def _run(args: argparse.Namespace, conn: sqlite3.Connection) -> int:
+async def _run(args: argparse.Namespace, store: MonitorStore) -> int:
     if args.command == "create":
         key = new_key()
         row = ApiKeyRow(args.name, key_hash(key), frozenset(args.scopes), time.time(), None)
         try:
-            insert_key(conn, row)
-        except sqlite3.IntegrityError:
+            await store.create_key(row)
+        except Conflict:
             print(f"sonde-exporter api-key: a key named {args.name!r} exists", file=sys.stderr)
             return 1
         print(key)
         return 0
     if args.command == "list":
         print("NAME\tSCOPES\tCREATED\tLAST USED")
-        for row in all_keys(conn):
+        for row in await store.all_keys():
             scopes = ",".join(sorted(row.scopes))
             print(f"{row.name}\t{scopes}\t{_when(row.created_at)}\t{_when(row.last_used_at)}")
         return 0
-    if not delete_key(conn, args.name):
+    if not await store.revoke_key(args.name):
         print(f"sonde-exporter api-key: no key named {args.name!r}", file=sys.stderr)
         return 1
     print(f"revoked {args.name}")

@@ -19,8 +19,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..kinds import SCOPES as KIND_SCOPES
-from ..storage import Database, StorageUnavailable
-from ..storage.api_key_rows import ApiKeyRow, all_keys, key_by_hash, touch_key
+from ..storage import ApiKeyRow, MonitorStore, StorageUnavailable
 from .errors import ApiError, unavailable
 
 SCOPES = KIND_SCOPES
@@ -45,10 +44,10 @@ def key_hash(key: str) -> bytes:
 
 
 class KeyChecker:
-    """Answers "which key is this, and may it do that?" for one database."""
+    """Answers "which key is this, and may it do that?" for one store."""
 
-    def __init__(self, database: Database) -> None:
-        self.database = database
+    def __init__(self, store: MonitorStore) -> None:
+        self.store = store
         self._keys: list[ApiKeyRow] = []
         self._loaded_at = -1e9
         self._touched: dict[str, float] = {}
@@ -56,7 +55,7 @@ class KeyChecker:
     async def _refresh(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._loaded_at >= REFRESH_SECONDS:
-            self._keys = await self.database.query(all_keys)
+            self._keys = await self.store.all_keys()
             self._loaded_at = now
 
     def _match(self, digest: bytes) -> ApiKeyRow | None:
@@ -80,7 +79,7 @@ class KeyChecker:
             await self._refresh()
             row = self._match(digest)
             if row is None:  # maybe a new key: an indexed lookup of its hash says
-                new = await self.database.query(lambda c: key_by_hash(c, digest))
+                new = await self.store.find_key(digest)
                 if new is not None:
                     await self._refresh(force=True)
                     row = self._match(digest)
@@ -99,9 +98,7 @@ class KeyChecker:
             return
         self._touched[name] = now
         # Not awaited: a lost write (the database busy or gone) only makes last use older.
-        self.database.change_soon(lambda conn: touch_key(conn, name, now)).add_done_callback(
-            _ignore_outcome
-        )
+        self.store.touch_key(name, now).add_done_callback(_ignore_outcome)
 
     def guard(self, scope: str) -> Callable[[Handler], Handler]:
         """Wrap a handler so it runs only for a key with `scope` (errors as the envelope)."""
@@ -123,6 +120,6 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "UNAUTHORIZED", message, {"WWW-Authenticate": "Bearer"})
 
 
-def _ignore_outcome(future: asyncio.Future[object]) -> None:
+def _ignore_outcome(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.exception()

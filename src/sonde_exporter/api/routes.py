@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
 from ..logs import fields
 from ..monitors.engine import MonitorEngine
-from ..storage.secrets import SecretBox, SecretError, key_path, load_box
+from ..storage.secrets import SecretBox, SecretError, load_box
 from .auth import Handler, KeyChecker
 from .crud import MonitorApi
 from .errors import envelope, unavailable
@@ -25,20 +26,20 @@ class PasswordKey:
     """The database's password key, loaded at start-up (stored email monitors need it for
     their plans) and, when that failed, retried on the next password to store."""
 
-    def __init__(self, database_path: str) -> None:
-        self.database_path = database_path
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        """The key file (the store's key_file); None: a key that lives as long as the process."""
         self._box: SecretBox | None = None
 
     def __call__(self) -> SecretBox:
         if self._box is None:
-            self._box = load_box(self.database_path)
+            self._box = load_box(self.path)
         return self._box
 
     def load(self) -> None:
         """Load an existing key; one is created only when a first password is stored (an
         in-memory database has no stored password to open)."""
-        path = key_path(self.database_path)
-        if path is None or not path.exists():
+        if self.path is None or not self.path.exists():
             return
         try:
             self()
@@ -59,8 +60,8 @@ def add_routes(
     """Serve the API; return the guard /v1/sd wraps its handler in (scope sd:read, then the
     engine ready, both answered as the API's envelope). Add before the engine's routes, so
     the password key is loaded before the engine plans."""
-    keys = KeyChecker(engine.database)
-    password_key = PasswordKey(engine.database.path)
+    keys = KeyChecker(engine.store)
+    password_key = PasswordKey(engine.store.key_file)
     for kind in KINDS:
         MonitorApi(kind, engine, keys, limit, password_key).add_routes(app)
     app.router.add_get("/v1/openapi.json", openapi)

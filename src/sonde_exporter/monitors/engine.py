@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,14 +20,7 @@ from dataclasses import dataclass, field
 from ..config import Config
 from ..config.monitors import MonitorConfig
 from ..logs import fields
-from ..storage import (
-    Database,
-    MonitorRecord,
-    ResultRecord,
-    StorageUnavailable,
-    monitor_rows,
-    result_rows,
-)
+from ..storage import MonitorRecord, MonitorStore, ResultRecord, StorageUnavailable
 from .check import run_check
 from .clock import LoopClock
 from .identity import config_monitor_id
@@ -46,17 +37,6 @@ REPLAN_SLICE = 0.005
 
 def _ignore(_: float) -> None:
     pass
-
-
-def _stored(
-    conn: sqlite3.Connection,
-) -> tuple[list[MonitorRecord], dict[str, ResultRecord]]:
-    """Every monitor and its last result, read in one snapshot."""
-    conn.execute("BEGIN")
-    try:
-        return monitor_rows.all_monitors(conn), result_rows.latest_results(conn)
-    finally:
-        conn.execute("COMMIT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +63,7 @@ class MonitorState:
 class MonitorEngine:
     def __init__(
         self,
-        database: Database,
+        store: MonitorStore,
         config: Config,
         *,
         scheduler: bool = True,
@@ -91,7 +71,7 @@ class MonitorEngine:
         retention: Retention | None = None,
         observe_lag: Callable[[float], None] = _ignore,
     ) -> None:
-        self.database = database
+        self.store = store
         self.config = config
         self.retention = retention or Retention()
         self.records: dict[str, MonitorRecord] = {}
@@ -110,19 +90,19 @@ class MonitorEngine:
     @property
     def ready(self) -> bool:
         """Whether the monitor features can answer (the database is open and loaded)."""
-        return self._loaded and self.database.available
+        return self._loaded and self.store.available
 
     def unavailable_reason(self) -> str:
         """What a 503 may say: the database's path and OS error are in the log only (the
         answer may go to anyone who can reach /monitors/metrics or /status)."""
-        if self.database.available:
+        if self.store.available:
             return "the monitors are loading"
         return "the database is not open (the log says why)"
 
     async def start(self) -> None:
-        await self.database.start()
-        self.database.when_available(self._reload_soon)
-        if self.database.available:
+        await self.store.start()
+        self.store.when_available(self._reload_soon)
+        if self.store.available:
             await self._load()
         if self.scheduler_enabled:
             self.scheduler.start()
@@ -136,12 +116,12 @@ class MonitorEngine:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.database.close()
+        await self.store.close()
 
     async def apply_config(self, config: Config) -> None:
         """Put a reloaded config in force: sync its monitors, re-plan every monitor."""
         self.config = config
-        if not self.database.available:
+        if not self.store.available:
             await self._replan()
             return
         async with self._lock:
@@ -160,8 +140,7 @@ class MonitorEngine:
         only orders applying them against a (re)load, which holds it from its read to its
         apply. Commits resolve in queue order and the lock is FIFO, so two changes of one
         monitor are applied in the order they were written."""
-        change = monitor_rows.insert_monitor if new else monitor_rows.update_monitor
-        stored = await self.database.change(lambda conn: change(conn, record))
+        stored = await self.store.save_monitor(record, new=new)
         async with self._lock:
             self.records[stored.id] = stored
             self._replan_one(stored.id)
@@ -169,9 +148,7 @@ class MonitorEngine:
 
     async def delete(self, monitor_id: str) -> bool:
         """Delete a monitor with its whole history; False when there was none."""
-        deleted = await self.database.change(
-            lambda conn: monitor_rows.delete_monitor(conn, monitor_id)
-        )
+        deleted = await self.store.delete_monitor(monitor_id)
         async with self._lock:
             self.records.pop(monitor_id, None)
             self.states.pop(monitor_id, None)
@@ -181,9 +158,7 @@ class MonitorEngine:
     async def results(
         self, monitor_id: str, limit: int, offset: int
     ) -> tuple[list[ResultRecord], int] | None:
-        return await self.database.query(
-            lambda conn: result_rows.results_page(conn, monitor_id, limit, offset)
-        )
+        return await self.store.page_results(monitor_id, limit, offset)
 
     # --- loading and planning ---------------------------------------------------------------
 
@@ -193,7 +168,7 @@ class MonitorEngine:
     async def _load(self) -> None:
         async with self._lock:
             try:
-                records, latest = await self.database.query(_stored)
+                records, latest = await self.store.load()
                 self.records = {r.id: r for r in records}
                 for monitor_id, result in latest.items():
                     self.states.setdefault(monitor_id, MonitorState()).last = result
@@ -208,9 +183,7 @@ class MonitorEngine:
     async def _sync_config(self) -> None:
         now = time.time()
         wanted = [self._config_record(m, now) for m in self.config.monitors]
-        kept, deleted = await self.database.change(
-            lambda conn: monitor_rows.sync_config_monitors(conn, wanted)
-        )
+        kept, deleted = await self.store.sync_config(wanted)
         for monitor_id in deleted:
             self.records.pop(monitor_id, None)
             self.states.pop(monitor_id, None)
@@ -287,12 +260,9 @@ class MonitorEngine:
         state.last, state.metrics = run.result, freeze(run.metrics)
         state.checks[run.result.status] += 1
         state.attempts += run.result.attempts
-        written = self.database.change_soon(
-            lambda conn: result_rows.insert_result(conn, run.result)
-        )
-        written.add_done_callback(self._written)
+        self.store.add_result(run.result).add_done_callback(self._written)
 
-    def _written(self, future: asyncio.Future[object]) -> None:
+    def _written(self, future: asyncio.Future[ResultRecord]) -> None:
         exc = future.exception()
         if isinstance(exc, StorageUnavailable):
             self.dropped_results += 1
@@ -301,17 +271,12 @@ class MonitorEngine:
         keep = self.retention
         while True:
             await asyncio.sleep(keep.prune_every)
-            if not self.database.available:
+            if not self.store.available:
                 continue
-            step = functools.partial(
-                result_rows.prune,
-                older_than=time.time() - keep.max_age,
-                keep_per_monitor=keep.max_results,
-                limit=keep.prune_step,
-            )
+            older_than = time.time() - keep.max_age
             deleted = keep.prune_step
             while deleted >= keep.prune_step:  # small steps: checks are written in between
                 try:
-                    deleted = await self.database.change(step)
+                    deleted = await self.store.prune(older_than, keep.max_results, keep.prune_step)
                 except StorageUnavailable:
                     break

@@ -41,7 +41,7 @@ class EngineCollector(Collector):
         self._engine = engine
 
     def collect(self) -> Iterable[Metric]:
-        engine, database = self._engine, self._engine.database
+        engine, store = self._engine, self._engine.store
         states = Counter(r.status for r in engine.records.values())
         by_state = GaugeMetricFamily("sonde_monitors", "Monitors by state", labels=("state",))
         for state in get_args(MonitorStatus):
@@ -70,9 +70,9 @@ class EngineCollector(Collector):
         yield GaugeMetricFamily(
             "sonde_storage_available",
             "1 when the database is open and writable; 0 while it is not (the log says why)",
-            value=1 if database.available else 0,
+            value=1 if store.available else 0,
         )
-        stats = database.stats
+        stats = store.stats
         yield CounterMetricFamily(
             "sonde_storage_writes", "Changes committed to the database", value=stats.writes
         )
@@ -84,5 +84,5 @@ class EngineCollector(Collector):
         yield GaugeMetricFamily(
             "sonde_storage_size_bytes",
             "Size of the database file and its write-ahead log",
-            value=database.size_bytes(),
+            value=store.size_bytes(),
         )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from ..config import Config
-from ..storage import Database
+from ..storage import SqliteStore
 from .discovery import ExporterAddress
 from .engine import MonitorEngine, Retention
 from .health import EngineCollector, commit_histogram, lag_histogram
@@ -31,14 +31,14 @@ class MonitorOptions:
     --web.listen-address (the CLI sets it); built in code, this host at the request's port."""
 
     def engine(self, config: Config, registry: CollectorRegistry) -> MonitorEngine:
-        """The engine, its database, and their health metrics in `registry`."""
-        database = Database(
+        """The engine, its store, and their health metrics in `registry`."""
+        store = SqliteStore(
             self.storage_path,
             retry_interval=self.storage_retry,
             observe_commit=commit_histogram(registry).observe,
         )
         engine = MonitorEngine(
-            database,
+            store,
             config,
             scheduler=self.scheduler,
             max_concurrency=self.max_concurrency,

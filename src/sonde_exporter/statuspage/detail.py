@@ -3,14 +3,12 @@ and timeline, its uptime and the latest traceroute."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from ..storage import MonitorRecord, ResultRecord
-from ..storage.result_rows import results_page
-from ..storage.status_rows import Check, latest_details, monitor_sums, ratios, recent_checks
+from ..storage import MonitorRecord, MonitorStore, ResultRecord
+from ..storage.records import HOUR, Check, ratios
+from ..storage.store import Trace
 from .states import State, monitor_state
 
 CHART_POINTS = 200
@@ -48,13 +46,6 @@ def parse_paging(query: Mapping[str, str]) -> Paging:
 
 
 @dataclass(frozen=True, slots=True)
-class Trace:
-    seq: int
-    checked_at: float
-    value: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class Detail:
     record: MonitorRecord
     state: State
@@ -67,23 +58,21 @@ class Detail:
     trace: Trace | None
 
 
-def load_detail(
-    conn: sqlite3.Connection, record: MonitorRecord, paging: Paging, now: float
+async def load_detail(
+    store: MonitorStore, record: MonitorRecord, paging: Paging, now: float
 ) -> Detail | None:
-    """In the reader thread; None when the monitor is no longer stored."""
-    row = conn.execute("SELECT key FROM monitors WHERE id = ?", (record.id,)).fetchone()
-    page = results_page(conn, record.id, paging.limit, paging.offset)
-    if row is None or page is None:
+    """None when the monitor is no longer stored."""
+    found = await store.history(
+        record.id, (paging.limit, paging.offset), CHART_POINTS, TRACE_WITHIN, int(now // HOUR)
+    )
+    if found is None:
         return None
-    key = int(row[0])
-    recent = recent_checks(conn, key, CHART_POINTS)
-    found = latest_details(conn, key, "traceroute", TRACE_WITHIN)
     return Detail(
         record=record,
-        state=monitor_state(record, recent[0] if recent else None),
-        results=page[0],
-        total=page[1],
-        recent=recent,
-        uptime=ratios(monitor_sums(conn, key, now)),
-        trace=None if found is None else Trace(*found),
+        state=monitor_state(record, found.recent[0] if found.recent else None),
+        results=found.page.results,
+        total=found.page.total,
+        recent=found.recent,
+        uptime=ratios(found.sums),
+        trace=found.trace,
     )

@@ -8,7 +8,8 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
-from .detail import Detail, Paging, Trace
+from ..storage.store import Trace
+from .detail import Detail, Paging
 from .layout import page
 from .states import result_state
 from .svg import Threshold, chart, periods, timeline

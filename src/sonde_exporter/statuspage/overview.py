@@ -3,13 +3,12 @@ by tag with failures first."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..storage import MonitorRecord
-from ..storage.status_rows import Check, monitor_keys, ratios
+from ..storage import MonitorRecord, MonitorStore
+from ..storage.records import Check, ratios
 from .recent import RecentChecks
 from .states import BY_KEY, STATES, State, monitor_state
 from .uptime import NO_CHECKS, Settled
@@ -49,21 +48,17 @@ def tags_of(record: MonitorRecord) -> tuple[str, ...]:
     return tuple(f"{name}: {value}" for name, value in sorted(record.labels.items()))
 
 
-def load_rows(
-    conn: sqlite3.Connection,
+async def load_rows(
+    store: MonitorStore,
     records: Sequence[MonitorRecord],
     settled: Settled,
     recent: RecentChecks,
     expected: Mapping[str, float],
 ) -> list[Row]:
-    """In the reader thread, from one snapshot: uptime sums and the newest checks."""
-    conn.execute("BEGIN")
-    try:
-        keys = monitor_keys(conn)
-        sums = settled.with_recent(conn)
-        checks = recent.read(conn, keys, expected)
-    finally:
-        conn.execute("COMMIT")
+    """Each monitor's row: its uptime sums and newest checks, read at one moment."""
+    changes, checks = await recent.read(store, settled.hour - 1, expected)
+    keys = changes.keys
+    sums = settled.with_recent(changes.sums_since)
     rows = []
     for record in records:
         key = keys.get(record.id)

@@ -8,11 +8,13 @@ that disagrees (its results deleted, a row number reused) is read again on its o
 
 from __future__ import annotations
 
-import sqlite3
+import asyncio
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
-from ..storage.status_rows import Check, checks_since, max_seq, recent_checks
+from ..storage import MonitorStore
+from ..storage.records import Check
+from ..storage.store import StatusChanges
 
 TOP_UP_LIMIT = 100_000
 """More new results than this since the last request: read every monitor again instead."""
@@ -23,32 +25,42 @@ class RecentChecks:
         self.points = points
         self._checks: dict[int, deque[Check]] = {}
         self._seq: int | None = None
+        self._lock = asyncio.Lock()
+        """One request at a time reads and appends: two would append the same new rows."""
 
-    def read(
-        self, conn: sqlite3.Connection, keys: Mapping[str, int], expected: Mapping[str, float]
-    ) -> dict[int, deque[Check]]:
-        """In the reader thread, in a read transaction. `expected`: each monitor's last check
-        time as the engine knows it (absent: never checked)."""
-        newest = max_seq(conn)
-        if self._seq is None or newest < self._seq or not self._top_up(conn, self._seq):
-            self._checks = {key: self._load(conn, key) for key in keys.values()}
-        self._seq = newest
-        for monitor_id, key in keys.items():
-            kept = self._checks.get(key)
-            if (kept[-1].checked_at if kept else None) != expected.get(monitor_id):
-                self._checks[key] = self._load(conn, key)
-        return self._checks
+    async def read(
+        self, store: MonitorStore, since_hour: int, expected: Mapping[str, float]
+    ) -> tuple[StatusChanges, dict[int, deque[Check]]]:
+        """What /status reads (see StatusChanges) and the kept checks brought up to date.
+        `expected`: each monitor's last check time as the engine knows it (absent: never
+        checked)."""
+        async with self._lock:
+            changes = await store.status_changes(since_hour, self._seq, TOP_UP_LIMIT)
+            if changes.checks is None:
+                self._checks = {}
+                await self._load(store, changes.keys.values(), changes.newest)
+            else:
+                self._top_up(changes.checks)
+            self._seq = changes.newest
+            stale = []
+            for monitor_id, key in changes.keys.items():
+                kept = self._checks.get(key)
+                if (kept[-1].checked_at if kept else None) != expected.get(monitor_id):
+                    stale.append(key)
+            if stale:
+                await self._load(store, stale, changes.newest)
+            return changes, self._checks
 
-    def _load(self, conn: sqlite3.Connection, key: int) -> deque[Check]:
-        return deque(reversed(recent_checks(conn, key, self.points)), maxlen=self.points)
+    async def _load(self, store: MonitorStore, keys: Collection[int], up_to: int) -> None:
+        """Read again the newest checks of `keys`, up to the row read last (the next request
+        appends what came after it)."""
+        loaded = await store.recent_checks(keys, self.points, up_to)
+        for key, newest_first in loaded.items():
+            self._checks[key] = deque(reversed(newest_first), maxlen=self.points)
 
-    def _top_up(self, conn: sqlite3.Connection, after: int) -> bool:
-        rows = checks_since(conn, after, TOP_UP_LIMIT + 1)
-        if len(rows) > TOP_UP_LIMIT:
-            return False
+    def _top_up(self, rows: list[tuple[int, Check]]) -> None:
         for key, check in rows:
             kept = self._checks.get(key)
             if kept is None:
                 kept = self._checks[key] = deque(maxlen=self.points)
             kept.append(check)
-        return True

@@ -76,9 +76,7 @@ async def status_overview(request: web.Request) -> web.Response:
     now = time.time()
     try:
         settled = await request.app[UPTIME].current(now)
-        rows = await engine.database.query(
-            lambda conn: load_rows(conn, records, settled, recent, expected)
-        )
+        rows = await load_rows(engine.store, records, settled, recent, expected)
     except StorageUnavailable as exc:
         return _lost(engine, exc)
     sparks = request.app[SPARKLINES]
@@ -99,9 +97,7 @@ async def status_detail(request: web.Request) -> web.Response:
     detail = None
     if record is not None:
         try:
-            detail = await engine.database.query(
-                lambda conn: load_detail(conn, record, paging, now)
-            )
+            detail = await load_detail(engine.store, record, paging, now)
         except StorageUnavailable as exc:
             return _lost(engine, exc)
     if detail is None:
@@ -138,7 +134,7 @@ async def status_static(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, *, public: bool) -> None:
     """Serve the status page; `public` makes it the reduced view that needs no credentials."""
     app[STATUS_PUBLIC] = public
-    app[UPTIME] = cache = UptimeCache(app[ENGINE].database)
+    app[UPTIME] = cache = UptimeCache(app[ENGINE].store)
     app[RECENT] = RecentChecks(SPARK_POINTS)
     app[SPARKLINES] = Sparklines()
     app[PUBLIC_ROUTES] = frozenset(ROUTES) if public else frozenset()
@@ -155,4 +151,4 @@ def add_routes(app: web.Application, *, public: bool) -> None:
         await cache.close()
 
     app.on_startup.append(warm)
-    app.on_cleanup.insert(0, stop)  # before the engine closes the database
+    app.on_cleanup.insert(0, stop)  # before the engine closes the store

@@ -32,7 +32,7 @@ FAILED = frozenset({DOWN, TIMEOUT})
 
 
 class Outcome(Protocol):
-    """A check's outcome: a stored result or the lighter status_rows.Check."""
+    """A check's outcome: a stored result or the lighter records.Check."""
 
     @property
     def status(self) -> str: ...

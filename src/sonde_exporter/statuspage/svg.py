@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from ..storage.status_rows import Check
+from ..storage.records import Check
 from .states import State, result_state
 from .text import clock, milliseconds
 

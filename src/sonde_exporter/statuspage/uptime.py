@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..logs import fields
-from ..storage import Database, StorageUnavailable
-from ..storage.result_rows import HOUR
-from ..storage.status_rows import UPTIME_WINDOWS, Sums, sums_since, window_sums
+from ..storage import MonitorStore, StorageUnavailable
+from ..storage.records import HOUR, UPTIME_WINDOWS, Sums
 
 logger = logging.getLogger("sonde_exporter.statuspage")
 NO_CHECKS: Sums = (0,) * (2 * len(UPTIME_WINDOWS))
@@ -31,9 +30,8 @@ class Settled:
     hour: int
     sums: dict[int, Sums]
 
-    def with_recent(self, conn: sqlite3.Connection) -> dict[int, Sums]:
-        """In the reader thread: the settled sums plus the hours from `hour` - 1 on."""
-        recent = sums_since(conn, self.hour - 1)
+    def with_recent(self, recent: Mapping[int, tuple[int, int]]) -> dict[int, Sums]:
+        """The settled sums plus `recent`: the checks and checks up from `hour` - 1 on."""
         combined = {}
         for key in self.sums.keys() | recent.keys():
             base = self.sums.get(key, NO_CHECKS)
@@ -43,8 +41,8 @@ class Settled:
 
 
 class UptimeCache:
-    def __init__(self, database: Database) -> None:
-        self.database = database
+    def __init__(self, store: MonitorStore) -> None:
+        self.store = store
         self.settled: Settled | None = None
         self._refresh: asyncio.Task[None] | None = None
 
@@ -66,7 +64,7 @@ class UptimeCache:
         return self.settled
 
     async def _compute(self, hour: int) -> None:
-        sums = await self.database.query(lambda conn: window_sums(conn, hour, before=hour - 1))
+        sums = await self.store.uptime_sums(hour, before=hour - 1)
         self.settled = Settled(hour, sums)
 
     def _refreshed(self, task: asyncio.Task[None]) -> None:

@@ -1,6 +1,19 @@
-"""The SQLite database: monitors, their check results and roll-ups, and API keys."""
+"""Storage: the MonitorStore contract (store.py), its plain records, and its implementation
+on SQLite (sqlite_store.py over database.py and the rows modules)."""
 
-from .database import Database, StorageUnavailable
-from .records import MonitorRecord, ResultRecord, result_id
+from .database import Database
+from .records import ApiKeyRow, MonitorRecord, ResultRecord, result_id
+from .sqlite_store import SqliteStore
+from .store import Conflict, MonitorStore, StorageUnavailable
 
-__all__ = ["Database", "MonitorRecord", "ResultRecord", "StorageUnavailable", "result_id"]
+__all__ = [
+    "ApiKeyRow",
+    "Conflict",
+    "Database",
+    "MonitorRecord",
+    "MonitorStore",
+    "ResultRecord",
+    "SqliteStore",
+    "StorageUnavailable",
+    "result_id",
+]

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRow:
-    name: str
-    hash: bytes
-    scopes: frozenset[str]
-    created_at: float
-    last_used_at: float | None
+from .records import ApiKeyRow
 
 
 def _row(row: tuple[object, ...]) -> ApiKeyRow:

@@ -20,12 +20,12 @@ import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..logs import fields
 from .schema import SchemaTooNew, migrate
+from .store import StorageStats, StorageUnavailable
 
 logger = logging.getLogger("sonde_exporter.storage")
 T = TypeVar("T")
@@ -39,10 +39,6 @@ LINGER = 0.1
 share its transaction. Each commit costs an fsync and two thread hops, several times the CPU
 of a check: at 10,000 monitors a minute, results arriving one by one would each pay it. A
 change someone awaits (change: the API's) is written at once, with whatever is queued."""
-
-
-class StorageUnavailable(Exception):
-    """The database cannot be used right now; the message says why."""
 
 
 _FILE_TROUBLE = (sqlite3.OperationalError, sqlite3.InternalError)
@@ -64,18 +60,9 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
-@dataclass(slots=True)
-class StorageStats:
-    """What /metrics reports about the database."""
-
-    writes: int = 0
-    write_errors: int = 0
-    transactions: int = 0
-    write_seconds: float = 0.0
-    last_error: str = ""
-
-
 class Database:
+    """The SQLite machinery under SqliteStore: one writer, one reader, reopening."""
+
     def __init__(
         self,
         path: str,
@@ -102,6 +89,7 @@ class Database:
         """Set when a change someone awaits is queued: the writer stops lingering."""
         self._tasks: list[asyncio.Task[None]] = []
         self._on_available: list[Callable[[], None]] = []
+        self._closed = False
 
     @property
     def available(self) -> bool:
@@ -120,7 +108,11 @@ class Database:
         ]
 
     async def close(self) -> None:
-        """Write what is queued, then close; later changes get StorageUnavailable."""
+        """Write what is queued, then close; later changes get StorageUnavailable. Closing
+        again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

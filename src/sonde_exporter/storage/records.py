@@ -1,11 +1,19 @@
-"""What the database stores, as plain values: a monitor and one result of its checks."""
+"""What the store holds and hands out, as plain values: a monitor, one result of its checks,
+the lighter check the status page draws, uptime sums, an API key."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 CheckStatus = Literal["up", "down", "timeout"]
+HOUR = 3600
+"""Seconds of one roll-up: results are summed per monitor and hour."""
+UPTIME_WINDOWS = (24, 7 * 24, 30 * 24)
+"""Hours of the uptime columns: 24 h, 7 d and 30 d (the current hour counts as one)."""
+
+Sums = tuple[int, ...]
+"""Checks and checks up, per window of UPTIME_WINDOWS: (checks, up, checks, up, checks, up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +80,31 @@ class ResultRecord:
 def result_id(kind: str, seq: int) -> str:
     """A result's public ID: `tcpr_123` for the 123rd row, whatever its monitor."""
     return f"{kind}r_{seq}"
+
+
+class Check(NamedTuple):
+    """The part of a result a sparkline, chart or timeline draws."""
+
+    checked_at: float
+    status: str
+    response_time: float | None
+    degraded: int
+    """0 or 1, as stored."""
+
+
+def ratios(sums: Sums) -> tuple[float | None, ...]:
+    """Up / checks per window; None where there was no check."""
+    return tuple(
+        up / checks if checks else None for checks, up in zip(sums[::2], sums[1::2], strict=True)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRow:
+    """An API key as stored: its SHA-256, never the key."""
+
+    name: str
+    hash: bytes
+    scopes: frozenset[str]
+    created_at: float
+    last_used_at: float | None

@@ -7,9 +7,9 @@ import json
 import sqlite3
 from collections.abc import Sequence
 
-from .records import ResultRecord
+from .records import HOUR, ResultRecord
+from .store import ResultsPage
 
-HOUR = 3600
 _COLUMNS = (
     "r.seq, m.id, r.checked_at, r.status, r.response_time, r.reason, r.error, "
     "r.attempts, r.degraded, r.details"
@@ -78,7 +78,7 @@ def insert_result(conn: sqlite3.Connection, result: ResultRecord) -> ResultRecor
 
 def results_page(
     conn: sqlite3.Connection, monitor_id: str, limit: int, offset: int
-) -> tuple[list[ResultRecord], int] | None:
+) -> ResultsPage | None:
     """A page of a monitor's results, newest first, and how many it has; None: no monitor."""
     row = conn.execute("SELECT key FROM monitors WHERE id = ?", (monitor_id,)).fetchone()
     if row is None:
@@ -93,7 +93,7 @@ def results_page(
         "ORDER BY seq DESC LIMIT ? OFFSET ?) ORDER BY r.seq DESC",
         (key, limit, offset),
     )
-    return [_record(r) for r in rows], int(total[0])
+    return ResultsPage([_record(r) for r in rows], int(total[0]))
 
 
 def latest_results(conn: sqlite3.Connection) -> dict[str, ResultRecord]:

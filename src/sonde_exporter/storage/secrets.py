@@ -66,13 +66,13 @@ def key_path(database_path: str) -> Path | None:
     return None if database_path == ":memory:" else Path(database_path + ".key")
 
 
-def load_box(database_path: str) -> SecretBox:
-    """The database's key, created (mode 0600, never overwritten) when it has none yet; an
-    in-memory database gets a key that lives as long as the process. OSError or SecretError
-    when the file cannot be read or created, or holds no key."""
+def load_box(path: Path | None) -> SecretBox:
+    """The key in the file `path` (a store's key_file), created (mode 0600, never
+    overwritten) when it has none yet; None (an in-memory store) gets a key that lives as long
+    as the process. OSError or SecretError when the file cannot be read or created, or holds
+    no key."""
     from cryptography.fernet import Fernet
 
-    path = key_path(database_path)
     if path is None:
         return SecretBox(Fernet.generate_key())
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,25 +9,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, NamedTuple
 
-from .result_rows import HOUR
-
-UPTIME_WINDOWS = (24, 7 * 24, 30 * 24)
-"""Hours of the uptime columns: 24 h, 7 d and 30 d (the current hour counts as one)."""
-
-Sums = tuple[int, ...]
-"""Checks and checks up, per window of UPTIME_WINDOWS: (checks, up, checks, up, checks, up)."""
-
-
-class Check(NamedTuple):
-    """The part of a result a sparkline, chart or timeline draws."""
-
-    checked_at: float
-    status: str
-    response_time: float | None
-    degraded: int
-    """0 or 1, as stored."""
+from .records import UPTIME_WINDOWS, Check, Sums
+from .store import Trace
 
 
 def monitor_keys(conn: sqlite3.Connection) -> dict[str, int]:
@@ -35,12 +19,15 @@ def monitor_keys(conn: sqlite3.Connection) -> dict[str, int]:
     return {str(i): int(k) for i, k in conn.execute("SELECT id, key FROM monitors")}
 
 
-def recent_checks(conn: sqlite3.Connection, key: int, limit: int) -> list[Check]:
-    """The newest `limit` checks of one monitor, newest first (one index range)."""
+def recent_checks(
+    conn: sqlite3.Connection, key: int, limit: int, up_to: int = 2**63 - 1
+) -> list[Check]:
+    """The newest `limit` checks of one monitor up to row `up_to`, newest first (one index
+    range)."""
     rows = conn.execute(
         "SELECT checked_at, status, response_time, degraded FROM results "
-        "WHERE monitor_key = ? ORDER BY seq DESC LIMIT ?",
-        (key, limit),
+        "WHERE monitor_key = ? AND seq <= ? ORDER BY seq DESC LIMIT ?",
+        (key, up_to, limit),
     )
     return list(map(Check._make, rows))
 
@@ -69,13 +56,6 @@ def _window_sums(hour: int) -> str:
     )
 
 
-def ratios(sums: Sums) -> tuple[float | None, ...]:
-    """Up / checks per window; None where there was no check."""
-    return tuple(
-        up / checks if checks else None for checks, up in zip(sums[::2], sums[1::2], strict=True)
-    )
-
-
 def window_sums(conn: sqlite3.Connection, hour: int, before: int | None = None) -> dict[int, Sums]:
     """Every monitor's sums for the windows ending with `hour`, over the roll-ups of the hours
     before `before` (all when None): one pass over the last 30 days of roll-ups."""
@@ -98,9 +78,8 @@ def sums_since(conn: sqlite3.Connection, hour: int) -> dict[int, tuple[int, int]
     return {int(key): (int(checks), int(up)) for key, checks, up in rows}
 
 
-def monitor_sums(conn: sqlite3.Connection, key: int, now: float) -> Sums:
-    """One monitor's sums for the windows ending now (at most 720 roll-up rows)."""
-    hour = int(now // HOUR)
+def monitor_sums(conn: sqlite3.Connection, key: int, hour: int) -> Sums:
+    """One monitor's sums for the windows ending with `hour` (at most 720 roll-up rows)."""
     row = conn.execute(
         f"SELECT {_window_sums(hour)} FROM rollups WHERE monitor_key = ? AND hour >= ?",
         (key, hour - max(UPTIME_WINDOWS) + 1),
@@ -108,9 +87,7 @@ def monitor_sums(conn: sqlite3.Connection, key: int, now: float) -> Sums:
     return tuple(int(v) for v in row)
 
 
-def latest_details(
-    conn: sqlite3.Connection, key: int, field: str, within: int
-) -> tuple[int, float, dict[str, Any]] | None:
+def latest_details(conn: sqlite3.Connection, key: int, field: str, within: int) -> Trace | None:
     """The newest of a monitor's last `within` results whose details have `field` (an
     object): that result's seq, checked_at and the field's value; None when none has."""
     rows = conn.execute(
@@ -121,5 +98,5 @@ def latest_details(
     for seq, checked_at, details in rows:
         value = json.loads(details).get(field)
         if isinstance(value, dict):
-            return int(seq), float(checked_at), value
+            return Trace(int(seq), float(checked_at), value)
     return None
