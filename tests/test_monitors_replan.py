@@ -20,7 +20,8 @@ from sonde_exporter.config import Config, load_config, parse_config
 from sonde_exporter.monitors.engine import MonitorEngine
 from sonde_exporter.monitors.identity import new_monitor_id
 from sonde_exporter.monitors.plan import stale_modules
-from sonde_exporter.storage import Database, MonitorRecord
+from sonde_exporter.storage import MonitorRecord
+from sonde_exporter.storage.sqlite_store import SqliteStore
 
 CONFIG = """\
 modules:
@@ -68,7 +69,7 @@ def record(n: int, module: str) -> MonitorRecord:
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[MonitorEngine]:
-    engine = MonitorEngine(Database(str(tmp_path / "sonde.db")), config(), scheduler=False)
+    engine = MonitorEngine(SqliteStore(str(tmp_path / "sonde.db")), config(), scheduler=False)
     await engine.start()
     assert engine.ready
     yield engine
