@@ -114,7 +114,8 @@ class MonitorEngine:
         return "the database is not open (the log says why)"
 
     async def start(self) -> None:
-        await self.database.start()
+        """Load and schedule the monitors; the database is open already (app.py opens it
+        before and closes it after the engine)."""
         self.database.when_available(self._reload_soon)
         if self.database.available:
             await self._load()
@@ -123,14 +124,14 @@ class MonitorEngine:
         self._tasks.append(asyncio.create_task(self._prune_loop(), name="sonde-prune"))
 
     async def stop(self) -> None:
-        """Cancel the checks in flight, then write what is queued and close the database."""
+        """Cancel the checks in flight and the pruning; the database stays open, so the
+        results of the checks that finished are still written."""
         await self.scheduler.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.database.close()
 
     async def apply_config(self, config: Config) -> None:
         """Put a reloaded config in force: sync its monitors, re-plan every monitor."""
