@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from ..config import Module
+from ..icmp.traceroute import Traceroute
 from ..icmp.traceroute_cache import TracerouteCache
 from ..icmp.traceroute_report import record_traceroute
 from ..logs import fields
@@ -32,13 +33,16 @@ _CACHES: dict[float, TracerouteCache] = {}
 """One cache per configured interval, shared by every module and every reload."""
 
 
-async def trace_failure(module: Module, reason: Reason, deadline: float, ctx: ProbeContext) -> None:
-    """Add the traceroute of a failed probe to its metrics and debug log, when it applies."""
+async def trace_failure(
+    module: Module, reason: Reason, deadline: float, ctx: ProbeContext
+) -> Traceroute | None:
+    """The traceroute of a failed probe, when it applies and found hops: added to the
+    probe's metrics and debug log, and returned for the probe's outcome."""
     if reason not in TRACED_REASONS:
-        return
+        return None
     if ctx.address is None:
         ctx.log.debug("No traceroute: the probe chose no address", reason=reason)
-        return
+        return None
     settings = module.traceroute_settings
     cache = _CACHES.get(settings.interval)
     if cache is None:
@@ -54,5 +58,8 @@ async def trace_failure(module: Module, reason: Reason, deadline: float, ctx: Pr
     except Exception as exc:  # the sweep's own bug must not change the probe's verdict
         logger.exception("Traceroute raised an unexpected error", extra=fields(ip=ctx.address))
         ctx.log.warn("Traceroute failed", error=f"internal error: {type(exc).__name__}")
-        return
+        return None
     record_traceroute(result, ctx.metrics, ctx.log)
+    if result is None or (result.trace.error is not None and not result.trace.hops):
+        return None  # nothing recorded: another probe's sweep is running, or none could run
+    return result.trace
