@@ -12,7 +12,7 @@ from sonde_exporter.config import parse_config
 from sonde_exporter.probe_metrics import ProbeMetrics
 from sonde_exporter.prober_base import ProbeContext, ProbeLog, Reason
 from sonde_exporter.probers import get_prober
-from sonde_exporter.probing import Outcome, execute
+from sonde_exporter.probing import Outcome, Traceroutes, execute
 from sonde_exporter.probing.execute import NOTHING_OBSERVED
 from sonde_exporter.targets import parse_host_port
 
@@ -42,7 +42,10 @@ async def run(module_name: str, port: int, *, observe: bool = False) -> Outcome:
         deadline=asyncio.get_running_loop().time() + module.timeout,
     )
     target = parse_host_port(f"127.0.0.1:{port}")
-    return await execute(get_prober("tcp"), target, module, ctx, module.timeout, observe=observe)
+    prober = get_prober("tcp")
+    return await execute(
+        prober, target, module, ctx, module.timeout, observe=observe, traceroutes=Traceroutes()
+    )
 
 
 def samples(outcome: Outcome) -> dict[str, dict[tuple[str, ...], float]]:

@@ -220,7 +220,13 @@ async def run_probe(
     exporter.metrics.in_flight.inc()
     try:
         outcome = await execute(
-            get_prober(module.prober), probed.parsed, module, ctx, budget, observe=probed.monitor
+            get_prober(module.prober),
+            probed.parsed,
+            module,
+            ctx,
+            budget,
+            observe=probed.monitor,
+            traceroutes=exporter.traceroutes,
         )
     finally:
         exporter.metrics.in_flight.dec()

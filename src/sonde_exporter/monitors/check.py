@@ -12,7 +12,7 @@ from ..ipfilter import TargetForbidden
 from ..probe_metrics import ProbeMetrics
 from ..prober_base import ProbeContext, ProbeLog, Reason
 from ..probers import get_prober
-from ..probing import Outcome, execute, refused
+from ..probing import Outcome, Traceroutes, execute, refused
 from ..storage import ResultRecord
 from ..storage.records import CheckStatus
 from .plan import CheckPlan
@@ -45,7 +45,7 @@ def status_of(reason: Reason | None) -> CheckStatus:
     return "timeout" if reason in TIMEOUT_REASONS else "down"
 
 
-async def run_check(plan: CheckPlan) -> CheckRun:
+async def run_check(plan: CheckPlan, traceroutes: Traceroutes) -> CheckRun:
     """Run the monitor's probe under its timeout, with its module's policies.
 
     Always through the policy engine, even with no policy set: it records what the prober
@@ -60,7 +60,15 @@ async def run_check(plan: CheckPlan) -> CheckRun:
     checked_at = time.time()
     prober = get_prober(plan.module.prober)
     try:
-        outcome = await execute(prober, plan.parsed, plan.module, ctx, plan.timeout, observe=True)
+        outcome = await execute(
+            prober,
+            plan.parsed,
+            plan.module,
+            ctx,
+            plan.timeout,
+            observe=True,
+            traceroutes=traceroutes,
+        )
     except TargetForbidden as refusal:  # DNS now answers an address the filter denies
         outcome = refused(ctx, refusal, plan.timeout)
     return CheckRun(result_of(record.id, checked_at, outcome), outcome.metrics)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from ..config import Config
 from ..config.monitors import MonitorConfig
 from ..logs import fields
+from ..probing import Traceroutes
 from ..storage import (
     Database,
     MonitorRecord,
@@ -86,8 +87,11 @@ class MonitorEngine:
         max_concurrency: int = 64,
         retention: Retention | None = None,
         observe_lag: Callable[[float], None] = _ignore,
+        traceroutes: Traceroutes | None = None,
     ) -> None:
         self.database = database
+        self.traceroutes = traceroutes or Traceroutes()
+        """The exporter's traceroute caches, shared with /probe."""
         self.config = config
         self.retention = retention or Retention()
         self.records: dict[str, MonitorRecord] = {}
@@ -265,7 +269,7 @@ class MonitorEngine:
     # --- checks and history -----------------------------------------------------------------
 
     async def _check(self, plan: CheckPlan) -> None:
-        run = await run_check(plan)
+        run = await run_check(plan, self.traceroutes)
         if self.plans.get(plan.id) is None:  # deleted while it ran
             return
         state = self.states.setdefault(plan.id, MonitorState())

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from ..config import Config
+from ..probing import Traceroutes
 from ..storage import Database
 from .discovery import ExporterAddress
 from .engine import MonitorEngine, Retention
@@ -30,7 +31,9 @@ class MonitorOptions:
     """Where Prometheus reaches the exporter, for /v1/sd: --web.external-url, else the first
     --web.listen-address (the CLI sets it); built in code, this host at the request's port."""
 
-    def engine(self, config: Config, registry: CollectorRegistry) -> MonitorEngine:
+    def engine(
+        self, config: Config, registry: CollectorRegistry, traceroutes: Traceroutes
+    ) -> MonitorEngine:
         """The engine, its database, and their health metrics in `registry`."""
         database = Database(
             self.storage_path,
@@ -44,6 +47,7 @@ class MonitorOptions:
             max_concurrency=self.max_concurrency,
             retention=self.retention,
             observe_lag=lag_histogram(registry).observe,
+            traceroutes=traceroutes,
         )
         registry.register(EngineCollector(engine))
         return engine

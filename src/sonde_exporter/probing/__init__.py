@@ -2,5 +2,6 @@
 
 from .execute import Outcome, execute, refused
 from .policies import run_with_policies
+from .traceroute import Traceroutes
 
-__all__ = ["Outcome", "execute", "refused", "run_with_policies"]
+__all__ = ["Outcome", "Traceroutes", "execute", "refused", "run_with_policies"]

@@ -23,6 +23,7 @@ from ..probe_metrics import (
 )
 from ..prober_base import ProbeContext, ProbeFailure, Prober, Reason
 from .policies import PASSED, Verdict, run_with_policies
+from .traceroute import Traceroutes
 
 logger = logging.getLogger("sonde_exporter.handler")
 
@@ -59,6 +60,7 @@ async def execute(
     budget: float,
     *,
     observe: bool,
+    traceroutes: Traceroutes,
 ) -> Outcome:
     """Run the prober under ctx.deadline and set the metrics every probe carries. Never
     raises for the probe's own failures or a prober's bug; TargetForbidden when the
@@ -71,7 +73,7 @@ async def execute(
     start = time.perf_counter()
     try:
         if observe or module.has_policies:
-            verdict = await run_with_policies(prober, parsed, module, ctx)
+            verdict = await run_with_policies(prober, parsed, module, ctx, traceroutes)
         else:
             async with asyncio.timeout_at(ctx.deadline):
                 await prober.probe(parsed, module.settings, ctx)

@@ -22,7 +22,7 @@ from ..icmp.traceroute import Traceroute
 from ..probe_metrics import ProbeGauge, ProbeMetrics
 from ..prober_base import ProbeContext, ProbeFailure, Prober, Reason
 from .assertions import evaluate
-from .traceroute import trace_failure
+from .traceroute import Traceroutes, trace_failure
 
 NETWORK_ERRORS = frozenset(
     {
@@ -89,7 +89,11 @@ class Attempt:
 
 
 async def run_with_policies(
-    prober: Prober[Any, Any], target: object, module: Module, ctx: ProbeContext
+    prober: Prober[Any, Any],
+    target: object,
+    module: Module,
+    ctx: ProbeContext,
+    traceroutes: Traceroutes,
 ) -> Verdict:
     """Run the attempts the policies allow and judge them; the probe's own failures are
     in the verdict, never raised."""
@@ -124,7 +128,7 @@ async def run_with_policies(
     degraded = _record(module, attempts, ctx)
     trace = None
     if last.reason is not None and module.traceroute_on_error:
-        trace = await trace_failure(module, last.reason, probe_deadline, ctx)
+        trace = await trace_failure(traceroutes, module, last.reason, probe_deadline, ctx)
     return Verdict(last.reason, last.message, len(attempts), degraded, trace)
 
 

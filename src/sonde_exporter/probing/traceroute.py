@@ -1,5 +1,5 @@
 """traceroute_on_error: after a probe failed for a network reason, the path to the address it
-probed, from the shared per-target cache (at most one sweep per target per interval)."""
+probed, from the exporter's per-target caches (at most one sweep per target per interval)."""
 
 from __future__ import annotations
 
@@ -29,12 +29,25 @@ nor receive_connect (the mailbox server is not the address the probe chose)."""
 
 logger = logging.getLogger("sonde_exporter.traceroute")
 
-_CACHES: dict[float, TracerouteCache] = {}
-"""One cache per configured interval, shared by every module and every reload."""
+
+class Traceroutes:
+    """The traceroute caches, one per configured interval, shared by every module and every
+    reload: the exporter owns them and hands them to every probe (/probe and the monitors)."""
+
+    __slots__ = ("_caches",)
+
+    def __init__(self) -> None:
+        self._caches: dict[float, TracerouteCache] = {}
+
+    def cache(self, interval: float) -> TracerouteCache:
+        cache = self._caches.get(interval)
+        if cache is None:
+            cache = self._caches[interval] = TracerouteCache(interval)
+        return cache
 
 
 async def trace_failure(
-    module: Module, reason: Reason, deadline: float, ctx: ProbeContext
+    traceroutes: Traceroutes, module: Module, reason: Reason, deadline: float, ctx: ProbeContext
 ) -> Traceroute | None:
     """The traceroute of a failed probe, when it applies and found hops: added to the
     probe's metrics and debug log, and returned for the probe's outcome."""
@@ -44,11 +57,8 @@ async def trace_failure(
         ctx.log.debug("No traceroute: the probe chose no address", reason=reason)
         return None
     settings = module.traceroute_settings
-    cache = _CACHES.get(settings.interval)
-    if cache is None:
-        cache = _CACHES[settings.interval] = TracerouteCache(settings.interval)
     try:
-        result = await cache.get(
+        result = await traceroutes.cache(settings.interval).get(
             ctx.address,
             max_hops=settings.max_hops,
             deadline=deadline,
