@@ -90,23 +90,21 @@ async def execute(
             "Prober raised an unexpected error",
             extra=fields(module=module.prober, target=str(parsed)),
         )
-    if verdict.reason is not None:
-        ctx.log.error("Probe failed", reason=verdict.reason, error=verdict.message)
     return conclude(ctx, verdict, time.perf_counter() - start, budget)
 
 
 def refused(ctx: ProbeContext, refusal: TargetForbidden, budget: float) -> Outcome:
     """The outcome of a check the IP filter stopped before any packet (DNS now answers an
     address the filter denies): failed, with the filter's reason."""
-    verdict = Verdict(Reason.TARGET_FORBIDDEN, refusal.message)
-    ctx.log.error("Probe failed", reason=verdict.reason, error=verdict.message)
-    return conclude(ctx, verdict, 0.0, budget)
+    return conclude(ctx, Verdict(Reason.TARGET_FORBIDDEN, refusal.message), 0.0, budget)
 
 
 def conclude(ctx: ProbeContext, verdict: Verdict, duration: float, budget: float) -> Outcome:
-    """Set the metrics every probe carries, and gather the outcome."""
-    metrics, reason = ctx.metrics, verdict.reason
+    """Log a failure, set the metrics every probe carries, and gather the outcome."""
+    reason, message, attempts, degraded, traceroute = verdict  # one unpack: the hot path
+    metrics = ctx.metrics
     if reason is not None:
+        ctx.log.error("Probe failed", reason=reason, error=message)
         metrics.set(PROBE_FAILURE_REASON, 1, reason.value)
     metrics.set(PROBE_DURATION, duration)
     metrics.set(PROBE_TIMEOUT, budget)
@@ -114,11 +112,11 @@ def conclude(ctx: ProbeContext, verdict: Verdict, duration: float, budget: float
     observed = ctx.observed
     return Outcome(
         reason,
-        verdict.message,
+        message,
         duration,
         metrics,
         NOTHING_OBSERVED if observed is None else observed,
-        verdict.attempts,
-        verdict.degraded,
-        verdict.traceroute,
+        attempts,
+        degraded,
+        traceroute,
     )
