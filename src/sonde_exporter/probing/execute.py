@@ -93,6 +93,9 @@ async def execute(
     return conclude(ctx, verdict, time.perf_counter() - start, budget)
 
 
+_new_outcome = tuple.__new__
+
+
 def refused(ctx: ProbeContext, refusal: TargetForbidden, budget: float) -> Outcome:
     """The outcome of a check the IP filter stopped before any packet (DNS now answers an
     address the filter denies): failed, with the filter's reason."""
@@ -110,13 +113,17 @@ def conclude(ctx: ProbeContext, verdict: Verdict, duration: float, budget: float
     metrics.set(PROBE_TIMEOUT, budget)
     metrics.set(PROBE_SUCCESS, 1 if reason is None else 0)
     observed = ctx.observed
-    return Outcome(
-        reason,
-        message,
-        duration,
-        metrics,
-        NOTHING_OBSERVED if observed is None else observed,
-        attempts,
-        degraded,
-        traceroute,
+    # tuple.__new__ directly: the NamedTuple's own __new__ is a Python frame, on every probe
+    return _new_outcome(
+        Outcome,
+        (
+            reason,
+            message,
+            duration,
+            metrics,
+            NOTHING_OBSERVED if observed is None else observed,
+            attempts,
+            degraded,
+            traceroute,
+        ),
     )
