@@ -30,8 +30,8 @@ from prometheus_client.parser import text_string_to_metric_families
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import mailstack  # the test suite's mail stack, started the same way
 
+from sonde_exporter.app import build_app
 from sonde_exporter.exporter import Exporter
-from sonde_exporter.server import create_app
 
 
 def config(stack: mailstack.MailStack, receive: str) -> str:
@@ -80,7 +80,7 @@ async def run(
     config_file: Path, stack: mailstack.MailStack, args: argparse.Namespace
 ) -> list[float]:
     exporter = Exporter.from_file(config_file)
-    async with TestClient(TestServer(create_app(exporter))) as client:
+    async with TestClient(TestServer(build_app(exporter))) as client:
         return [await one_probe(client, stack, args.hold) for _ in range(args.probes)]
 
 

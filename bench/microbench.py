@@ -27,7 +27,7 @@ from pathlib import Path
 from sonde_exporter.config import load_config
 from sonde_exporter.connect import connect
 from sonde_exporter.exporter import Exporter
-from sonde_exporter.handler import run_probe
+from sonde_exporter.handler import Probed, run_probe
 from sonde_exporter.history import ProbeResult
 from sonde_exporter.probe_metrics import ProbeMetrics
 from sonde_exporter.prober_base import ProbeContext, ProbeLog
@@ -102,10 +102,11 @@ async def measure(port: int, n: int, rounds: int) -> list[tuple[str, float]]:
     async def prober() -> None:
         await probe_tcp(parsed, settings, new_ctx(loop))
 
+    probed = Probed("tcp", module, target, parsed, 5.0, False)
+
     async def whole_probe() -> None:
-        ctx = new_ctx(loop)
-        await run_probe(exporter, "tcp", module, target, parsed, 5.0, ctx)
-        ctx.metrics.render().encode()
+        _, probe_metrics = await run_probe(exporter, probed, 5.0, new_ctx(loop))
+        probe_metrics.render().encode()
 
     io_n = max(1, n // 4)
     out.append(
@@ -124,8 +125,7 @@ async def measure(port: int, n: int, rounds: int) -> list[tuple[str, float]]:
     out.append(("run_probe + render: all but HTTP", await acpu_per_op(whole_probe, io_n, rounds)))
 
     ctx = new_ctx(loop)
-    await run_probe(exporter, "tcp", module, target, parsed, 5.0, ctx)
-    metrics = ctx.metrics
+    _, metrics = await run_probe(exporter, probed, 5.0, ctx)
     out.append(
         (
             "  ProbeMetrics.render().encode()",

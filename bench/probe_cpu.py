@@ -30,6 +30,10 @@ from pathlib import Path
 
 from revisions import checkout, tcp_target
 from sonde_exporter.handler import run_probe
+try:
+    from sonde_exporter.handler import Probed
+except ImportError:  # before the probe outcome: run_probe took the parts
+    Probed = None
 from sonde_exporter.targets import parse_host_port
 try:
     from sonde_exporter.exporter import Exporter
@@ -45,6 +49,7 @@ exporter = Exporter.from_file(config)
 module = exporter.config.modules["tcp"]
 target = f"127.0.0.1:{port}"
 parsed = parse_host_port(target)
+probed = None if Probed is None else Probed("tcp", module, target, parsed, 5.0, False)
 
 async def main():
     import gc
@@ -53,9 +58,13 @@ async def main():
     loop = asyncio.get_running_loop()
     async def one():
         ctx = ProbeContext(metrics=ProbeMetrics(), log=ProbeLog(), deadline=loop.time() + 5)
-        result = await run_probe(exporter, "tcp", module, target, parsed, 5.0, ctx)
+        if Probed is None:
+            result = await run_probe(exporter, "tcp", module, target, parsed, 5.0, ctx)
+            metrics = ctx.metrics
+        else:
+            result, metrics = await run_probe(exporter, probed, 5.0, ctx)
         assert result.success, result.reason
-        ctx.metrics.render()
+        metrics.render()
     for _ in range(200):
         await one()
     start = time.process_time()

@@ -18,10 +18,10 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from sonde_exporter.api.auth import SCOPES
+from sonde_exporter.app import build_app
 from sonde_exporter.cli import main as cli_main
 from sonde_exporter.exporter import Exporter
 from sonde_exporter.monitors.options import MonitorOptions
-from sonde_exporter.server import create_app
 
 CONFIG = """\
 modules:
@@ -117,5 +117,5 @@ async def start_api(
     config_file.write_text(config)
     monitors = MonitorOptions(storage_path=str(db), **options)
     exporter = Exporter.from_file(config_file, monitors=monitors)
-    client = await aiohttp_client(create_app(exporter))
+    client = await aiohttp_client(build_app(exporter))
     return Api(client, exporter, db, key)

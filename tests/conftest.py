@@ -22,8 +22,8 @@ from aiohttp.test_utils import TestClient
 from mailstack import mail_stack  # noqa: F401  (session fixture: real Postfix + Dovecot)
 from tcpservers import Pki
 
+from sonde_exporter.app import build_app
 from sonde_exporter.exporter import Exporter
-from sonde_exporter.server import create_app
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -69,7 +69,7 @@ async def exporter_client(aiohttp_client, write_config) -> ExporterClient:  # ty
 
     async def start(config_text: str, **options: object) -> Client:
         exporter = Exporter.from_file(write_config(config_text), **options)  # type: ignore[arg-type]
-        client: Client = await aiohttp_client(create_app(exporter))
+        client: Client = await aiohttp_client(build_app(exporter))
         client.exporter = exporter  # type: ignore[attr-defined]
         return client
 

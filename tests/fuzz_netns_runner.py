@@ -26,8 +26,8 @@ from pathlib import Path
 import loopback_guard
 from aiohttp import web
 
+from sonde_exporter.app import build_app
 from sonde_exporter.exporter import Exporter
-from sonde_exporter.server import create_app
 
 
 async def greet_and_hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -37,7 +37,7 @@ async def greet_and_hang_up(_: asyncio.StreamReader, writer: asyncio.StreamWrite
 
 async def serve(socket_path: str, config: Path) -> None:
     target = await asyncio.start_server(greet_and_hang_up, "127.0.0.1", 0)
-    runner = web.AppRunner(create_app(Exporter.from_file(config)), access_log=None)
+    runner = web.AppRunner(build_app(Exporter.from_file(config)), access_log=None)
     await runner.setup()
     await web.UnixSite(runner, socket_path).start()
     ready = {

@@ -35,12 +35,12 @@ from typing import Any
 import aiohttp
 import aiohttp.web
 
+from sonde_exporter.app import build_app
 from sonde_exporter.config import parse_config
 from sonde_exporter.exporter import Exporter
 from sonde_exporter.icmp.traceroute_cache import TracerouteCache
 from sonde_exporter.icmp.traceroute_report import record_traceroute
 from sonde_exporter.probe_metrics import ProbeMetrics
-from sonde_exporter.server import create_app
 
 TOOLS = Path(__file__).with_name("icmp_netns_tools.py")
 NOBODY = 65534
@@ -178,7 +178,7 @@ async def run_traceroutes(spec: dict[str, Any]) -> list[dict[str, Any]]:
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     before = open_fds()
     exporter = Exporter(Path("spec.yml"), parse_config(spec["config"], "spec.yml"), 0.5, 100)
-    runner = aiohttp.web.AppRunner(create_app(exporter), access_log=None)
+    runner = aiohttp.web.AppRunner(build_app(exporter), access_log=None)
     await runner.setup()
     site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

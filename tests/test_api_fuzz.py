@@ -23,9 +23,9 @@ from api_harness import ALL_SCOPES, CONFIG, Api, create_key
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sonde_exporter.app import build_app
 from sonde_exporter.exporter import Exporter
 from sonde_exporter.monitors.options import MonitorOptions
-from sonde_exporter.server import create_app
 
 CODES = {"VALIDATION_ERROR", "LIMIT_EXCEEDED", "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND"}
 VALID: dict[str, dict[str, Any]] = {
@@ -88,7 +88,7 @@ class Served:
         from aiohttp import web
 
         asyncio.set_event_loop(self.loop)
-        runner = web.AppRunner(create_app(self.exporter))
+        runner = web.AppRunner(build_app(self.exporter))
         self.loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         self.loop.run_until_complete(site.start())

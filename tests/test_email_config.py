@@ -284,12 +284,12 @@ MAIL_STACK_CHECK = """
 import asyncio, sys
 from aiohttp.test_utils import TestClient, TestServer
 from sonde_exporter.exporter import Exporter
-from sonde_exporter.server import create_app
+from sonde_exporter.app import build_app
 
 async def main(config_path):
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    async with TestClient(TestServer(create_app(Exporter.from_file(config_path)))) as client:
+    async with TestClient(TestServer(build_app(Exporter.from_file(config_path)))) as client:
         for path in ("/metrics", "/config", f"/probe?module=tcp&target=127.0.0.1:{port}"):
             response = await client.get(path)
             assert response.status == 200, await response.text()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpers import assert_failed, assert_succeeded, probe
+from helpers import assert_failed, assert_succeeded, debug_text, probe
 from tcpservers import answer_ok
 
 from sonde_exporter.monitors.discovery import Discovery, ExporterAddress
@@ -76,3 +76,29 @@ async def test_the_monitor_failing_fails_the_probe(exporter_client, closed_port)
     status, body = await probe(client, monitor=monitor_id)
     assert status == 200
     assert_failed(body, "connect_refused")
+
+
+PLAIN = """
+modules:
+  tcp:
+    prober: tcp
+    timeout: 4s
+monitors:
+  - {{name: plain, module: tcp, target: "127.0.0.1:{port}", interval: 1h}}
+"""
+
+
+async def test_a_monitor_without_policies_is_probed_through_the_policies_as_it_checks(
+    exporter_client, tcp_server
+) -> None:  # type: ignore[no-untyped-def]
+    """The scheduler always runs a monitor through the policy engine (its result keeps what
+    the prober observed); /probe?monitor= takes the same path, so its debug log shows the
+    attempt and its response time. It used to run a plain module's prober directly, as
+    /probe?module= does, which stays so (a plain probe pays nothing for the policies)."""
+    port = await tcp_server(answer_ok)
+    client = await exporter_client(PLAIN.format(port=port))
+    (monitor_id,) = client.exporter.monitors.plans
+    as_monitor = await debug_text(client, monitor=monitor_id)
+    assert "Attempt succeeded" in as_monitor and "response_time_seconds=" in as_monitor
+    as_module = await debug_text(client, module="tcp", target=f"127.0.0.1:{port}")
+    assert "Attempt" not in as_module

@@ -17,10 +17,10 @@ from aiohttp.test_utils import TestClient
 from api_harness import start_api
 from status_seed import CONFIG, MONITORS, Seeded, seed
 
+from sonde_exporter.app import build_app
 from sonde_exporter.cli import parse_args
 from sonde_exporter.exporter import Exporter
 from sonde_exporter.monitors.options import MonitorOptions
-from sonde_exporter.server import create_app
 from sonde_exporter.statuspage.detail import Paging, load_detail
 from sonde_exporter.statuspage.overview import load_rows
 from sonde_exporter.statuspage.recent import RecentChecks
@@ -49,7 +49,7 @@ async def start(aiohttp_client, tmp_path: Path) -> Start:  # type: ignore[no-unt
         seed(db, time.time(), monitors)
         options = MonitorOptions(storage_path=str(db), scheduler=False)
         exporter = Exporter.from_file(config, monitors=options)
-        client: Client = await aiohttp_client(create_app(exporter, public_status=public))
+        client: Client = await aiohttp_client(build_app(exporter, public_status=public))
         return client
 
     return run

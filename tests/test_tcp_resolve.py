@@ -108,7 +108,7 @@ PROBES = """
 import asyncio, json, sys
 from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
-from sonde_exporter.server import create_app
+from sonde_exporter.app import build_app
 from sonde_exporter.exporter import Exporter
 
 async def main():
@@ -117,7 +117,7 @@ async def main():
         await reader.read()
         writer.close()
     servers = [await asyncio.start_server(hold, host, port) for host in ("127.0.0.1", "::1", "fd00::1")]
-    client = TestClient(TestServer(create_app(Exporter.from_file(config))))
+    client = TestClient(TestServer(build_app(Exporter.from_file(config))))
     await client.start_server()
     bodies = []
     for module, target in requests:

@@ -17,10 +17,10 @@ from aiohttp.test_utils import TestClient
 from prometheus_client import generate_latest
 from webservers import TCP_CONFIG, basic, bcrypt_hash
 
+from sonde_exporter.app import LISTENER_CONTEXT, build_app
 from sonde_exporter.cli import parse_args
 from sonde_exporter.exporter import Exporter
 from sonde_exporter.selfmetrics import SelfMetrics
-from sonde_exporter.server import create_app
 from sonde_exporter.websecurity import WebConfig, install_web_security, load_web_config
 from sonde_exporter.websecurity.reloading import WebSecurity
 
@@ -38,10 +38,9 @@ def secured(aiohttp_client, tmp_path: Path) -> Start:  # type: ignore[no-untyped
         (tmp_path / "config.yml").write_text(TCP_CONFIG)
         exporter = Exporter.from_file(tmp_path / "config.yml")
         exporter.enable_debug = enable_debug
-        app = create_app(exporter)
         web_file = tmp_path / "web.yml"
         web_file.write_text(textwrap.dedent(web_config))
-        install_web_security(app, load_web_config(web_file), exporter.metrics)
+        app = build_app(exporter, web_config=load_web_config(web_file))
         client: Client = await aiohttp_client(app)
         return client
 
@@ -219,10 +218,14 @@ def test_enable_debug_flag() -> None:
 def test_without_a_web_config_nothing_is_installed(tmp_path: Path) -> None:
     (tmp_path / "config.yml").write_text(TCP_CONFIG)
     exporter = Exporter.from_file(tmp_path / "config.yml")
-    app = create_app(exporter)
-    before = (list(app.middlewares), list(app.on_response_prepare), list(app.cleanup_ctx))
+    app = web.Application()
     assert install_web_security(app, None, exporter.metrics) is None
-    assert (list(app.middlewares), list(app.on_response_prepare), list(app.cleanup_ctx)) == before
+    assert (list(app.middlewares), list(app.on_response_prepare), list(app.cleanup_ctx)) == (
+        [],
+        [],
+        [],
+    )
+    assert LISTENER_CONTEXT not in build_app(exporter)
     assert "sonde_web_config" not in generate_latest(exporter.metrics.registry).decode()
 
 

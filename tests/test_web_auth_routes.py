@@ -12,10 +12,10 @@ from aiohttp.test_utils import TestClient
 from api_harness import create_key
 from webservers import TCP_CONFIG, basic, bcrypt_hash
 
+from sonde_exporter.app import build_app
 from sonde_exporter.exporter import Exporter
 from sonde_exporter.monitors.options import MonitorOptions
-from sonde_exporter.server import create_app
-from sonde_exporter.websecurity import install_web_security, load_web_config
+from sonde_exporter.websecurity import load_web_config
 
 Client = TestClient[web.Request, web.Application]
 ALICE = bcrypt_hash("alice-pw")
@@ -28,9 +28,9 @@ async def start(aiohttp_client, tmp_path: Path, public_status: bool) -> tuple[Cl
     exporter = Exporter.from_file(
         tmp_path / "config.yml", monitors=MonitorOptions(storage_path=str(db), scheduler=False)
     )
-    app = create_app(exporter, public_status=public_status)
     (tmp_path / "web.yml").write_text(textwrap.dedent(f"basic_auth_users:\n  alice: {ALICE}\n"))
-    install_web_security(app, load_web_config(tmp_path / "web.yml"), exporter.metrics)
+    web_config = load_web_config(tmp_path / "web.yml")
+    app = build_app(exporter, public_status=public_status, web_config=web_config)
     return await aiohttp_client(app), key
 
 

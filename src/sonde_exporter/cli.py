@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from . import __version__
+from .app import LISTENER_CONTEXT, build_app
 from .config import ConfigError, describe_unsupported, load_config
 from .durations import format_duration, parse_duration
 from .exporter import Exporter
@@ -23,8 +24,7 @@ from .logs import LEVELS, configure, fields
 from .monitors.discovery import external_url, listen_address
 from .monitors.engine import Retention
 from .monitors.options import DEFAULT_STORAGE_PATH, MonitorOptions
-from .server import create_app
-from .websecurity import WebConfig, install_web_security, load_web_config
+from .websecurity import WebConfig, load_web_config
 
 DEFAULT_LISTEN = ":10115"
 logger = logging.getLogger("sonde_exporter")
@@ -336,8 +336,8 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, exporter.reload_soon)
-    app = create_app(exporter, public_status=public_status)
-    ssl_context = install_web_security(app, web_config, exporter.metrics)
+    app = build_app(exporter, public_status=public_status, web_config=web_config)
+    ssl_context = app.get(LISTENER_CONTEXT)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     listeners = Listeners(runner, _connection_limit(limits), limits, ssl_context)

@@ -16,6 +16,7 @@ from .history import History
 from .logs import fields
 from .monitors.options import MonitorOptions
 from .probers import get_prober
+from .probing import Traceroutes
 from .selfmetrics import SelfMetrics
 
 logger = logging.getLogger("sonde_exporter")
@@ -36,8 +37,10 @@ class Exporter:
         self.enable_debug = True
         """--web.enable-debug: whether /probe?debug=true and /logs answer."""
         self.metrics = SelfMetrics()
+        self.traceroutes = Traceroutes()
+        """traceroute_on_error's caches, shared by /probe and the monitors."""
         self.monitor_options = monitors or MonitorOptions()
-        self.monitors = self.monitor_options.engine(config, self.metrics.registry)
+        self.monitors = self.monitor_options.engine(config, self.metrics.registry, self.traceroutes)
         self._use(config)
         self.metrics.config_loaded(True, time.time())
         self._reload_lock = asyncio.Lock()

@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -144,9 +144,26 @@ def _debug(exporter: Exporter, query: Mapping[str, str]) -> bool:
     return value.lower() == "true"
 
 
-def _monitor(
-    exporter: Exporter, query: Mapping[str, str], monitor_id: str
-) -> tuple[str, Module, str, object, float]:
+class Probed(NamedTuple):
+    """What a /probe request probes: by module and target, or as a scheduled monitor."""
+
+    name: str
+    module: Module
+    target: str
+    parsed: object
+    timeout: float
+    monitor: bool
+    """As a monitor checks: its result's observations are gathered (execute's `observe`)."""
+
+
+def _by_module(exporter: Exporter, query: Mapping[str, str]) -> Probed:
+    name, module = _module(exporter, query)
+    target = unescape_once_more(query.get("target", ""))
+    parsed = _target(get_prober(module.prober), target)
+    return Probed(name, module, target, parsed, module.timeout, False)
+
+
+def _monitor(exporter: Exporter, query: Mapping[str, str], monitor_id: str) -> Probed:
     """?monitor=ID (what /v1/sd sends): probe exactly as that scheduled monitor checks, with
     its own settings, which a module name alone cannot carry (an API monitor's policies)."""
     plan = exporter.monitors.plans.get(monitor_id)
@@ -160,52 +177,45 @@ def _monitor(
                 f"{key} parameter: monitor {monitor_id} probes {key} {expected!r}, "
                 f"not {one_line(given)!r}"
             )
-    return record.module, plan.module, record.target, plan.parsed, plan.timeout
+    return Probed(record.module, plan.module, record.target, plan.parsed, plan.timeout, True)
 
 
 async def _probe(exporter: Exporter, request: web.Request) -> web.Response:
     query = request.query
     monitor_id = query.get("monitor")
     if monitor_id is None:
-        name, module = _module(exporter, query)
-        target = unescape_once_more(query.get("target", ""))
-        parsed = _target(get_prober(module.prober), target)
-        module_timeout = module.timeout
+        probed = _by_module(exporter, query)
     else:
-        name, module, target, parsed, module_timeout = _monitor(exporter, query, monitor_id)
+        probed = _monitor(exporter, query, monitor_id)
     timeout = probe_timeout(
-        module_timeout, request.headers.get(TIMEOUT_HEADER), exporter.timeout_offset
+        probed.timeout, request.headers.get(TIMEOUT_HEADER), exporter.timeout_offset
     )
     hostname = _hostname(query)
     debug = _debug(exporter, query)
 
     ctx = ProbeContext(
         metrics=ProbeMetrics(),
-        log=ProbeLog(bound=(("module", name), ("target", target))),
+        log=ProbeLog(bound=(("module", probed.name), ("target", probed.target))),
         deadline=asyncio.get_running_loop().time() + timeout,
         hostname=hostname,
     )
-    result = await run_probe(exporter, name, module, target, parsed, timeout, ctx)
+    result, metrics = await run_probe(exporter, probed, timeout, ctx)
     if debug:
         return web.Response(
-            text=debug_output(result, ctx.metrics, module), content_type="text/plain"
+            text=debug_output(result, metrics, probed.module), content_type="text/plain"
         )
     # Never gzipped, whatever Accept-Encoding says: a probe's 1-3 KB would save little on the
     # wire and cost CPU on every scrape (Prometheus reads both forms). /metrics is gzipped.
-    return web.Response(body=ctx.metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
+    return web.Response(body=metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def run_probe(
-    exporter: Exporter,
-    name: str,
-    module: Module,
-    target: str,
-    parsed: object,
-    budget: float,
-    ctx: ProbeContext,
-) -> ProbeResult:
-    """Run the prober under the deadline and record its outcome everywhere it is shown."""
+    exporter: Exporter, probed: Probed, budget: float, ctx: ProbeContext
+) -> tuple[ProbeResult, ProbeMetrics]:
+    """Run the probe (the scheduler's path: execute) and record its outcome everywhere it
+    is shown; TargetForbidden when the module's IP filter refused the target (a 403)."""
     started = time.time()
+    name, module, target, parsed, _, monitor = probed  # one unpack: the hot path
     ctx.log.info("Beginning probe", probe=module.prober, timeout_seconds=round(budget, 3))
     exporter.metrics.in_flight.inc()
     try:
@@ -215,7 +225,8 @@ async def run_probe(
             module,
             ctx,
             budget,
-            with_policies=module.has_policies,
+            observe=monitor,
+            traceroutes=exporter.traceroutes,
         )
     finally:
         exporter.metrics.in_flight.dec()
@@ -236,7 +247,7 @@ async def run_probe(
         log=tuple(ctx.log.lines),
     )
     exporter.history.add(result)
-    return result
+    return result, outcome.metrics
 
 
 # prometheus_client's labels() takes a lock and builds tuples on every call; a module's

@@ -137,10 +137,6 @@ class ProbeContext:
     """What a TCP dialogue read, capped (see record_read); None when no policy reads it."""
     address: str | None = None
     """The IP address the probe chose for its target (resolve.py): where a traceroute goes."""
-    attempts: int = 1
-    """How many attempts the policies made (retries); a scheduled monitor stores it."""
-    degraded: bool = False
-    """Set by the policies: the probe succeeded, slower than degraded_response_time."""
 
     def observe(self, **values: float) -> None:
         """Record values the policies judge, under their assertion source names."""

@@ -1,5 +1,5 @@
-"""The HTTP routes: /probe, /metrics, /config, /logs, the status page and the /-/ endpoints;
-the monitor engine adds its own (monitors/routes.py)."""
+"""The exporter's own HTTP routes: /probe, /metrics, /config, /logs, / and the /-/ endpoints
+(app.py mounts them beside the monitors', the API's and the status page's)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,13 @@ from aiohttp import web
 from prometheus_client import generate_latest
 
 from . import __version__
-from .api.routes import add_routes as add_api_routes
 from .config import ConfigError, dump_yaml
 from .exporter import EXPORTER, Exporter
 from .handler import CONTENT_TYPE, DEBUG_DISABLED, handle_probe
-from .monitors.discovery import Discovery
-from .monitors.routes import add_routes as add_monitor_routes
-from .statuspage.routes import add_routes as add_status_routes
 
 
-def create_app(exporter: Exporter, *, public_status: bool = False) -> web.Application:
-    app = web.Application()
-    app[EXPORTER] = exporter
+def add_routes(app: web.Application) -> None:
+    """The exporter's own routes; app.py mounts them with the monitors' and the API's."""
     app.router.add_get("/probe", handle_probe)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/config", config)
@@ -30,11 +25,6 @@ def create_app(exporter: Exporter, *, public_status: bool = False) -> web.Applic
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_route("*", "/-/reload", reload)
-    sd_guard = add_api_routes(app, exporter.monitors, exporter.monitor_options.limit)
-    discovery = Discovery(exporter.monitor_options.address, exporter.timeout_offset)
-    add_monitor_routes(app, exporter.monitors, discovery, sd_guard)
-    add_status_routes(app, public=public_status)
-    return app
 
 
 def _exporter(request: web.Request) -> Exporter:

@@ -3,7 +3,6 @@ password key, and /v1/openapi.json."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -55,24 +54,16 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def add_routes(
-    app: web.Application, engine: MonitorEngine, limit: int
+    app: web.Application, engine: MonitorEngine, limit: int, password_key: PasswordKey
 ) -> Callable[[Handler], Handler]:
     """Serve the API; return the guard /v1/sd wraps its handler in (scope sd:read, then the
-    engine ready, both answered as the API's envelope). Add before the engine's routes, so
-    the password key is loaded before the engine plans."""
+    engine ready, both answered as the API's envelope). The password key is loaded by the
+    composition root (app.py) before the engine plans."""
     keys = KeyChecker(engine.store)
-    password_key = PasswordKey(engine.store.key_file)
     for kind in KINDS:
         MonitorApi(kind, engine, keys, limit, password_key).add_routes(app)
     app.router.add_get("/v1/openapi.json", openapi)
     app.middlewares.append(envelope)
-
-    async def start(_: web.Application) -> None:
-        password_key.load()
-        # The name pattern walks the code space: built off the loop, before any request.
-        await asyncio.get_running_loop().run_in_executor(None, document)
-
-    app.on_startup.append(start)
     check_key = keys.guard("sd:read")
 
     def guard(handler: Handler) -> Handler:

@@ -7,12 +7,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..icmp.traceroute_report import TRACEROUTE_HOP_RTT, TRACEROUTE_HOPS
+from ..icmp.traceroute import Traceroute
 from ..ipfilter import TargetForbidden
 from ..probe_metrics import ProbeMetrics
 from ..prober_base import ProbeContext, ProbeLog, Reason
 from ..probers import get_prober
-from ..probing import Outcome, conclude, execute
+from ..probing import Outcome, Traceroutes, execute, refused
 from ..storage import ResultRecord
 from ..storage.records import CheckStatus
 from .plan import CheckPlan
@@ -29,33 +29,14 @@ class CheckRun:
     metrics: ProbeMetrics
 
 
-def _refused(refused: TargetForbidden, ctx: ProbeContext, timeout: float) -> Outcome:
-    """A check the IP filter stopped before any packet: failed, with the filter's reason."""
-    ctx.log.error("Probe failed", reason=Reason.TARGET_FORBIDDEN, error=refused.message)
-    return conclude(ctx, Reason.TARGET_FORBIDDEN, refused.message, 0.0, timeout)
-
-
-def traceroute_of(ctx: ProbeContext) -> dict[str, Any] | None:
-    """The traceroute a failed check captured (traceroute_on_error), read back from its
-    metrics, as the status page shows it: None when none ran."""
-    hops: int | None = None
-    answered: dict[int, tuple[str, float]] = {}
-    for gauge, samples in ctx.metrics.families():
-        if gauge is TRACEROUTE_HOPS:
-            hops = int(samples[()])
-        elif gauge is TRACEROUTE_HOP_RTT:
-            answered = {int(ttl): (address, rtt) for (ttl, address), rtt in samples.items()}
-    if hops is None:
-        return None
-    path = [
-        None
-        if ttl not in answered
-        else {"ttl": ttl, "address": answered[ttl][0], "rtt": answered[ttl][1]}
-        for ttl in range(1, hops + 1)
+def traceroute_details(trace: Traceroute) -> dict[str, Any]:
+    """A traceroute as a result's details keep it (the status page draws it): one entry
+    per hop, None for a hop that did not answer."""
+    hops = [
+        None if hop is None else {"ttl": ttl, "address": hop.address, "rtt": hop.rtt}
+        for ttl, hop in enumerate(trace.hops, 1)
     ]
-    last = path[-1] if path else None
-    reached = last is not None and last["address"] == ctx.address
-    return {"target": ctx.address, "reached": reached, "hops": path}
+    return {"target": trace.target, "reached": trace.reached, "hops": hops}
 
 
 def status_of(reason: Reason | None) -> CheckStatus:
@@ -64,7 +45,7 @@ def status_of(reason: Reason | None) -> CheckStatus:
     return "timeout" if reason in TIMEOUT_REASONS else "down"
 
 
-async def run_check(plan: CheckPlan) -> CheckRun:
+async def run_check(plan: CheckPlan, traceroutes: Traceroutes) -> CheckRun:
     """Run the monitor's probe under its timeout, with its module's policies.
 
     Always through the policy engine, even with no policy set: it records what the prober
@@ -77,34 +58,39 @@ async def run_check(plan: CheckPlan) -> CheckRun:
         deadline=asyncio.get_running_loop().time() + plan.timeout,
     )
     checked_at = time.time()
+    prober = get_prober(plan.module.prober)
     try:
         outcome = await execute(
-            get_prober(plan.module.prober),
+            prober,
             plan.parsed,
             plan.module,
             ctx,
             plan.timeout,
-            with_policies=True,
+            observe=True,
+            traceroutes=traceroutes,
         )
-    except TargetForbidden as refused:  # DNS now answers an address the filter denies
-        outcome = _refused(refused, ctx, plan.timeout)
-    observed = ctx.observed or {}
+    except TargetForbidden as refusal:  # DNS now answers an address the filter denies
+        outcome = refused(ctx, refusal, plan.timeout)
+    return CheckRun(result_of(record.id, checked_at, outcome), outcome.metrics)
+
+
+def result_of(monitor_id: str, checked_at: float, outcome: Outcome) -> ResultRecord:
+    """The stored result of a check's outcome."""
+    observed = outcome.observed
     response_time = None
     if outcome.reason is None:
         response_time = observed.get("response_time", outcome.duration)
     details: dict[str, Any] = {k: v for k, v in observed.items() if k != "response_time"}
-    trace = traceroute_of(ctx) if plan.module.traceroute_on_error else None
-    if trace is not None:
-        details["traceroute"] = trace
-    result = ResultRecord(
-        monitor_id=record.id,
+    if outcome.traceroute is not None:
+        details["traceroute"] = traceroute_details(outcome.traceroute)
+    return ResultRecord(
+        monitor_id=monitor_id,
         checked_at=checked_at,
         status=status_of(outcome.reason),
         response_time=response_time,
         reason=None if outcome.reason is None else outcome.reason.value,
         error=outcome.message or None,
-        attempts=ctx.attempts,
-        degraded=ctx.degraded,
+        attempts=outcome.attempts,
+        degraded=outcome.degraded,
         details=details,
     )
-    return CheckRun(result, ctx.metrics)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ..config import Config
 from ..config.monitors import MonitorConfig
 from ..logs import fields
+from ..probing import Traceroutes
 from ..storage import MonitorRecord, MonitorStore, ResultRecord, StorageUnavailable
 from .check import run_check
 from .clock import LoopClock
@@ -70,8 +71,11 @@ class MonitorEngine:
         max_concurrency: int = 64,
         retention: Retention | None = None,
         observe_lag: Callable[[float], None] = _ignore,
+        traceroutes: Traceroutes | None = None,
     ) -> None:
         self.store = store
+        self.traceroutes = traceroutes or Traceroutes()
+        """The exporter's traceroute caches, shared with /probe."""
         self.config = config
         self.retention = retention or Retention()
         self.records: dict[str, MonitorRecord] = {}
@@ -100,7 +104,8 @@ class MonitorEngine:
         return "the database is not open (the log says why)"
 
     async def start(self) -> None:
-        await self.store.start()
+        """Load and schedule the monitors; the database is open already (app.py opens it
+        before and closes it after the engine)."""
         self.store.when_available(self._reload_soon)
         if self.store.available:
             await self._load()
@@ -109,14 +114,14 @@ class MonitorEngine:
         self._tasks.append(asyncio.create_task(self._prune_loop(), name="sonde-prune"))
 
     async def stop(self) -> None:
-        """Cancel the checks in flight, then write what is queued and close the database."""
+        """Cancel the checks in flight and the pruning; the database stays open, so the
+        results of the checks that finished are still written."""
         await self.scheduler.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.store.close()
 
     async def apply_config(self, config: Config) -> None:
         """Put a reloaded config in force: sync its monitors, re-plan every monitor."""
@@ -253,7 +258,7 @@ class MonitorEngine:
     # --- checks and history -----------------------------------------------------------------
 
     async def _check(self, plan: CheckPlan) -> None:
-        run = await run_check(plan)
+        run = await run_check(plan, self.traceroutes)
         if self.plans.get(plan.id) is None:  # deleted while it ran
             return
         state = self.states.setdefault(plan.id, MonitorState())

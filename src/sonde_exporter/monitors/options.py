@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from ..config import Config
+from ..probing import Traceroutes
 from ..storage import SqliteStore
 from .discovery import ExporterAddress
 from .engine import MonitorEngine, Retention
@@ -30,8 +31,10 @@ class MonitorOptions:
     """Where Prometheus reaches the exporter, for /v1/sd: --web.external-url, else the first
     --web.listen-address (the CLI sets it); built in code, this host at the request's port."""
 
-    def engine(self, config: Config, registry: CollectorRegistry) -> MonitorEngine:
-        """The engine, its store, and their health metrics in `registry`."""
+    def engine(
+        self, config: Config, registry: CollectorRegistry, traceroutes: Traceroutes
+    ) -> MonitorEngine:
+        """The engine, its database, and their health metrics in `registry`."""
         store = SqliteStore(
             self.storage_path,
             retry_interval=self.storage_retry,
@@ -44,6 +47,7 @@ class MonitorOptions:
             max_concurrency=self.max_concurrency,
             retention=self.retention,
             observe_lag=lag_histogram(registry).observe,
+            traceroutes=traceroutes,
         )
         registry.register(EngineCollector(engine))
         return engine

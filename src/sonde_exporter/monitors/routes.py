@@ -54,18 +54,9 @@ def add_routes(
     discovery: Discovery,
     sd_guard: Callable[[Handler], Handler] = _open,
 ) -> None:
-    """Serve the engine's endpoints, and run the engine while the application runs;
-    `sd_guard` wraps /v1/sd (the management API's check of the sd:read scope)."""
+    """Serve the engine's endpoints (app.py runs the engine); `sd_guard` wraps /v1/sd (the
+    management API's check of the sd:read scope)."""
     app[ENGINE] = engine
     app[DISCOVERY] = discovery
     app.router.add_get("/monitors/metrics", monitors_metrics)
     app.router.add_get("/v1/sd", sd_guard(service_discovery))
-
-    async def start(_: web.Application) -> None:
-        await engine.start()
-
-    async def stop(_: web.Application) -> None:
-        await engine.stop()
-
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)

@@ -14,14 +14,15 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import Module
 from ..config.policies import MIN_ATTEMPT_SECONDS, Retries, attempt_share, attempts_fit
+from ..icmp.traceroute import Traceroute
 from ..probe_metrics import ProbeGauge, ProbeMetrics
 from ..prober_base import ProbeContext, ProbeFailure, Prober, Reason
 from .assertions import evaluate
-from .traceroute import trace_failure
+from .traceroute import Traceroutes, trace_failure
 
 NETWORK_ERRORS = frozenset(
     {
@@ -58,6 +59,22 @@ RAW_FAILURE_REASON = ProbeGauge(
 )
 
 
+class Verdict(NamedTuple):
+    """What the policies decided, with what they counted on the way."""
+
+    reason: Reason | None
+    """None: the probe succeeded."""
+    message: str = ""
+    attempts: int = 1
+    degraded: bool = False
+    traceroute: Traceroute | None = None
+    """The path to the probed address, when traceroute_on_error traced the failure."""
+
+
+PASSED = Verdict(None)
+"""A plain probe that succeeded: one attempt, nothing more to say (shared, never built)."""
+
+
 @dataclass(slots=True)
 class Attempt:
     """One run of the prober and its checks."""
@@ -72,9 +89,14 @@ class Attempt:
 
 
 async def run_with_policies(
-    prober: Prober[Any, Any], target: object, module: Module, ctx: ProbeContext
-) -> None:
-    """Return when the verdict is success; raise ProbeFailure with the verdict's reason."""
+    prober: Prober[Any, Any],
+    target: object,
+    module: Module,
+    ctx: ProbeContext,
+    traceroutes: Traceroutes,
+) -> Verdict:
+    """Run the attempts the policies allow and judge them; the probe's own failures are
+    in the verdict, never raised."""
     loop = asyncio.get_running_loop()
     probe_deadline = deadline = ctx.deadline
     deadline -= module.traceroute_reserve(probe_deadline - loop.time())  # 0 without it
@@ -103,11 +125,11 @@ async def run_with_policies(
     finally:
         ctx.deadline = probe_deadline
     last = attempts[-1]
-    _record(module, attempts, ctx)
-    if last.reason is not None:
-        if module.traceroute_on_error:
-            await trace_failure(module, last.reason, probe_deadline, ctx)
-        raise ProbeFailure(last.reason, last.message)
+    degraded = _record(module, attempts, ctx)
+    trace = None
+    if last.reason is not None and module.traceroute_on_error:
+        trace = await trace_failure(traceroutes, module, last.reason, probe_deadline, ctx)
+    return Verdict(last.reason, last.message, len(attempts), degraded, trace)
 
 
 def _attempt_deadline(
@@ -197,10 +219,10 @@ def _verdict(module: Module, attempt: Attempt, ctx: ProbeContext) -> None:
         attempt.reason, attempt.message = None, ""
 
 
-def _record(module: Module, attempts: list[Attempt], ctx: ProbeContext) -> None:
-    """Add the policies' metrics to the last attempt's."""
+def _record(module: Module, attempts: list[Attempt], ctx: ProbeContext) -> bool:
+    """Add the policies' metrics to the last attempt's; whether the probe was degraded."""
     metrics, last = ctx.metrics, attempts[-1]
-    ctx.attempts = len(attempts)
+    slow = False
     if module.retries is not None:
         metrics.set(PROBE_ATTEMPTS, len(attempts))
         for attempt in attempts:
@@ -209,9 +231,9 @@ def _record(module: Module, attempts: list[Attempt], ctx: ProbeContext) -> None:
     degraded = module.degraded_response_time
     if degraded is not None:
         slow = last.reason is None and (last.response_time or 0.0) > degraded
-        ctx.degraded = slow
         metrics.set(PROBE_DEGRADED, 1 if slow else 0)
     if module.should_fail:
         metrics.set(PROBE_RAW_SUCCESS, 1 if last.raw is None else 0)
         if last.raw is not None:
             metrics.set(RAW_FAILURE_REASON, 1, last.raw)
+    return slow

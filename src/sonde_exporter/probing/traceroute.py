@@ -1,11 +1,12 @@
 """traceroute_on_error: after a probe failed for a network reason, the path to the address it
-probed, from the shared per-target cache (at most one sweep per target per interval)."""
+probed, from the exporter's per-target caches (at most one sweep per target per interval)."""
 
 from __future__ import annotations
 
 import logging
 
 from ..config import Module
+from ..icmp.traceroute import Traceroute
 from ..icmp.traceroute_cache import TracerouteCache
 from ..icmp.traceroute_report import record_traceroute
 from ..logs import fields
@@ -28,23 +29,36 @@ nor receive_connect (the mailbox server is not the address the probe chose)."""
 
 logger = logging.getLogger("sonde_exporter.traceroute")
 
-_CACHES: dict[float, TracerouteCache] = {}
-"""One cache per configured interval, shared by every module and every reload."""
+
+class Traceroutes:
+    """The traceroute caches, one per configured interval, shared by every module and every
+    reload: the exporter owns them and hands them to every probe (/probe and the monitors)."""
+
+    __slots__ = ("_caches",)
+
+    def __init__(self) -> None:
+        self._caches: dict[float, TracerouteCache] = {}
+
+    def cache(self, interval: float) -> TracerouteCache:
+        cache = self._caches.get(interval)
+        if cache is None:
+            cache = self._caches[interval] = TracerouteCache(interval)
+        return cache
 
 
-async def trace_failure(module: Module, reason: Reason, deadline: float, ctx: ProbeContext) -> None:
-    """Add the traceroute of a failed probe to its metrics and debug log, when it applies."""
+async def trace_failure(
+    traceroutes: Traceroutes, module: Module, reason: Reason, deadline: float, ctx: ProbeContext
+) -> Traceroute | None:
+    """The traceroute of a failed probe, when it applies and found hops: added to the
+    probe's metrics and debug log, and returned for the probe's outcome."""
     if reason not in TRACED_REASONS:
-        return
+        return None
     if ctx.address is None:
         ctx.log.debug("No traceroute: the probe chose no address", reason=reason)
-        return
+        return None
     settings = module.traceroute_settings
-    cache = _CACHES.get(settings.interval)
-    if cache is None:
-        cache = _CACHES[settings.interval] = TracerouteCache(settings.interval)
     try:
-        result = await cache.get(
+        result = await traceroutes.cache(settings.interval).get(
             ctx.address,
             max_hops=settings.max_hops,
             deadline=deadline,
@@ -54,5 +68,8 @@ async def trace_failure(module: Module, reason: Reason, deadline: float, ctx: Pr
     except Exception as exc:  # the sweep's own bug must not change the probe's verdict
         logger.exception("Traceroute raised an unexpected error", extra=fields(ip=ctx.address))
         ctx.log.warn("Traceroute failed", error=f"internal error: {type(exc).__name__}")
-        return
+        return None
     record_traceroute(result, ctx.metrics, ctx.log)
+    if result is None or (result.trace.error is not None and not result.trace.hops):
+        return None  # nothing recorded: another probe's sweep is running, or none could run
+    return result.trace

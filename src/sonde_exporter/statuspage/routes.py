@@ -33,6 +33,8 @@ STATUS_PUBLIC = web.AppKey("status_public", bool)
 UPTIME = web.AppKey("status_uptime", UptimeCache)
 RECENT = web.AppKey("status_recent", RecentChecks)
 SPARKLINES = web.AppKey("status_sparklines", Sparklines)
+STATIC = web.AppKey("status_static", dict[str, bytes])
+"""The two static files, read once."""
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_TYPES = {"status.css": "text/css", "status.js": "text/javascript"}
 ROUTES = ("/status", "/status/{id}", "/status/static/{name}")
@@ -114,41 +116,31 @@ async def status_detail(request: web.Request) -> web.Response:
     return _html(render_detail(detail, paging, thresholds, public=public, now=now))
 
 
-_static: dict[str, bytes] = {}
-
-
 async def status_static(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     content_type = STATIC_TYPES.get(name)
     if content_type is None:
         return _refusal(404, "no such file")
-    if name not in _static:
-        _static[name] = (STATIC_DIR / name).read_bytes()
-    response = web.Response(body=_static[name], content_type=content_type, charset="utf-8")
+    files = request.app[STATIC]
+    if name not in files:
+        files[name] = (STATIC_DIR / name).read_bytes()
+    response = web.Response(body=files[name], content_type=content_type, charset="utf-8")
     # The page links them with ?v=<version>: a day's caching never outlives an upgrade.
     response.headers["Cache-Control"] = "public, max-age=86400"
     response.enable_compression()
     return _secured(response)
 
 
-def add_routes(app: web.Application, *, public: bool) -> None:
-    """Serve the status page; `public` makes it the reduced view that needs no credentials."""
+def add_routes(app: web.Application, engine: MonitorEngine, *, public: bool) -> UptimeCache:
+    """Serve the status page; `public` makes it the reduced view that needs no credentials.
+    Returns its uptime cache, whose lifetime app.py ties to the database's."""
     app[STATUS_PUBLIC] = public
-    app[UPTIME] = cache = UptimeCache(app[ENGINE].store)
+    app[UPTIME] = cache = UptimeCache(engine.store)
     app[RECENT] = RecentChecks(SPARK_POINTS)
     app[SPARKLINES] = Sparklines()
+    app[STATIC] = {}
     app[PUBLIC_ROUTES] = frozenset(ROUTES) if public else frozenset()
     app.router.add_get("/status", status_overview)
     app.router.add_get("/status/static/{name}", status_static)
     app.router.add_get("/status/{id}", status_detail)
-
-    async def warm(_: web.Application) -> None:
-        """After the engine opened the database: the first /status need not wait."""
-        if app[ENGINE].ready:
-            cache.refresh_soon(time.time())
-
-    async def stop(_: web.Application) -> None:
-        await cache.close()
-
-    app.on_startup.append(warm)
-    app.on_cleanup.insert(0, stop)  # before the engine closes the store
+    return cache

@@ -34,11 +34,14 @@ API_PREFIX = "/v1/"
 def install_web_security(
     app: web.Application, config: WebConfig | None, metrics: SelfMetrics
 ) -> ssl.SSLContext | None:
-    """Guard `app` as `config` says; the context to listen with, None for plain HTTP."""
+    """Guard `app` as `config` says; the context to listen with, None for plain HTTP.
+
+    Installed first (app.py), so its middleware is the outermost: before any route's own
+    checks."""
     if config is None:
         return None
     security = WebSecurity(config, metrics)
-    app.middlewares.insert(0, _guard(security))  # outermost: before any route's own checks
+    app.middlewares.append(_guard(security))
     app.on_response_prepare.append(_headers(security))
     app.cleanup_ctx.append(_watching(security))
     return security.listener_context
