@@ -69,11 +69,14 @@ def record(n: int, module: str) -> MonitorRecord:
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[MonitorEngine]:
-    engine = MonitorEngine(SqliteStore(str(tmp_path / "sonde.db")), config(), scheduler=False)
+    store = SqliteStore(str(tmp_path / "sonde.db"))
+    await store.start()  # as app.py does: the store opens before the engine starts
+    engine = MonitorEngine(store, config(), scheduler=False)
     await engine.start()
     assert engine.ready
     yield engine
     await engine.stop()
+    await store.close()
 
 
 async def save_many(engine: MonitorEngine, count: int) -> None:
