@@ -7,9 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from sonde_exporter.api.fields import AssertionIn, RetriesIn, config_form
 from sonde_exporter.config.loader import parse_config
 from sonde_exporter.config.modules import TcpModule
+from sonde_exporter.config.policies import Assertion, Retries
 from sonde_exporter.ipfilter.guard import TargetForbidden
 from sonde_exporter.monitors.overrides import OverrideError, module_for
 from sonde_exporter.storage import MonitorRecord
@@ -103,3 +106,21 @@ def test_an_implicit_module_takes_the_top_level_filter() -> None:
     module.target_filter.check_address("127.0.0.1")
     with pytest.raises(TargetForbidden, match="denied"):
         module.target_filter.check_address("10.1.2.3")
+
+
+def test_the_apis_policy_objects_are_views_of_the_config_models() -> None:
+    """Every config field of a policy is the API's, under its camelCase name; the config's
+    own spelling is refused (the API names only what it documents)."""
+    assert list(RetriesIn.model_fields) == list(Retries.model_fields)
+    assert list(AssertionIn.model_fields) == list(Assertion.model_fields)
+    sent = {"max": 3, "backoff": "exponential", "delayMs": 250, "on": "any"}
+    assert config_form(RetriesIn, RetriesIn.model_validate(sent).model_dump(by_alias=True)) == {
+        "max": 3,
+        "backoff": "exponential",
+        "delay": "250ms",
+        "on": ["any"],
+    }
+    with pytest.raises(ValidationError, match="delay"):
+        RetriesIn.model_validate({"delay": 100})
+    with pytest.raises(ValidationError, match="delayMs"):
+        RetriesIn.model_validate({"delayMs": "100"})  # strict, as the rest of the API

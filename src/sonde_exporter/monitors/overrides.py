@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
+from ..api.fields import AssertionIn, RetriesIn, config_form
 from ..config import Config, Module
 from ..config.email import EmailModule
 from ..config.errors import FIELD_NAMES, error_parts
@@ -152,19 +153,10 @@ def _policies(spec: dict[str, Any]) -> dict[str, Any]:
             update[key] = spec[api_key]
     retries = spec.get("retries")
     if retries is not None:
-        update["retries"] = _validated(
-            "retries",
-            Retries,
-            {
-                "max": retries["max"],
-                "backoff": retries["backoff"],
-                "delay": ms(retries["delayMs"]),
-                "on": [retries["on"]],
-            },
-        )
+        update["retries"] = _validated("retries", Retries, config_form(RetriesIn, retries))
     if spec.get("assertions") is not None:
         update["assertions"] = tuple(
-            _validated(f"assertions[{n}]", Assertion, item)
+            _validated(f"assertions[{n}]", Assertion, config_form(AssertionIn, item))
             for n, item in enumerate(spec["assertions"])
         )
     return update
