@@ -108,10 +108,15 @@ def _copy(model: _Model, update: dict[str, Any]) -> _Model:
     properties: has_policies, uses_tls) is derived again; what the base classes keep (a
     block's target filter, set by Config) and the nested models (a TLS context) are shared."""
     copy = model.model_copy(update=update)
-    for name, value in vars(type(model)).items():
-        if isinstance(value, functools.cached_property):
-            copy.__dict__.pop(name, None)
+    for name in _derived(type(model)):
+        copy.__dict__.pop(name, None)
     return copy
+
+
+@functools.cache
+def _derived(cls: type[BaseModel]) -> tuple[str, ...]:
+    """The cached properties a model class defines itself (not those of its bases)."""
+    return tuple(n for n, v in vars(cls).items() if isinstance(v, functools.cached_property))
 
 
 def _own_block(record: MonitorRecord, block: BaseModel | None) -> BaseModel:
