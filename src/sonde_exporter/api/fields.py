@@ -4,19 +4,18 @@ true, and an unknown field is an error."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic.alias_generators import to_camel
 
 from ..config.fields import PlainName, header_safe
 from ..config.monitors import STATUS_ALIASES, MonitorStatus, StatusAlias
 from ..config.policies import (
     MAX_DELAY_SECONDS,
-    MAX_RETRIES,
-    Backoff,
-    Comparison,
+    Assertion,
+    Retries,
     RetryOn,
-    Source,
 )
 
 MAX_BODY = 64 * 1024
@@ -36,21 +35,85 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class RetriesIn(ApiModel):
-    """Retries of a failed attempt within the check's timeout (docs/configuration.md, "Probe policies")."""
+class _ApiView(ApiModel):
+    """A config model's fields as the API names them (not by their config names as well:
+    the API refuses what it does not name)."""
 
-    max: Annotated[int, Field(ge=0, le=MAX_RETRIES)] = 2
-    backoff: Backoff = "fixed"
-    delayMs: Annotated[int, Field(ge=0, le=round(MAX_DELAY_SECONDS * 1000))] = 100
-    on: RetryOn = "network_error"
+    model_config = ConfigDict(alias_generator=to_camel)
 
 
-class AssertionIn(ApiModel):
-    """`source` `comparison` `target`, as a module's assertions (durations as "500ms")."""
+class Wire:
+    """How the API writes a config field that it does not take as the config does: `ms`, a
+    duration as whole milliseconds under the name + "Ms"; `one`, a list of one as its item."""
 
-    source: Source
-    comparison: Comparison
-    target: str | int | float | None = None
+    MS = "ms"
+    ONE = "one"
+
+
+def config_form(view: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """What the API sent for a view (`data`, as stored) as the config model takes it: by the
+    config's names, a duration as "100ms", a list for a single item."""
+    out: dict[str, Any] = {}
+    for name, info in view.model_fields.items():
+        value = data.get(info.alias or name)
+        if value is None:
+            continue
+        if Wire.MS in info.metadata:
+            value = f"{value}ms"
+        elif Wire.ONE in info.metadata:
+            value = [value]
+        out[name] = value
+    return out
+
+
+def api_view(model: type[BaseModel], title: str, doc: str, **wire: Any) -> type[ApiModel]:
+    """The API's form of a config model (a policy): its fields under camelCase names, each
+    with the config's type, default and bounds, but for `wire`: name -> (type, default) as
+    the API takes it, Annotated with Wire.MS or Wire.ONE when the value is converted
+    (monitors/overrides.py reads the view back into the config model)."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name not in wire:
+            fields[name] = (info.annotation, info)
+            continue
+        annotation, default = wire[name]
+        ms = Wire.MS in getattr(annotation, "__metadata__", ())
+        alias = to_camel(name) + "Ms" if ms else None
+        fields[name] = (
+            annotation,
+            Field(default=default, alias=alias, title=alias and alias.title()),
+        )
+    view: type[ApiModel] = create_model(
+        title,
+        __base__=_ApiView,
+        __doc__=doc,
+        **fields,
+    )
+    return view
+
+
+Milliseconds = Annotated[int, Wire.MS]
+
+if TYPE_CHECKING:  # classes made at run time: to mypy, API models
+    RetriesIn: TypeAlias = ApiModel
+    AssertionIn: TypeAlias = ApiModel
+else:
+    RetriesIn = api_view(
+        Retries,
+        "RetriesIn",
+        'Retries of a failed attempt within the check\'s timeout (docs/configuration.md, "Probe policies").',
+        delay=(
+            Annotated[Milliseconds, Field(ge=0, le=round(MAX_DELAY_SECONDS * 1000))],
+            round(Retries.model_fields["delay"].default * 1000),
+        ),
+        on=(Annotated[RetryOn, Wire.ONE], Retries.model_fields["on"].default[0]),
+    )
+    AssertionIn = api_view(
+        Assertion,
+        "AssertionIn",
+        '`source` `comparison` `target`, as a module\'s assertions (durations as "500ms").',
+        target=(str | int | float | None, None),
+    )
 
 
 class MonitorIn(ApiModel):

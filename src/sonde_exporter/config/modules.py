@@ -249,13 +249,18 @@ class Module(Strict):
 
     @model_validator(mode="after")
     def _attempts_fit_timeout(self) -> Module:
+        self.check_attempts()
+        return self
+
+    def check_attempts(self) -> None:
         """What the probing engine will give each attempt, checked here with the same rules:
         the timeout less the traceroute's reserve, less the backoff delays, shared by the
-        attempts; an ICMP attempt must fit its echo requests and the prober's grace."""
+        attempts; an ICMP attempt must fit its echo requests and the prober's grace. Also
+        run on an API monitor's copy of its module (monitors/overrides.py)."""
         if self.traceroute is not None and not self.traceroute_on_error:
             raise field_error("traceroute", "has no effect without traceroute_on_error: true")
         if self.timeout <= 0:
-            return self
+            return
         window = self.timeout - self.traceroute_reserve(self.timeout)
         waits = self.retries.delays if self.retries else []
         attempts, delays = 1 + len(waits), sum(waits)
@@ -274,7 +279,6 @@ class Module(Strict):
                 f"{self.icmp.send_span:g}s, and {per} {share:.3g}s of the {self.timeout:g}s "
                 f"timeout, which leaves no time for the last reply",
             )
-        return self
 
     @model_validator(mode="after")
     def _own_filter(self) -> Module:

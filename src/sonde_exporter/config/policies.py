@@ -224,7 +224,7 @@ class Assertion(Strict):
         return self._number
 
 
-def _check_assertion(assertion: Assertion, info: ValidationInfo) -> Assertion:
+def check_assertion(assertion: Assertion, info: ValidationInfo) -> Assertion:
     """Refuse a source the module's prober does not measure, or a target it cannot reach."""
     prober, timeout = info.data.get("prober"), info.data.get("timeout", 0.0)
     if prober is None:  # the prober field itself was invalid; that error is enough
@@ -248,7 +248,7 @@ def _check_assertion(assertion: Assertion, info: ValidationInfo) -> Assertion:
     return assertion
 
 
-CheckedAssertion = Annotated[Assertion, AfterValidator(_check_assertion)]
+CheckedAssertion = Annotated[Assertion, AfterValidator(check_assertion)]
 """An assertion checked against the module it is in (fields declared before `assertions`)."""
 
 

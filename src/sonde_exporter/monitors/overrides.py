@@ -6,53 +6,50 @@ parsed again."""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
 
+from ..api.fields import AssertionIn, RetriesIn, config_form
 from ..config import Config, Module
+from ..config.email import EmailModule
 from ..config.errors import FIELD_NAMES, error_parts
+from ..config.modules import IcmpModule, QueryStep, TcpModule
+from ..config.policies import Assertion, Retries, check_assertion, check_policy
 from ..storage import MonitorRecord
 from ..storage.secrets import SecretError, open_sealed
 
-POLICY_KEYS = {
-    "degradedResponseTimeMs": "degraded_response_time",
-    "maxResponseTimeMs": "max_response_time",
-    "shouldFail": "should_fail",
-    "tracerouteOnError": "traceroute_on_error",
+_EMAIL_FIELDS: dict[tuple[str, ...], str] = {
+    ("preferred_ip_protocol",): "ipFamily",
+    ("smtp", "url"): "smtpUrl",
+    ("receive", "url"): "receiveUrl",
+    ("smtp", "username"): "username",
+    ("receive", "username"): "username",
+    ("to",): "email",
+    ("from",): "from",
+    ("mail_from",): "from",
 }
-"""API policy fields that map one to one onto a module key (milliseconds become durations)."""
+"""Where an error of the monitor's mail block lands among the API's fields (longest prefix
+wins); what matches none is the base module's own setting clashing with the monitor: `module`."""
 
-_MODULE_FIELDS: dict[tuple[str, ...], str] = {
-    ("timeout",): "timeoutMs",
-    ("retries",): "retries",
-    ("degraded_response_time",): "degradedResponseTimeMs",
-    ("max_response_time",): "maxResponseTimeMs",
-    ("should_fail",): "shouldFail",
-    ("assertions",): "assertions",
-    ("traceroute_on_error",): "tracerouteOnError",
-    ("tcp", "query_response"): "data",
-    ("tcp", "preferred_ip_protocol"): "ipFamily",
-    ("icmp", "preferred_ip_protocol"): "ipFamily",
-    ("icmp", "payload_size"): "packetSize",
-    ("icmp",): "count",
-    ("icmp", "count"): "count",
-    ("email", "preferred_ip_protocol"): "ipFamily",
-    ("email", "smtp", "url"): "smtpUrl",
-    ("email", "receive", "url"): "receiveUrl",
-    ("email", "smtp", "username"): "username",
-    ("email", "receive", "username"): "username",
-    ("email", "to"): "email",
-    ("email", "from"): "from",
-    ("email", "mail_from"): "from",
+_API_NAMES = {
+    "timeout": "timeoutMs",
+    "degraded_response_time": "degradedResponseTimeMs",
+    "max_response_time": "maxResponseTimeMs",
+    "should_fail": "shouldFail",
+    "traceroute_on_error": "tracerouteOnError",
+    "icmp": "count",
+    "icmp.count": "count",
 }
-"""Where a module validation error lands among the API's fields (longest prefix wins); what
-matches none is the base module's own setting clashing with the monitor: `module`."""
-
-_API_NAMES = {".".join(loc): field for loc, field in _MODULE_FIELDS.items() if len(loc) > 1}
-_API_NAMES |= {loc[0]: field for loc, field in _MODULE_FIELDS.items() if len(loc) == 1}
+"""The API's names of the module fields a monitor sets, for the errors of the module's checks
+and for the messages that name another field (errors.spelled)."""
 _CONTEXT = {FIELD_NAMES: _API_NAMES}
-"""Validation context: a message that names another field names it as the API does."""
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class OverrideError(Exception):
@@ -83,38 +80,142 @@ def base_module(record: MonitorRecord, config: Config) -> Module | None:
 
 
 def module_for(record: MonitorRecord, config: Config) -> Module:
-    """Validate and return the module the monitor's checks run with."""
+    """The module the monitor's checks run with: its base module with the monitor's settings
+    put in place (model_copy) and only those validated, with the checks the config's Module
+    validation runs on them (the same functions, so a field is refused for the same reasons)."""
     base = base_module(record, config)
-    data: dict[str, Any] = {"prober": record.kind}
-    block: dict[str, Any] = {}
-    if base is not None:
-        data = settings_of(base)
-        block = settings_of(base.settings)
+    block = _own_block(record, None if base is None else base.settings)
+    module = base or Module.model_validate({"prober": record.kind, record.kind: block})
+    update: dict[str, Any] = {record.kind: block}
     if record.timeout is not None:
-        data["timeout"] = ms(round(record.timeout * 1000))
-    _lay_policies(data, record.spec)
-    if record.kind == "tcp" and record.spec.get("data") is not None:
-        block["query_response"] = [*block.get("query_response", ()), {"send": record.spec["data"]}]
-    elif record.kind == "icmp":
-        block["payload_size"] = record.spec.get("packetSize", block.get("payload_size", 56))
-        block["count"] = record.spec.get("count", block.get("count", 3))
-    elif record.kind == "email":
-        block = _email_block(block, record.spec)
-    if "ipFamily" in record.spec:
-        block["preferred_ip_protocol"] = "ip6" if record.spec["ipFamily"] == "IPv6" else "ip4"
-        block["ip_protocol_fallback"] = False
-    data[record.kind] = block
+        update["timeout"] = record.timeout
+    update |= _policies(record.spec)
+    fresh = _copy(module, update)
+    _check_module(fresh, update)
+    if base is None and config.ip_filter is not None:
+        fresh.use_filter(config.ip_filter)  # as Config does for its own modules
+    return fresh
+
+
+@functools.cache
+def _default_block(kind: str) -> BaseModel:
+    """The block of a module that sets none (email has none: its servers are the monitor's)."""
+    return Module.model_validate({"prober": kind}).settings
+
+
+def _copy(model: _Model, update: dict[str, Any]) -> _Model:
+    """`model` with `update` in place. What its class derives from its fields (cached
+    properties: has_policies, uses_tls) is derived again; what the base classes keep (a
+    block's target filter, set by Config) and the nested models (a TLS context) are shared."""
+    copy = model.model_copy(update=update)
+    for name in _derived(type(model)):
+        copy.__dict__.pop(name, None)
+    return copy
+
+
+@functools.cache
+def _derived(cls: type[BaseModel]) -> tuple[str, ...]:
+    """The cached properties a model class defines itself (not those of its bases)."""
+    return tuple(n for n, v in vars(cls).items() if isinstance(v, functools.cached_property))
+
+
+def _own_block(record: MonitorRecord, block: BaseModel | None) -> BaseModel:
+    """The monitor's copy of its base module's block (`block`; None: no base module), with
+    its own settings: a copy even when it sets none, so that the filter set on it never
+    reaches the base module."""
+    spec = record.spec
+    if record.kind == "email":
+        return _email_block({} if block is None else settings_of(block), spec)
+    block = block or _default_block(record.kind)
+    update: dict[str, Any] = {}
+    if isinstance(block, TcpModule) and spec.get("data") is not None:
+        step = _validated("data", QueryStep, {"send": spec["data"]})
+        update["query_response"] = (*block.query_response, step)
+    elif isinstance(block, IcmpModule):
+        update["payload_size"] = spec.get("packetSize", block.payload_size)
+        update["count"] = spec.get("count", block.count)
+    if "ipFamily" in spec:
+        update["preferred_ip_protocol"] = "ip6" if spec["ipFamily"] == "IPv6" else "ip4"
+        update["ip_protocol_fallback"] = False
+    # A send step has no labels and no starttls: TcpModule's own checks cannot change.
+    return _copy(block, update)
+
+
+def _policies(spec: dict[str, Any]) -> dict[str, Any]:
+    """The module fields the monitor's policies set, validated each by its own model."""
+    update: dict[str, Any] = {}
+    for api_key, key in (
+        ("degradedResponseTimeMs", "degraded_response_time"),
+        ("maxResponseTimeMs", "max_response_time"),
+    ):
+        if spec.get(api_key) is not None:
+            update[key] = spec[api_key] / 1000
+    for api_key, key in (
+        ("shouldFail", "should_fail"),
+        ("tracerouteOnError", "traceroute_on_error"),
+    ):
+        if spec.get(api_key) is not None:
+            update[key] = spec[api_key]
+    retries = spec.get("retries")
+    if retries is not None:
+        update["retries"] = _validated("retries", Retries, config_form(RetriesIn, retries))
+    if spec.get("assertions") is not None:
+        update["assertions"] = tuple(
+            _validated(f"assertions[{n}]", Assertion, config_form(AssertionIn, item))
+            for n, item in enumerate(spec["assertions"])
+        )
+    return update
+
+
+def _check_module(module: Module, update: dict[str, Any]) -> None:
+    """Run the checks Module's validation runs on the fields the monitor set, each seeing
+    the fields declared before it as pydantic would (ValidationInfo.data)."""
+    data: dict[str, Any] = {}
+    for name in Module.model_fields:
+        value = getattr(module, name)
+        if name in update:
+            info = _Info(data, name)
+            if name in _POLICY_CHECKED:
+                _checked(name, check_policy, value, info)
+            elif name == "assertions":
+                for n, assertion in enumerate(value):
+                    _checked(f"assertions[{n}]", check_assertion, assertion, info)
+        data[name] = value
+    _checked("module", module.check_attempts)
+
+
+_POLICY_CHECKED = Module.__pydantic_decorators__.field_validators["_policy_fits"].info.fields
+"""The fields Module checks with check_policy."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Info:
+    """What a field check reads of pydantic's ValidationInfo."""
+
+    data: dict[str, Any]
+    field_name: str
+    context: dict[str, Any] = field(default_factory=lambda: _CONTEXT)
+    config: None = None
+    mode: Literal["python"] = "python"
+
+
+def _checked(field_name: str, check: Callable[..., object], *args: Any) -> None:
+    """Run `check`; its refusal becomes OverrideError naming the API field (a field_error
+    names the module field at fault, such as icmp for the echo requests that do not fit)."""
     try:
-        module = Module.model_validate(data, context=_CONTEXT)
+        check(*args)
+    except PydanticCustomError as exc:
+        blamed = str((exc.context or {}).get("field", ""))
+        raise OverrideError(_API_NAMES.get(blamed, field_name), exc.message()) from None
+    except ValueError as exc:
+        raise OverrideError(_API_NAMES.get(field_name, field_name), str(exc)) from None
+
+
+def _validated(field_name: str, model: type[_Model], data: dict[str, Any]) -> _Model:
+    try:
+        return model.model_validate(data, context=_CONTEXT)
     except ValidationError as exc:
-        loc, message = first_error(exc)
-        field = _api_field(loc)
-        if field == "from" and record.spec.get("from") is None:  # `from` defaults to `email`
-            field = "email"
-        raise OverrideError(field, message) from None
-    if module.ip_filter is None and config.ip_filter is not None:
-        module.use_filter(config.ip_filter)  # as Config does for its own modules
-    return module
+        raise OverrideError(field_name, first_error(exc)[1]) from None
 
 
 def settings_of(model: BaseModel) -> dict[str, Any]:
@@ -123,35 +224,18 @@ def settings_of(model: BaseModel) -> dict[str, Any]:
     context), plain values in their written form (a duration as "5s"), by alias."""
     data: dict[str, Any] = {}
     plain = set()
-    for name, field in type(model).model_fields.items():
+    for name, info in type(model).model_fields.items():
         value = getattr(model, name)
         if isinstance(value, BaseModel) or (
             isinstance(value, tuple) and value and isinstance(value[0], BaseModel)
         ):
-            data[field.alias or name] = value
+            data[info.alias or name] = value
         else:
             plain.add(name)
     return {**model.model_dump(mode="json", by_alias=True, include=plain), **data}
 
 
-def _lay_policies(data: dict[str, Any], spec: dict[str, Any]) -> None:
-    for api_key, key in POLICY_KEYS.items():
-        value = spec.get(api_key)
-        if value is not None:
-            data[key] = ms(value) if api_key.endswith("Ms") else value
-    retries = spec.get("retries")
-    if retries is not None:
-        data["retries"] = {
-            "max": retries["max"],
-            "backoff": retries["backoff"],
-            "delay": ms(retries["delayMs"]),
-            "on": [retries["on"]],
-        }
-    if spec.get("assertions") is not None:
-        data["assertions"] = spec["assertions"]
-
-
-def _email_block(block: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+def _email_block(block: dict[str, Any], spec: dict[str, Any]) -> EmailModule:
     """The mail servers and addresses of the monitor, keeping the base module's other settings
     (TLS, poll interval) where they still apply to the monitor's URLs."""
     try:
@@ -171,7 +255,15 @@ def _email_block(block: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
         if url.startswith("pop3"):
             server.pop("mailbox", None)
         servers[name] = {**server, "url": url, "username": spec["username"], "password": password}
-    return {**block, **servers, "to": spec["email"], "from": spec.get("from") or spec["email"]}
+    data = {**block, **servers, "to": spec["email"], "from": spec.get("from") or spec["email"]}
+    try:
+        return EmailModule.model_validate(data, context=_CONTEXT)
+    except ValidationError as exc:
+        loc, message = first_error(exc)
+        field = _api_field(loc)
+        if field == "from" and spec.get("from") is None:  # `from` defaults to `email`
+            field = "email"
+        raise OverrideError(field, message) from None
 
 
 def first_error(exc: ValidationError) -> tuple[tuple[str, ...], str]:
@@ -183,9 +275,7 @@ def first_error(exc: ValidationError) -> tuple[tuple[str, ...], str]:
 
 def _api_field(loc: tuple[str, ...]) -> str:
     for n in range(len(loc), 0, -1):
-        field = _MODULE_FIELDS.get(loc[:n])
+        field = _EMAIL_FIELDS.get(loc[:n])
         if field is not None:
-            if field == "assertions" and loc[n:] and loc[n].isdigit():
-                return f"assertions[{loc[n]}]"
             return field
     return "module"

@@ -1,0 +1,126 @@
+"""An API monitor's module is its base module with the monitor's settings put in place
+(monitors/overrides.py): the base's nested settings are shared, never rebuilt, and the base
+is never changed by a monitor built on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from sonde_exporter.api.fields import AssertionIn, RetriesIn, config_form
+from sonde_exporter.config.loader import parse_config
+from sonde_exporter.config.modules import TcpModule
+from sonde_exporter.config.policies import Assertion, Retries
+from sonde_exporter.ipfilter.guard import TargetForbidden
+from sonde_exporter.monitors.overrides import OverrideError, module_for
+from sonde_exporter.storage import MonitorRecord
+
+CONFIG = parse_config(
+    """
+ip_filter: {denied: [10.0.0.0/8]}
+modules:
+  tls:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      tls: true
+      tls_config: {insecure_skip_verify: true}
+      query_response: [{expect: "^220"}]
+  icmp: {prober: icmp, timeout: 2s}
+""",
+    "config.yml",
+)
+
+
+def record(kind: str, module: str, **spec: Any) -> MonitorRecord:
+    target = f"127.0.0.1:{spec['port']}" if "port" in spec else "127.0.0.1"
+    return MonitorRecord(
+        id="m1",
+        kind=kind,
+        source="api",
+        name="n",
+        module=module,
+        target=target,
+        interval=60.0,
+        timeout=4.0,
+        status="active",
+        created_at=0.0,
+        updated_at=0.0,
+        spec={"host": "127.0.0.1", **spec},
+    )
+
+
+def test_the_base_modules_nested_settings_are_shared_and_the_base_kept() -> None:
+    base = CONFIG.modules["tls"]
+    assert isinstance(base.settings, TcpModule)
+    before = base.model_dump(mode="json")
+    module = module_for(
+        record(
+            "tcp",
+            "tls",
+            port=1,
+            data="QUIT",
+            ipFamily="IPv6",
+            retries={"max": 1, "backoff": "linear", "delayMs": 50, "on": "any"},
+            degradedResponseTimeMs=800,
+        ),
+        CONFIG,
+    )
+    block = module.settings
+    assert isinstance(block, TcpModule)
+    assert block.tls_config is base.settings.tls_config  # its TLS context too: not rebuilt
+    assert block.query_response[0] is base.settings.query_response[0]
+    assert [s.send for s in block.query_response] == [None, "QUIT"]
+    assert (block.preferred_ip_protocol, block.ip_protocol_fallback) == ("ip6", False)
+    assert module.timeout == 4.0 and module.degraded_response_time == 0.8
+    assert module.retries is not None and module.retries.delays == [0.05]
+    assert module.has_policies and not base.has_policies  # derived again, not copied
+    assert block.uses_tls and block.target_filter is base.settings.target_filter
+    assert base.model_dump(mode="json") == before  # the base is untouched
+
+
+def test_the_copy_is_checked_as_a_config_module_is_naming_the_api_fields() -> None:
+    with pytest.raises(OverrideError) as caught:
+        module_for(
+            record("tcp", "tls", port=1, degradedResponseTimeMs=900, shouldFail=True), CONFIG
+        )
+    assert caught.value.field == "shouldFail"
+    assert "cannot be used with degradedResponseTimeMs" in caught.value.message
+    with pytest.raises(OverrideError) as caught:
+        module_for(record("icmp", "icmp", packetSize=56, count=100), CONFIG)
+    assert caught.value.field == "count"  # Module's own timing check, on the copy
+    jitter = [{"source": "jitter", "comparison": "less_than", "target": "1s"}]
+    with pytest.raises(OverrideError) as caught:
+        module_for(record("icmp", "icmp", packetSize=56, count=1, assertions=jitter), CONFIG)
+    assert (caught.value.field, caught.value.message) == (
+        "assertions[0]",
+        "jitter needs two replies, so count must be at least 2",
+    )
+
+
+def test_an_implicit_module_takes_the_top_level_filter() -> None:
+    module = module_for(record("tcp", "tcp", port=1), CONFIG)
+    assert module.settings is not CONFIG.modules["tls"].settings
+    module.target_filter.check_address("127.0.0.1")
+    with pytest.raises(TargetForbidden, match="denied"):
+        module.target_filter.check_address("10.1.2.3")
+
+
+def test_the_apis_policy_objects_are_views_of_the_config_models() -> None:
+    """Every config field of a policy is the API's, under its camelCase name; the config's
+    own spelling is refused (the API names only what it documents)."""
+    assert list(RetriesIn.model_fields) == list(Retries.model_fields)
+    assert list(AssertionIn.model_fields) == list(Assertion.model_fields)
+    sent = {"max": 3, "backoff": "exponential", "delayMs": 250, "on": "any"}
+    assert config_form(RetriesIn, RetriesIn.model_validate(sent).model_dump(by_alias=True)) == {
+        "max": 3,
+        "backoff": "exponential",
+        "delay": "250ms",
+        "on": ["any"],
+    }
+    with pytest.raises(ValidationError, match="delay"):
+        RetriesIn.model_validate({"delay": 100})
+    with pytest.raises(ValidationError, match="delayMs"):
+        RetriesIn.model_validate({"delayMs": "100"})  # strict, as the rest of the API
