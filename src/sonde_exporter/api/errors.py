@@ -4,7 +4,6 @@ answer under /v1 that is not a success is one, the router's own 404 and 405 incl
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from aiohttp import web
@@ -80,42 +79,26 @@ def describe(exc: ValidationError, prefix: tuple[str, ...] = ()) -> str:
     return "; ".join(dict.fromkeys(parts))
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_CODES: dict[int, ErrorCode] = {
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "NOT_FOUND",  # the contract has no code for it: no such endpoint for this method
-    503: "UNAVAILABLE",
-}
+FALLBACK = r"/{api:/*[vV]1(?:/.*)?}"
+"""Every path whose first segment is v1 in any case (/V1/x, //v1), so a client that got the
+case or a slash wrong still reads a JSON answer. The router tries it after every other route
+of the app (its index key is "/"): it answers only what no endpoint does, and no other request
+pays for it (a middleware would run on every /probe)."""
 
 
-def is_api(path: str) -> bool:
-    """Whether a path is the API's: its first segment is v1 in any case (/V1/x, //v1), so a
-    client that got the case or a slash wrong still reads a JSON answer."""
-    return path.lstrip("/").partition("/")[0].casefold() == "v1"
-
-
-@web.middleware
-async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The router's refusals under /v1 (no such path, method not allowed) as the envelope."""
-    if not is_api(request.path):
-        return await handler(request)
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        where = f"{request.method[:16]} {request.path[:100]!r}"
-        if isinstance(exc, web.HTTPMethodNotAllowed):
-            allowed = ", ".join(sorted(exc.allowed_methods))
-            message = f"{where}: method not allowed (allowed: {allowed})"
-            headers = {"Allow": ",".join(sorted(exc.allowed_methods))}
-        elif exc.status == 404:
-            message = f"{where}: no such endpoint (see /v1/openapi.json)"
-            headers = {}
-        else:
-            message = f"{where}: {exc.reason}"
-            headers = {}
-        code = _CODES.get(exc.status, "VALIDATION_ERROR")
-        return ApiError(exc.status, code, message, headers).response()
+async def no_such_endpoint(request: web.Request) -> web.Response:
+    """A /v1 path no endpoint has (404), or one whose endpoint takes other methods (405 with
+    Allow), as the envelope."""
+    where = f"{request.method[:16]} {request.path[:100]!r}"
+    allowed: set[str] = set()
+    own = request.match_info.route.resource
+    for resource in request.app.router.resources():
+        if resource is not own:
+            allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        methods = sorted(allowed)
+        message = f"{where}: method not allowed (allowed: {', '.join(methods)})"
+        return ApiError(405, "NOT_FOUND", message, {"Allow": ",".join(methods)}).response()
+    return ApiError(
+        404, "NOT_FOUND", f"{where}: no such endpoint (see /v1/openapi.json)"
+    ).response()

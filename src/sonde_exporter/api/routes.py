@@ -14,7 +14,7 @@ from ..monitors.engine import MonitorEngine
 from ..storage.secrets import SecretBox, SecretError, load_box
 from .auth import Handler, KeyChecker
 from .crud import MonitorApi
-from .errors import envelope, unavailable
+from .errors import FALLBACK, no_such_endpoint, unavailable
 from .kinds import KINDS
 from .openapi import document
 
@@ -63,7 +63,7 @@ def add_routes(
     for kind in KINDS:
         MonitorApi(kind, engine, keys, limit, password_key).add_routes(app)
     app.router.add_get("/v1/openapi.json", openapi)
-    app.middlewares.append(envelope)
+    app.router.add_route("*", FALLBACK, no_such_endpoint)
     check_key = keys.guard("sd:read")
 
     def guard(handler: Handler) -> Handler:
