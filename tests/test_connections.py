@@ -9,6 +9,7 @@ The server runs with RLIMIT_NOFILE soft = hard = 1024 (the common default) and s
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import resource
 import select
@@ -374,3 +375,38 @@ def test_bad_connection_flags_are_refused(capsys, flags: list[str], message: str
 def test_connection_flag_defaults() -> None:
     args = parse_args([])
     assert (args.max_connections, args.header_timeout, args.idle_timeout) == (512, 10.0, 75.0)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "api"),
+    [
+        (b"GET /v1/tcp-monitors HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n", True),
+        (b"POST /V1/tcp-monitors HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n", True),
+        (b"G\x00T /v1 HTTP/1.1\r\n\r\n", True),
+        (b"GET /probe HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n", False),
+        (b"BLAH\r\n\r\n", False),
+    ],
+)
+def test_a_request_that_cannot_be_parsed_gets_a_one_line_400_and_logs_no_traceback(
+    exporter, request_bytes: bytes, api: bool
+) -> None:
+    """aiohttp answers these before any route: with the exporter's own answer, the API's
+    envelope for a /v1 request line, and a debug line instead of a traceback at error level
+    per request (which any client could fill the log with)."""
+    server = exporter()
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(request_bytes)
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 400 Bad Request")
+        if api:
+            assert b"application/json" in head
+            error = json.loads(body)["error"]
+            assert error["code"] == "VALIDATION_ERROR" and error["message"].startswith("request: ")
+        else:
+            assert body.startswith(b"400 Bad Request: ") and body.count(b"\n") == 1
+    log = server.log()
+    assert "Traceback" not in log and "level=error" not in log, log[-2000:]

@@ -24,6 +24,9 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from .malformed import HEAD, malformed_request
 
 SWEEP_EVERY = 0.5
 """The header deadline's resolution: a late connection is closed within this after it."""
@@ -32,12 +35,30 @@ SWEEP_EVERY = 0.5
 class Connection(web.RequestHandler):
     """aiohttp's handler of one connection, which gives its slot back when the socket closes."""
 
-    __slots__ = ("_bound", "_handshake")
+    __slots__ = ("_bound", "_handshake", "_head")
 
     def __init__(self, bound: Connections, server: web.Server, **handler_args: Any) -> None:
         super().__init__(server, loop=bound.loop, **handler_args)
         self._bound = bound
         self._handshake: asyncio.Task[Any] | None = None
+        self._head = b""
+
+    def data_received(self, data: bytes) -> None:
+        self._head = data[:HEAD]  # where a request aiohttp cannot parse names its path
+        super().data_received(data)
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """A request aiohttp could not parse: malformed.py's answer; anything else (a
+        handler's bug) as aiohttp answers it."""
+        if isinstance(exc, HttpProcessingError) and status == 400:
+            return malformed_request(self._head, request.remote, message or str(exc))
+        return super().handle_error(request, status, exc, message)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)
