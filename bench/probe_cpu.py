@@ -54,7 +54,7 @@ probed = None if Probed is None else Probed("tcp", module, target, parsed, 5.0, 
 async def main():
     import gc
     gc.collect()
-    gc.freeze()  # as the exporter does once it serves (cli.settle_garbage_collector)
+    gc.freeze()  # as the exporter does once it serves (collector.settle)
     loop = asyncio.get_running_loop()
     async def one():
         ctx = ProbeContext(metrics=ProbeMetrics(), log=ProbeLog(), deadline=loop.time() + 5)

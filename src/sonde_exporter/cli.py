@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import math
 import signal
@@ -16,6 +15,7 @@ from aiohttp import web
 
 from . import __version__
 from .app import LISTENER_CONTEXT, build_app
+from .collector import settle
 from .config import ConfigError, describe_unsupported, load_config
 from .durations import format_duration, parse_duration
 from .exporter import Exporter
@@ -351,7 +351,7 @@ async def serve(
             "Started sonde-exporter",
             extra=fields(version=__version__, modules=len(exporter.config.modules)),
         )
-        settle_garbage_collector()
+        settle()  # what start-up built lives as long as the process (collector.py)
         await stop.wait()
         logger.info("Shutting down")
     finally:
@@ -372,17 +372,6 @@ def _connection_limit(limits: ConnectionLimits) -> int:
             extra=fields(requested=limits.max_connections, max_connections=budget.limit),
         )
     return budget.limit
-
-
-def settle_garbage_collector() -> None:
-    """Move what start-up built (modules, the config, the app) out of the collector's sight.
-
-    Those objects live as long as the process, yet every full collection would walk them
-    again; frozen, a full collection walks only what probes allocate, so its cost no longer
-    grows with the imports. Objects of later configs (reloads) stay collectable.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def _format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str:

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..collector import Settler
 from ..config import Config
 from ..config.monitors import MonitorConfig
 from ..logs import fields
@@ -74,6 +75,7 @@ class MonitorEngine:
         traceroutes: Traceroutes | None = None,
     ) -> None:
         self.store = store
+        self._settler = Settler()
         self.traceroutes = traceroutes or Traceroutes()
         """The exporter's traceroute caches, shared with /probe."""
         self.config = config
@@ -149,6 +151,7 @@ class MonitorEngine:
         async with self._lock:
             self.records[stored.id] = stored
             self._replan_one(stored.id)
+        self._settler.settle_if_due()
         return stored
 
     async def delete(self, monitor_id: str) -> bool:
@@ -234,6 +237,7 @@ class MonitorEngine:
             if time.perf_counter() > until:
                 await asyncio.sleep(0)  # the lock is held: API changes wait, checks do not
                 until = time.perf_counter() + REPLAN_SLICE
+        self._settler.settle_if_due()
 
     def _replan_one(self, monitor_id: str) -> None:
         """Re-plan one saved, deleted or changed monitor: an API change costs the same with
@@ -253,6 +257,7 @@ class MonitorEngine:
                     )
         if monitor_id in self.plans:  # now, so that start-up's objects are frozen with them
             self.states.setdefault(monitor_id, MonitorState())
+            self._settler.planned()
         self.scheduler.set_plan(monitor_id, self.plans.get(monitor_id))
 
     # --- checks and history -----------------------------------------------------------------
