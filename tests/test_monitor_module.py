@@ -16,6 +16,7 @@ from sonde_exporter.config.policies import Assertion, Retries
 from sonde_exporter.ipfilter.guard import TargetForbidden
 from sonde_exporter.monitors.overrides import OverrideError, module_for
 from sonde_exporter.storage import MonitorRecord
+from sonde_exporter.storage.secrets import PasswordKey
 
 CONFIG = parse_config(
     """
@@ -32,6 +33,8 @@ modules:
 """,
     "config.yml",
 )
+NO_KEY = PasswordKey(None)
+"""No email monitor here: no sealed password to open."""
 
 
 def record(kind: str, module: str, **spec: Any) -> MonitorRecord:
@@ -67,6 +70,7 @@ def test_the_base_modules_nested_settings_are_shared_and_the_base_kept() -> None
             degradedResponseTimeMs=800,
         ),
         CONFIG,
+        NO_KEY,
     )
     block = module.settings
     assert isinstance(block, TcpModule)
@@ -84,16 +88,20 @@ def test_the_base_modules_nested_settings_are_shared_and_the_base_kept() -> None
 def test_the_copy_is_checked_as_a_config_module_is_naming_the_api_fields() -> None:
     with pytest.raises(OverrideError) as caught:
         module_for(
-            record("tcp", "tls", port=1, degradedResponseTimeMs=900, shouldFail=True), CONFIG
+            record("tcp", "tls", port=1, degradedResponseTimeMs=900, shouldFail=True),
+            CONFIG,
+            NO_KEY,
         )
     assert caught.value.field == "shouldFail"
     assert "cannot be used with degradedResponseTimeMs" in caught.value.message
     with pytest.raises(OverrideError) as caught:
-        module_for(record("icmp", "icmp", packetSize=56, count=100), CONFIG)
+        module_for(record("icmp", "icmp", packetSize=56, count=100), CONFIG, NO_KEY)
     assert caught.value.field == "count"  # Module's own timing check, on the copy
     jitter = [{"source": "jitter", "comparison": "less_than", "target": "1s"}]
     with pytest.raises(OverrideError) as caught:
-        module_for(record("icmp", "icmp", packetSize=56, count=1, assertions=jitter), CONFIG)
+        module_for(
+            record("icmp", "icmp", packetSize=56, count=1, assertions=jitter), CONFIG, NO_KEY
+        )
     assert (caught.value.field, caught.value.message) == (
         "assertions[0]",
         "jitter needs two replies, so count must be at least 2",
@@ -101,7 +109,7 @@ def test_the_copy_is_checked_as_a_config_module_is_naming_the_api_fields() -> No
 
 
 def test_an_implicit_module_takes_the_top_level_filter() -> None:
-    module = module_for(record("tcp", "tcp", port=1), CONFIG)
+    module = module_for(record("tcp", "tcp", port=1), CONFIG, NO_KEY)
     assert module.settings is not CONFIG.modules["tls"].settings
     module.target_filter.check_address("127.0.0.1")
     with pytest.raises(TargetForbidden, match="denied"):
