@@ -94,7 +94,7 @@ def module_for(record: MonitorRecord, config: Config, passwords: PasswordKey) ->
     fresh = _copy(module, update)
     _check_module(fresh, update)
     if base is None and config.ip_filter is not None:
-        fresh.use_filter(config.ip_filter)  # as Config does for its own modules
+        return fresh.with_filter(config.ip_filter)  # as Config does for its own modules
     return fresh
 
 
