@@ -8,7 +8,6 @@ from api_harness import start_api
 from sonde_exporter.app import build_app
 from sonde_exporter.exporter import Exporter
 from sonde_exporter.monitors.options import MonitorOptions
-from sonde_exporter.storage import secrets
 from sonde_exporter.storage.sqlite_store import SqliteStore
 
 EMAIL = {
@@ -22,15 +21,15 @@ EMAIL = {
 
 
 async def test_the_password_key_is_loaded_before_the_engine_plans(aiohttp_client, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A stored email monitor's plan opens its sealed password: after a restart, the key
-    file must be loaded before the engine plans, whatever order the routes were added in."""
+    """A stored email monitor's plan opens its sealed password: after a restart (a fresh
+    composition root, whose password key nothing loaded yet), the key file must be loaded
+    before the engine plans, whatever order the routes were added in."""
     api = await start_api(aiohttp_client, tmp_path, scheduler=False)
     monitor_id = (await api.create("email", EMAIL))["id"]
     await api.client.close()
     store = api.exporter.monitors.store
     assert isinstance(store, SqliteStore)
     assert store.database.error == "closed"  # the engine stopped, then the database closed
-    secrets._KEYRING.clear()  # a new process: no key loaded yet
     options = MonitorOptions(storage_path=str(api.db), scheduler=False)
     exporter = Exporter.from_file(tmp_path / "config.yml", monitors=options)
     async with TestClient(TestServer(build_app(exporter))):

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from sonde_exporter.config import ConfigError, Module, dump_yaml, parse_config
+from sonde_exporter.config import Config, ConfigError, Module, dump_yaml, parse_config
 from sonde_exporter.ipfilter import TargetFilter, TargetForbidden, address_key
 from sonde_exporter.ipfilter.matcher import key_text, readings
+from sonde_exporter.monitors.plan import stale_modules
 from sonde_exporter.prober_base import ProbeFailure
 from sonde_exporter.resolve import check_target
 
@@ -482,3 +483,34 @@ def test_the_shipped_config_example_loads_uncommented() -> None:
     assert verdict(modules["tcp"].target_filter, "10.0.0.2", 8080) == "allow"
     assert verdict(modules["tcp"].target_filter, "10.0.0.1", 443) != "allow"
     assert "allowed_ports" in verdict(modules["tcp"].target_filter, "10.0.0.2", 80)
+
+
+def test_a_config_builds_its_filters_into_copies_never_changing_a_module_it_is_given() -> None:
+    """Config is data: the top-level filter goes into copies of the modules that have none of
+    their own, so a module validated once and given to two configs keeps its own filter, and
+    each config its own."""
+    module = Module.model_validate({"prober": "tcp"})
+    own = module.target_filter
+    configs = [
+        Config.model_validate({"ip_filter": {"denied": [ip]}, "modules": {"m": module}})
+        for ip in ("127.0.0.2", "127.0.0.3")
+    ]
+    assert module.target_filter is own and verdict(own, "127.0.0.2") == "allow"
+    first, second = (c.modules["m"].target_filter for c in configs)
+    assert "denied: 127.0.0.2/32" in verdict(first, "127.0.0.2")
+    assert verdict(first, "127.0.0.3") == "allow"
+    assert "denied: 127.0.0.3/32" in verdict(second, "127.0.0.3")
+    assert verdict(second, "127.0.0.2") == "allow"
+
+
+def test_two_loads_of_one_config_with_filters_have_equal_modules() -> None:
+    """The filter is not part of a module's equality (it is built from the module's fields
+    and the top-level ip_filter), so a reload that changed nothing re-plans no monitor."""
+    text = (
+        "ip_filter: {denied: [127.0.0.2]}\n"
+        "modules:\n  top: {prober: tcp}\n"
+        "  own: {prober: tcp, ip_filter: {denied: [127.0.0.3]}, allowed_ports: [80]}\n"
+    )
+    old, new = parse_config(text, "ipf.yml"), parse_config(text, "ipf.yml")
+    assert old.modules["own"].target_filter is not new.modules["own"].target_filter
+    assert stale_modules(old, new) == set()

@@ -4,6 +4,8 @@ is never changed by a monitor built on it."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -15,10 +17,11 @@ from sonde_exporter.config.modules import TcpModule
 from sonde_exporter.config.policies import Assertion, Retries
 from sonde_exporter.ipfilter.guard import TargetForbidden
 from sonde_exporter.monitors.overrides import OverrideError, module_for
+from sonde_exporter.monitors.plan import Planner
 from sonde_exporter.storage import MonitorRecord
+from sonde_exporter.storage.secrets import PasswordKey
 
-CONFIG = parse_config(
-    """
+CONFIG_TEXT = """
 ip_filter: {denied: [10.0.0.0/8]}
 modules:
   tls:
@@ -29,9 +32,10 @@ modules:
       tls_config: {insecure_skip_verify: true}
       query_response: [{expect: "^220"}]
   icmp: {prober: icmp, timeout: 2s}
-""",
-    "config.yml",
-)
+"""
+CONFIG = parse_config(CONFIG_TEXT, "config.yml")
+NO_KEY = PasswordKey(None)
+"""No email monitor here: no sealed password to open."""
 
 
 def record(kind: str, module: str, **spec: Any) -> MonitorRecord:
@@ -67,6 +71,7 @@ def test_the_base_modules_nested_settings_are_shared_and_the_base_kept() -> None
             degradedResponseTimeMs=800,
         ),
         CONFIG,
+        NO_KEY,
     )
     block = module.settings
     assert isinstance(block, TcpModule)
@@ -84,16 +89,20 @@ def test_the_base_modules_nested_settings_are_shared_and_the_base_kept() -> None
 def test_the_copy_is_checked_as_a_config_module_is_naming_the_api_fields() -> None:
     with pytest.raises(OverrideError) as caught:
         module_for(
-            record("tcp", "tls", port=1, degradedResponseTimeMs=900, shouldFail=True), CONFIG
+            record("tcp", "tls", port=1, degradedResponseTimeMs=900, shouldFail=True),
+            CONFIG,
+            NO_KEY,
         )
     assert caught.value.field == "shouldFail"
     assert "cannot be used with degradedResponseTimeMs" in caught.value.message
     with pytest.raises(OverrideError) as caught:
-        module_for(record("icmp", "icmp", packetSize=56, count=100), CONFIG)
+        module_for(record("icmp", "icmp", packetSize=56, count=100), CONFIG, NO_KEY)
     assert caught.value.field == "count"  # Module's own timing check, on the copy
     jitter = [{"source": "jitter", "comparison": "less_than", "target": "1s"}]
     with pytest.raises(OverrideError) as caught:
-        module_for(record("icmp", "icmp", packetSize=56, count=1, assertions=jitter), CONFIG)
+        module_for(
+            record("icmp", "icmp", packetSize=56, count=1, assertions=jitter), CONFIG, NO_KEY
+        )
     assert (caught.value.field, caught.value.message) == (
         "assertions[0]",
         "jitter needs two replies, so count must be at least 2",
@@ -101,7 +110,7 @@ def test_the_copy_is_checked_as_a_config_module_is_naming_the_api_fields() -> No
 
 
 def test_an_implicit_module_takes_the_top_level_filter() -> None:
-    module = module_for(record("tcp", "tcp", port=1), CONFIG)
+    module = module_for(record("tcp", "tcp", port=1), CONFIG, NO_KEY)
     assert module.settings is not CONFIG.modules["tls"].settings
     module.target_filter.check_address("127.0.0.1")
     with pytest.raises(TargetForbidden, match="denied"):
@@ -124,3 +133,21 @@ def test_the_apis_policy_objects_are_views_of_the_config_models() -> None:
         RetriesIn.model_validate({"delay": 100})
     with pytest.raises(ValidationError, match="delayMs"):
         RetriesIn.model_validate({"delayMs": "100"})  # strict, as the rest of the API
+
+
+def test_each_planner_keeps_the_modules_of_the_config_in_force_only() -> None:
+    """API modules are cached on the engine's Planner, not in the process: monitors with the
+    same settings share a module, another planner builds its own, and a reloaded config
+    drops the old config's modules (nothing keeps the old config alive)."""
+    config = parse_config(CONFIG_TEXT, "config.yml")
+    planner, other = Planner(NO_KEY), Planner(NO_KEY)
+    module = planner.api_module(record("tcp", "tls", port=1), config)
+    assert planner.api_module(record("tcp", "tls", port=1), config) is module
+    assert other.api_module(record("tcp", "tls", port=1), config) is not module
+    old = weakref.ref(config)
+    reloaded = parse_config(CONFIG_TEXT, "config.yml")
+    assert planner.api_module(record("tcp", "tls", port=1), reloaded) is not module
+    del config, module
+    other.api_module(record("tcp", "tls", port=1), reloaded)
+    gc.collect()
+    assert old() is None

@@ -18,9 +18,10 @@ from monitor_tools import monitors_yaml, tcp_id
 
 from sonde_exporter.config.loader import parse_config
 from sonde_exporter.monitors.identity import phase
-from sonde_exporter.monitors.plan import CheckPlan, build_plan
+from sonde_exporter.monitors.plan import CheckPlan, Planner
 from sonde_exporter.monitors.scheduler import Scheduler
 from sonde_exporter.storage import MonitorRecord
+from sonde_exporter.storage.secrets import PasswordKey
 
 CONFIG = parse_config(monitors_yaml(), "config.yml")
 EXACT = 1e-6
@@ -41,7 +42,7 @@ def plan(name: str, interval: float, *, target: str = "127.0.0.1:9", status: str
         created_at=0.0,
         updated_at=0.0,
     )
-    return build_plan(record, CONFIG)
+    return Planner(PasswordKey(None)).plan(record, CONFIG)
 
 
 def ticks(name: str, interval: float, start: float, end: float) -> list[float]:

@@ -4,7 +4,8 @@ reverse one.
 
     web security (its file watcher)
     database          opened first, closed last: everything below reads or writes it
-    password key      loaded before the engine plans (stored email monitors need it)
+    password key      the engine's: loaded before it plans (stored email monitors need it),
+                      and handed to the API, which seals with it
     monitor engine    loads, plans and schedules; stopped before the database closes
     API schema        built off the loop before the first request
     status page       its uptime cache warmed after the engine loaded, closed first
@@ -22,7 +23,6 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from .api.openapi import document
-from .api.routes import PasswordKey
 from .api.routes import add_routes as add_api_routes
 from .exporter import EXPORTER, Exporter
 from .monitors.discovery import Discovery
@@ -32,6 +32,7 @@ from .server import add_routes as add_server_routes
 from .statuspage.routes import add_routes as add_status_routes
 from .statuspage.uptime import UptimeCache
 from .storage import MonitorStore
+from .storage.secrets import PasswordKey
 from .websecurity import WebConfig, install_web_security
 
 LISTENER_CONTEXT = web.AppKey("listener_context", ssl.SSLContext)
@@ -50,7 +51,7 @@ def build_app(
         app[LISTENER_CONTEXT] = listener_context
     app[EXPORTER] = exporter
     engine = exporter.monitors
-    password_key = PasswordKey(engine.store.key_file)
+    password_key = engine.planner.passwords
     add_server_routes(app)
     sd_guard = add_api_routes(app, engine, exporter.monitor_options.limit, password_key)
     discovery = Discovery(exporter.monitor_options.address, exporter.timeout_offset)

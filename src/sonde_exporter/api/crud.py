@@ -21,7 +21,7 @@ from ..config.monitors import check_timeout_fits
 from ..monitors.engine import MonitorEngine
 from ..monitors.identity import kind_of, new_monitor_id
 from ..monitors.overrides import OverrideError
-from ..monitors.plan import PlanError, api_module, build_plan
+from ..monitors.plan import PlanError
 from ..monitors.target_check import filter_refusal
 from ..storage import MonitorRecord, StorageUnavailable
 from ..storage.secrets import SecretBox, SecretError
@@ -185,10 +185,10 @@ class MonitorApi:
         record = self._seal(record, sent, old)
         if old is not None and self._stays_unrunnable(record, old):
             return record
-        config = self.engine.config
+        config, planner = self.engine.config, self.engine.planner
         try:
-            api_module(record, config)
-            build_plan(record, config)
+            planner.api_module(record, config)
+            planner.plan(record, config)
         except OverrideError as exc:
             raise invalid(f"{exc.field}: {exc.message}") from None
         except PlanError as exc:
@@ -207,7 +207,7 @@ class MonitorApi:
         IP filter); nothing to judge for a monitor that stays unable to run."""
         if old is not None and self._stays_unrunnable(record, old):
             return
-        refusal = await filter_refusal(build_plan(record, self.engine.config))
+        refusal = await filter_refusal(self.engine.planner.plan(record, self.engine.config))
         if refusal is not None:
             field = self.kind.mailbox if refusal.mailbox else self.kind.fields[0]
             raise invalid(f"{field}: {refusal.message}")

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import (
     BaseModel,
     Field,
+    ModelWrapValidatorHandler,
     SerializerFunctionWrapHandler,
     ValidationInfo,
     field_validator,
@@ -280,31 +281,38 @@ class Module(Strict):
                 f"timeout, which leaves no time for the last reply",
             )
 
-    @model_validator(mode="after")
-    def _own_filter(self) -> Module:
-        """The module's own filter, in force until Config applies the top-level one."""
-        if self.allowed_ports is not None and not (self.supported and KINDS[self.prober].has_ports):
+    @model_validator(mode="wrap")
+    @classmethod
+    def _own_filter(cls, data: Any, handler: ModelWrapValidatorHandler[Module]) -> Module:
+        """The module with its own filter in its block, in force unless Config applies the
+        top-level one."""
+        module = handler(data)
+        if module.allowed_ports is not None and not (
+            module.supported and KINDS[module.prober].has_ports
+        ):
             with_ports = " and ".join(n for n, spec in KINDS.items() if spec.has_ports)
             raise field_error(
-                "allowed_ports", f"applies to {with_ports} modules; {self.prober} has no ports"
+                "allowed_ports", f"applies to {with_ports} modules; {module.prober} has no ports"
             )
-        if self.allowed_ports == ():
+        if module.allowed_ports == ():
             raise field_error("allowed_ports", "must list at least one port or range")
-        self.use_filter(self.ip_filter)
-        return self
+        return module.with_filter(module.ip_filter)
 
-    def use_filter(self, rules: IpFilter | None) -> None:
-        """Build the filter its prober applies from `rules` (None: allow all but the cloud
-        metadata addresses) and the module's allowed_ports."""
+    def with_filter(self, rules: IpFilter | None) -> Module:
+        """This module with the filter its prober applies built from `rules` (None: allow all
+        but the cloud metadata addresses) and its allowed_ports: a copy whose block carries it
+        (the module itself never changes); itself when its prober picks no address."""
         block = getattr(self, self.prober) if self.supported else None
-        if isinstance(block, AddressChoice):
-            ports = self.allowed_ports or ()
-            if rules is not None:
-                block.use_filter(rules.target_filter(ports))
-            elif ports:
-                block.use_filter(TargetFilter.build(ports=ports))
-            else:
-                block.use_filter(DEFAULT_FILTER)
+        if not isinstance(block, AddressChoice):
+            return self
+        ports = self.allowed_ports or ()
+        if rules is not None:
+            target_filter = rules.target_filter(ports)
+        elif ports:
+            target_filter = TargetFilter.build(ports=ports)
+        else:
+            target_filter = DEFAULT_FILTER
+        return self.model_copy(update={self.prober: block.with_filter(target_filter)})
 
     @property
     def target_filter(self) -> TargetFilter:
@@ -387,13 +395,19 @@ class Config(Strict):
                 raise field_error(f"monitors.{index}.timeout", str(exc)) from None
         return self
 
-    @model_validator(mode="after")
-    def _top_level_filter(self) -> Config:
-        if self.ip_filter is not None:
-            for module in self.modules.values():
-                if module.ip_filter is None:
-                    module.use_filter(self.ip_filter)
-        return self
+    @field_validator("modules")
+    @classmethod
+    def _top_level_filter(
+        cls, modules: dict[str, Module], info: ValidationInfo
+    ) -> dict[str, Module]:
+        """The modules with no ip_filter of their own take the top-level one (declared
+        before `modules`, so validated first): copies, the validated modules stay as they are."""
+        rules: IpFilter | None = info.data.get("ip_filter")
+        if rules is None:
+            return modules
+        return {
+            n: m if m.ip_filter is not None else m.with_filter(rules) for n, m in modules.items()
+        }
 
     @model_serializer(mode="wrap")
     def _without_unset_filter(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

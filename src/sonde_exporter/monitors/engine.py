@@ -23,10 +23,11 @@ from ..config.monitors import MonitorConfig
 from ..logs import fields
 from ..probing import Traceroutes
 from ..storage import MonitorRecord, MonitorStore, ResultRecord, StorageUnavailable
+from ..storage.secrets import PasswordKey
 from .check import run_check
 from .clock import LoopClock
 from .identity import config_monitor_id
-from .plan import CheckPlan, PlanError, build_plan, stale_modules
+from .plan import CheckPlan, PlanError, Planner, stale_modules
 from .samples import Samples, freeze
 from .scheduler import Scheduler
 
@@ -73,9 +74,13 @@ class MonitorEngine:
         retention: Retention | None = None,
         observe_lag: Callable[[float], None] = _ignore,
         traceroutes: Traceroutes | None = None,
+        passwords: PasswordKey | None = None,
     ) -> None:
         self.store = store
         self._settler = Settler()
+        self.planner = Planner(passwords or PasswordKey(store.key_file))
+        """Builds the plans; its password key (the database's, by default) is loaded by the
+        composition root (app.py) before start() plans, and seals the API's passwords."""
         self.traceroutes = traceroutes or Traceroutes()
         """The exporter's traceroute caches, shared with /probe."""
         self.config = config
@@ -247,7 +252,7 @@ class MonitorEngine:
         record = self.records.get(monitor_id)
         if record is not None:
             try:
-                self.plans[monitor_id] = build_plan(record, self.config)
+                self.plans[monitor_id] = self.planner.plan(record, self.config)
             except PlanError as exc:
                 why = self.plan_errors[monitor_id] = str(exc)
                 if why != failed:

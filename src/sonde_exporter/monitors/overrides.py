@@ -21,7 +21,7 @@ from ..config.errors import FIELD_NAMES, error_parts
 from ..config.modules import IcmpModule, QueryStep, TcpModule
 from ..config.policies import Assertion, Retries, check_assertion, check_policy
 from ..storage import MonitorRecord
-from ..storage.secrets import SecretError, open_sealed
+from ..storage.secrets import PasswordKey, SecretError
 
 _EMAIL_FIELDS: dict[tuple[str, ...], str] = {
     ("preferred_ip_protocol",): "ipFamily",
@@ -79,12 +79,13 @@ def base_module(record: MonitorRecord, config: Config) -> Module | None:
     return module
 
 
-def module_for(record: MonitorRecord, config: Config) -> Module:
+def module_for(record: MonitorRecord, config: Config, passwords: PasswordKey) -> Module:
     """The module the monitor's checks run with: its base module with the monitor's settings
     put in place (model_copy) and only those validated, with the checks the config's Module
-    validation runs on them (the same functions, so a field is refused for the same reasons)."""
+    validation runs on them (the same functions, so a field is refused for the same reasons).
+    An email monitor's sealed password is opened with `passwords`."""
     base = base_module(record, config)
-    block = _own_block(record, None if base is None else base.settings)
+    block = _own_block(record, None if base is None else base.settings, passwords)
     module = base or Module.model_validate({"prober": record.kind, record.kind: block})
     update: dict[str, Any] = {record.kind: block}
     if record.timeout is not None:
@@ -93,7 +94,7 @@ def module_for(record: MonitorRecord, config: Config) -> Module:
     fresh = _copy(module, update)
     _check_module(fresh, update)
     if base is None and config.ip_filter is not None:
-        fresh.use_filter(config.ip_filter)  # as Config does for its own modules
+        return fresh.with_filter(config.ip_filter)  # as Config does for its own modules
     return fresh
 
 
@@ -119,13 +120,13 @@ def _derived(cls: type[BaseModel]) -> tuple[str, ...]:
     return tuple(n for n, v in vars(cls).items() if isinstance(v, functools.cached_property))
 
 
-def _own_block(record: MonitorRecord, block: BaseModel | None) -> BaseModel:
+def _own_block(record: MonitorRecord, block: BaseModel | None, passwords: PasswordKey) -> BaseModel:
     """The monitor's copy of its base module's block (`block`; None: no base module), with
     its own settings: a copy even when it sets none, so that the filter set on it never
     reaches the base module."""
     spec = record.spec
     if record.kind == "email":
-        return _email_block({} if block is None else settings_of(block), spec)
+        return _email_block({} if block is None else settings_of(block), spec, passwords)
     block = block or _default_block(record.kind)
     update: dict[str, Any] = {}
     if isinstance(block, TcpModule) and spec.get("data") is not None:
@@ -235,11 +236,13 @@ def settings_of(model: BaseModel) -> dict[str, Any]:
     return {**model.model_dump(mode="json", by_alias=True, include=plain), **data}
 
 
-def _email_block(block: dict[str, Any], spec: dict[str, Any]) -> EmailModule:
+def _email_block(
+    block: dict[str, Any], spec: dict[str, Any], passwords: PasswordKey
+) -> EmailModule:
     """The mail servers and addresses of the monitor, keeping the base module's other settings
     (TLS, poll interval) where they still apply to the monitor's URLs."""
     try:
-        password = open_sealed(spec["password"])
+        password = passwords.open(spec["password"])
     except SecretError as exc:
         raise OverrideError("password", str(exc)) from None
     servers = {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +14,7 @@ from ..config.tls import TlsConfig
 from ..prober_base import TargetError
 from ..probers import get_prober
 from ..storage import MonitorRecord
+from ..storage.secrets import PasswordKey
 from .overrides import OverrideError, module_for
 
 
@@ -42,15 +42,48 @@ class PlanError(Exception):
     """A stored monitor that cannot run with the config in force (its module is gone)."""
 
 
-def build_plan(record: MonitorRecord, config: Config) -> CheckPlan:
-    """Resolve everything a check needs once, so each tick only runs the prober."""
-    if record.source == "api":
-        try:
-            module = api_module(record, config)
-        except OverrideError as exc:
-            raise PlanError(str(exc)) from None
-    else:
-        module = _config_module(record, config)
+class Planner:
+    """Builds the plans of one engine: it opens sealed passwords with the engine's password
+    key, and keeps the modules of API monitors built against the config in force, by what
+    they are built from, so that re-planning every monitor on each change costs a lookup
+    each and monitors with the same settings share one module. Another config starts the
+    cache afresh: a reload does not keep the old config's modules alive."""
+
+    def __init__(self, passwords: PasswordKey) -> None:
+        self.passwords = passwords
+        self._config: Config | None = None
+        self._modules: dict[tuple[str, str, float | None, str], Module] = {}
+
+    def plan(self, record: MonitorRecord, config: Config) -> CheckPlan:
+        """Resolve everything a check needs once, so each tick only runs the prober."""
+        if record.source == "api":
+            try:
+                module = self.api_module(record, config)
+            except OverrideError as exc:
+                raise PlanError(str(exc)) from None
+        else:
+            module = _config_module(record, config)
+        return _plan_with(record, module)
+
+    def api_module(self, record: MonitorRecord, config: Config) -> Module:
+        """The module of a management-API monitor (overrides.py); OverrideError names the
+        field."""
+        if config is not self._config:
+            self._config, self._modules = config, {}
+        key = (record.kind, record.module, record.timeout, json.dumps(record.spec, sort_keys=True))
+        module = self._modules.get(key)
+        if module is None:
+            module = module_for(record, config, self.passwords)
+            if len(self._modules) >= _API_MODULES_MAX:  # deleted monitors' entries: start afresh
+                self._modules.clear()
+            self._modules[key] = module
+        return module
+
+
+_API_MODULES_MAX = 100_000
+
+
+def _plan_with(record: MonitorRecord, module: Module) -> CheckPlan:
     prober = get_prober(module.prober)
     try:
         parsed = prober.parse_target(record.target)
@@ -110,28 +143,4 @@ def _config_module(record: MonitorRecord, config: Config) -> Module:
         raise PlanError(f"module {record.module!r} is not in the config")
     if module.prober != record.kind:
         raise PlanError(f"module {record.module!r} is a {module.prober} module, not {record.kind}")
-    return module
-
-
-_API_MODULES: dict[int, dict[tuple[str, str, float | None, str], Module]] = {}
-"""Modules of API monitors by config (its id) and by what they are built from: re-planning
-every monitor on each change then costs a lookup each, and monitors with the same settings
-share one module. A config's modules are dropped when the config is: a reload does not keep
-the old config's modules alive."""
-_API_MODULES_MAX = 100_000
-
-
-def api_module(record: MonitorRecord, config: Config) -> Module:
-    """The module of a management-API monitor (overrides.py); OverrideError names the field."""
-    modules = _API_MODULES.get(id(config))
-    if modules is None:
-        modules = _API_MODULES[id(config)] = {}
-        weakref.finalize(config, _API_MODULES.pop, id(config), None)
-    key = (record.kind, record.module, record.timeout, json.dumps(record.spec, sort_keys=True))
-    module = modules.get(key)
-    if module is None:
-        module = module_for(record, config)
-        if len(modules) >= _API_MODULES_MAX:  # deleted monitors' entries: start afresh
-            modules.clear()
-        modules[key] = module
     return module
