@@ -107,7 +107,7 @@ def _default_block(kind: str) -> BaseModel:
 def _copy(model: _Model, update: dict[str, Any]) -> _Model:
     """`model` with `update` in place. What its class derives from its fields (cached
     properties: has_policies, uses_tls) is derived again; what the base classes keep (a
-    block's target filter, set by Config) and the nested models (a TLS context) are shared."""
+    block's target filter, built at validation) and the nested models (a TLS context) are shared."""
     copy = model.model_copy(update=update)
     for name in _derived(type(model)):
         copy.__dict__.pop(name, None)
@@ -122,8 +122,8 @@ def _derived(cls: type[BaseModel]) -> tuple[str, ...]:
 
 def _own_block(record: MonitorRecord, block: BaseModel | None, passwords: PasswordKey) -> BaseModel:
     """The monitor's copy of its base module's block (`block`; None: no base module), with
-    its own settings: a copy even when it sets none, so that the filter set on it never
-    reaches the base module."""
+    its own settings: a copy even when it sets none (with_filter then copies it again with
+    the filter it probes under; no model is changed once built)."""
     spec = record.spec
     if record.kind == "email":
         return _email_block({} if block is None else settings_of(block), spec, passwords)
