@@ -66,6 +66,7 @@ class Harness:
         self.running: set[str] = set()
         self.most_running = 0
         self.most_in_flight = 0
+        self.scheduled: set[str] = set()
         self.cancelled: list[str] = []
         self.finished: list[str] = []
 
@@ -86,7 +87,13 @@ class Harness:
         self.finished.append(name)
 
     def schedule(self, *plans: CheckPlan) -> None:
-        self.scheduler.set_plans({p.id: p for p in plans})
+        """As the engine applies a reload: each plan set, each monitor gone unset."""
+        wanted = {p.id: p for p in plans}
+        for monitor_id in [m for m in self.scheduled if m not in wanted]:
+            self.scheduler.set_plan(monitor_id, None)
+        for monitor_id, p in wanted.items():
+            self.scheduler.set_plan(monitor_id, p)
+        self.scheduled = set(wanted)
 
     def slot(self, name: str):  # type: ignore[no-untyped-def]
         return self.scheduler.slot(tcp_id(name))
@@ -200,7 +207,7 @@ async def test_replanning_one_monitor_keeps_the_others_slots(harness: Harness) -
 
 
 async def test_reload_adds_removes_and_keeps(harness: Harness) -> None:
-    """set_plans (a reload): a kept monitor keeps its slot; a removed one is not checked
+    """A reload: a kept monitor keeps its slot; a removed one is not checked
     again, though a check of it already running finishes; a disabled one is not scheduled;
     a new one starts at its first tick after the reload."""
     h = harness

@@ -76,13 +76,6 @@ class Scheduler:
     def slot(self, monitor_id: str) -> Slot | None:
         return self._slots.get(monitor_id)
 
-    def set_plans(self, plans: dict[str, CheckPlan]) -> None:
-        """Schedule exactly these plans (the disabled ones are left out)."""
-        for monitor_id in [m for m in self._slots if m not in plans]:
-            self.set_plan(monitor_id, None)
-        for monitor_id, plan in plans.items():
-            self.set_plan(monitor_id, plan)
-
     def set_plan(self, monitor_id: str, plan: CheckPlan | None) -> None:
         """Schedule one monitor as `plan` says (None or disabled: not at all); the others are
         left as they are, so one change costs the same with 10 or 10,000 monitors. A monitor
