@@ -59,8 +59,8 @@ BAD_REQUESTS = [
     ({"module": "tcp", "target": "https://example.org"}, "has a URL scheme"),
     ({"module": "tcp", "target": "127.0.0.1:80/health"}, "has a path; expected host:port"),
     (
-        {"module": "tcp", "target": "a" * 250 + ".org:80"},
-        "target parameter: longer than 255 characters",
+        {"module": "tcp", "target": "a" * 254 + ".org:80"},
+        "target parameter: longer than 259 characters",
     ),
     (
         {"module": "tcp", "target": "127.0.0.1:80\n"},
@@ -90,7 +90,7 @@ BAD_REQUESTS = [
     ),
     (
         {"module": "tcp", "target": "127.0.0.1:80", "hostname": "x" * 300},
-        "hostname parameter: longer than 255 characters",
+        "hostname parameter: longer than 259 characters",
     ),
     (
         {"module": "tcp", "target": "127.0.0.1:80", "hostname": "a/b"},

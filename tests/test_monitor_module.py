@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from sonde_exporter.api.fields import AssertionIn, RetriesIn, config_form
+from sonde_exporter.api.fields import (
+    POLICY_NAMES,
+    AssertionIn,
+    MonitorIn,
+    RetriesIn,
+    config_form,
+    wire_name,
+)
+from sonde_exporter.api.models import TcpMonitorIn
 from sonde_exporter.config.loader import parse_config
 from sonde_exporter.config.modules import TcpModule
 from sonde_exporter.config.policies import Assertion, Retries
@@ -151,3 +159,37 @@ def test_each_planner_keeps_the_modules_of_the_config_in_force_only() -> None:
     other.api_module(record("tcp", "tls", port=1), reloaded)
     gc.collect()
     assert old() is None
+
+
+def test_the_apis_module_policies_are_named_and_read_back_from_config_module() -> None:
+    """The module-level policy fields are config.Module's under camelCase (+ "Ms" for a
+    duration, in whole milliseconds); every one the monitor sets lands on its module as the
+    config's value, and the config's own spelling is refused."""
+    assert POLICY_NAMES == {
+        "retries": "retries",
+        "degraded_response_time": "degradedResponseTimeMs",
+        "max_response_time": "maxResponseTimeMs",
+        "should_fail": "shouldFail",
+        "assertions": "assertions",
+        "ip_family": "ipFamily",
+        "traceroute_on_error": "tracerouteOnError",
+    }
+    assert wire_name("timeout", ms=True) in MonitorIn.model_fields
+    module = module_for(
+        record(
+            "tcp",
+            "tls",
+            port=1,
+            degradedResponseTimeMs=9,
+            maxResponseTimeMs=2500,
+            tracerouteOnError=True,
+        ),
+        CONFIG,
+        NO_KEY,
+    )
+    assert (module.degraded_response_time, module.max_response_time) == (0.009, 2.5)
+    assert module.traceroute_on_error and not module.should_fail
+    with pytest.raises(ValidationError, match="degraded_response_time"):
+        TcpMonitorIn.model_validate(
+            {"name": "n", "host": "h", "port": 1, "degraded_response_time": 5}
+        )

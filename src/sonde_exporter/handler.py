@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -23,11 +23,11 @@ from .exporter import EXPORTER, Exporter
 from .history import ProbeResult
 from .ipfilter import TargetForbidden
 from .probe_metrics import ProbeMetrics
-from .prober_base import ProbeContext, ProbeLog, Prober, TargetError
-from .probers import get_prober
+from .prober_base import ProbeContext, ProbeLog, TargetError
+from .probers import accept_target, get_prober
 from .probing import execute
 from .selfmetrics import SelfMetrics
-from .targets import MAX_TARGET_LENGTH, check_common, check_host
+from .targets import MAX_TARGET_LENGTH, check_host
 
 TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 DEFAULT_SCRAPE_TIMEOUT = 120.0
@@ -111,13 +111,9 @@ def _module(exporter: Exporter, query: Mapping[str, str]) -> tuple[str, Module]:
     return name, module
 
 
-def _target(prober: Prober[Any, Any], target: str) -> object:
-    if not target and not prober.accepts_empty_target:
-        raise BadRequest("target parameter: missing")
+def _target(prober: str, target: str) -> object:
     try:
-        if target:
-            check_common(target)
-        return prober.parse_target(target)
+        return accept_target(prober, target)
     except TargetError as exc:
         raise BadRequest(f"target parameter: {one_line(str(exc), 300)}") from None
 
@@ -159,7 +155,7 @@ class Probed(NamedTuple):
 def _by_module(exporter: Exporter, query: Mapping[str, str]) -> Probed:
     name, module = _module(exporter, query)
     target = unescape_once_more(query.get("target", ""))
-    parsed = _target(get_prober(module.prober), target)
+    parsed = _target(module.prober, target)
     return Probed(name, module, target, parsed, module.timeout, False)
 
 

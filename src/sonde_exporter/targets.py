@@ -9,13 +9,19 @@ from dataclasses import dataclass
 
 from .prober_base import TargetError
 
-MAX_TARGET_LENGTH = 255
+MAX_HOSTNAME_LENGTH = 253
+"""The longest name DNS carries (without its final dot)."""
+MAX_TARGET_LENGTH = MAX_HOSTNAME_LENGTH + len(":65535")
+"""The longest name with its port: what a monitor's host and port make, which /v1/sd hands to
+Prometheus as the target of /probe."""
 ZONE_ID = r"[A-Za-z0-9_.-]{1,15}"
 """An IPv6 zone (`fe80::1%eth0`): an interface name (at most 15 characters on Linux) or index.
 Narrower than what ipaddress reads (anything but `%`), so no control or separator character
 rides into a log line or a URL inside a zone."""
 _ZONE = re.compile(ZONE_ID)
-_HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+$")
+_HOSTNAME = re.compile(
+    rf"^(?=.{{1,{MAX_HOSTNAME_LENGTH}}}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{{0,61}}[A-Za-z0-9_])?\.?)+$"
+)
 
 
 @dataclass(frozen=True, slots=True)

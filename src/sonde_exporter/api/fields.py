@@ -4,12 +4,14 @@ true, and an unknown field is an error."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
 
-from ..config.fields import PlainName, header_safe
+from ..config.fields import Duration, PlainName, header_safe
+from ..config.modules import Module
 from ..config.monitors import STATUS_ALIASES, MonitorStatus, StatusAlias
 from ..config.policies import (
     MAX_DELAY_SECONDS,
@@ -50,6 +52,21 @@ class Wire:
     ONE = "one"
 
 
+_DURATION = get_args(Duration)[1]
+"""The mark of a config Duration (its parser), found in a field's metadata or its Optional."""
+
+
+def is_duration(info: FieldInfo) -> bool:
+    return _DURATION in info.metadata or any(
+        _DURATION in getattr(arg, "__metadata__", ()) for arg in get_args(info.annotation)
+    )
+
+
+def wire_name(name: str, ms: bool) -> str:
+    """The API's name of a config field: camelCase, + "Ms" for a duration in milliseconds."""
+    return to_camel(name) + ("Ms" if ms else "")
+
+
 def config_form(view: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
     """What the API sent for a view (`data`, as stored) as the config model takes it: by the
     config's names, a duration as "100ms", a list for a single item."""
@@ -78,7 +95,7 @@ def api_view(model: type[BaseModel], title: str, doc: str, **wire: Any) -> type[
             continue
         annotation, default = wire[name]
         ms = Wire.MS in getattr(annotation, "__metadata__", ())
-        alias = to_camel(name) + "Ms" if ms else None
+        alias = wire_name(name, ms) if ms else None
         fields[name] = (
             annotation,
             Field(default=default, alias=alias, title=alias and alias.title()),
@@ -116,9 +133,8 @@ else:
     )
 
 
-class MonitorIn(ApiModel):
-    """What a create or update body may hold for every kind; each kind adds its own fields.
-    The contract's fields first, then the optional ones (null: not set)."""
+class _Contract(ApiModel):
+    """The contract's fields (its names, defaults and ranges: the API's own)."""
 
     name: Name
     timeoutMs: TimeoutMs = 5000
@@ -126,13 +142,61 @@ class MonitorIn(ApiModel):
     isEnabled: bool | None = None
     status: Status | None = None
     module: Name | None = None
-    retries: RetriesIn | None = None
-    degradedResponseTimeMs: PolicyMs | None = None
-    maxResponseTimeMs: PolicyMs | None = None
-    shouldFail: bool | None = None
-    assertions: Annotated[list[AssertionIn], Field(max_length=20)] | None = None
-    ipFamily: Literal["IPv4", "IPv6"] | None = None
-    tracerouteOnError: bool | None = None
+
+
+def module_view(base: type[ApiModel], names: tuple[str, ...], **wire: Any) -> type[ApiModel]:
+    """`base` with the config Module's fields `names` as the API takes them: each optional
+    (null: as the base module sets it), under wire_name, a duration as Wire.MS, of the
+    config's type but for `wire`: name -> the API's type (its own limits, its view of a
+    nested model). A name Module does not have is the API's own field, typed in `wire`."""
+    fields: dict[str, Any] = {}
+    for name in names:
+        info = Module.model_fields.get(name)
+        ms = info is not None and is_duration(info)
+        annotation: Any = wire[name] if name in wire or info is None else info.annotation
+        optional = annotation | None
+        alias = wire_name(name, ms)
+        fields[name] = (
+            Annotated[optional, Wire.MS] if ms else optional,
+            Field(default=None, alias=alias),
+        )
+    view: type[ApiModel] = create_model(f"{base.__name__}Policies", __base__=base, **fields)
+    return view
+
+
+if TYPE_CHECKING:  # fields made at run time: to mypy, the contract's
+    _WithPolicies = _Contract
+else:
+    _WithPolicies = module_view(
+        _Contract,
+        (
+            "retries",
+            "degraded_response_time",
+            "max_response_time",
+            "should_fail",
+            "assertions",
+            "ip_family",
+            "traceroute_on_error",
+        ),
+        retries=RetriesIn,
+        degraded_response_time=PolicyMs,
+        max_response_time=PolicyMs,
+        assertions=Annotated[list[AssertionIn], Field(max_length=20)],
+        ip_family=Literal["IPv4", "IPv6"],  # the block's preferred_ip_protocol, ip4 or ip6
+    )
+
+POLICY_NAMES: dict[str, str] = {
+    name: info.alias or name
+    for name, info in _WithPolicies.model_fields.items()
+    if name not in _Contract.model_fields
+}
+"""The module fields a monitor may set (config name -> API name); ip_family is the API's own."""
+
+
+class MonitorIn(_WithPolicies):
+    """What a create or update body may hold for every kind; each kind adds its own fields.
+    The contract's fields first, then the optional ones (null: not set)."""
+
     tags: Annotated[list[Tag], Field(max_length=32)] | None = None
 
     def spec(self, kind_fields: tuple[str, ...]) -> dict[str, Any]:
@@ -142,16 +206,7 @@ class MonitorIn(ApiModel):
         return {key: data[key] for key in keep if key in data}
 
 
-OPTIONAL_FIELDS = (
-    "retries",
-    "degradedResponseTimeMs",
-    "maxResponseTimeMs",
-    "shouldFail",
-    "assertions",
-    "ipFamily",
-    "tracerouteOnError",
-    "tags",
-)
+OPTIONAL_FIELDS = (*POLICY_NAMES.values(), "tags")
 """Fields beyond the contract kept in the spec and returned (null while not set; tags [])."""
 
 

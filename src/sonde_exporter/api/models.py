@@ -8,25 +8,22 @@ from pydantic import AfterValidator, Field
 
 from ..config.fields import header_safe
 from ..config.modules import ECHO_COUNT, PAYLOAD_SIZE
+from ..prober_base import TargetError
+from ..probers import accept_target
 from ..targets import (
     RECEIVE_SCHEMES,
     SMTP_SCHEMES,
     MailSchemes,
     check_host,
-    parse_host,
     parse_mail_url,
 )
 from .fields import IntervalSeconds, MonitorIn, Printable, TimeoutMs
 
 
-def _tcp_host(value: str) -> str:
-    return check_host(value)
-
-
 def _icmp_host(value: str) -> str:
     try:
-        parse_host(value)
-    except ValueError as exc:
+        accept_target("icmp", value)
+    except TargetError as exc:
         raise ValueError(f"Invalid hostname: {exc}") from None
     return value
 
@@ -46,7 +43,9 @@ class TcpMonitorIn(MonitorIn):
     """A TCP connect to host:port; `data` is sent once connected (after the module's own
     dialogue steps)."""
 
-    host: Annotated[Host, AfterValidator(_tcp_host)]
+    host: Annotated[Host, AfterValidator(check_host)]
+    """The host rule; with its port it is always a target /probe takes (a 253-character name
+    and :65535 make targets.MAX_TARGET_LENGTH)."""
     port: Annotated[int, Field(ge=1, le=65535)]
     data: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
 

@@ -19,6 +19,8 @@ from pydantic import (
 
 from ..ipfilter import DEFAULT_FILTER, TargetFilter
 from ..kinds import KINDS, KindName
+from ..prober_base import TargetError
+from ..probers import accept_target
 from .address import AddressChoice
 from .email import EmailModule
 from .errors import field_error
@@ -385,8 +387,8 @@ class Config(Strict):
                     f"monitors.{index}.module", f"{monitor.module!r} {why} (have: {known})"
                 )
             try:
-                check_monitor_target(module.prober, monitor.target)
-            except ValueError as exc:
+                accept_target(module.prober, monitor.target)
+            except TargetError as exc:
                 raise field_error(f"monitors.{index}.target", str(exc)) from None
             try:
                 if monitor.timeout is not None:
@@ -424,19 +426,3 @@ class Config(Strict):
 
 DEFAULT_MONITOR_TIMEOUT = 10.0
 """A monitor's timeout when neither it nor its module sets one: Prometheus' scrape timeout."""
-
-
-def check_monitor_target(prober: str, target: str) -> None:
-    """Raise ValueError when the prober would refuse the target (as /probe answers 400)."""
-    from ..probers import get_prober  # the prober table imports config: resolve it late
-    from ..targets import check_common
-
-    parsed_by = get_prober(prober)
-    if not target and not parsed_by.accepts_empty_target:
-        raise ValueError("required for this module's prober")
-    try:
-        if target:
-            check_common(target)
-        parsed_by.parse_target(target)
-    except ValueError as exc:  # TargetError
-        raise ValueError(str(exc)) from None

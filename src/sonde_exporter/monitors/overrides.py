@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
-from ..api.fields import AssertionIn, RetriesIn, config_form
+from ..api.fields import POLICY_NAMES, AssertionIn, RetriesIn, config_form, is_duration, wire_name
 from ..config import Config, Module
 from ..config.email import EmailModule
 from ..config.errors import FIELD_NAMES, error_parts
@@ -37,11 +37,8 @@ _EMAIL_FIELDS: dict[tuple[str, ...], str] = {
 wins); what matches none is the base module's own setting clashing with the monitor: `module`."""
 
 _API_NAMES = {
-    "timeout": "timeoutMs",
-    "degraded_response_time": "degradedResponseTimeMs",
-    "max_response_time": "maxResponseTimeMs",
-    "should_fail": "shouldFail",
-    "traceroute_on_error": "tracerouteOnError",
+    "timeout": wire_name("timeout", ms=True),
+    **POLICY_NAMES,
     "icmp": "count",
     "icmp.count": "count",
 }
@@ -142,21 +139,23 @@ def _own_block(record: MonitorRecord, block: BaseModel | None, passwords: Passwo
     return _copy(block, update)
 
 
+_PLAIN = {
+    name: is_duration(Module.model_fields[name])
+    for name in POLICY_NAMES
+    if name in Module.model_fields and name not in ("retries", "assertions")
+}
+"""The policies a monitor sets as plain values (name -> whether a duration, sent in ms);
+retries and assertions are models (read back below), ip_family a setting of the block
+(_own_block)."""
+
+
 def _policies(spec: dict[str, Any]) -> dict[str, Any]:
     """The module fields the monitor's policies set, validated each by its own model."""
     update: dict[str, Any] = {}
-    for api_key, key in (
-        ("degradedResponseTimeMs", "degraded_response_time"),
-        ("maxResponseTimeMs", "max_response_time"),
-    ):
-        if spec.get(api_key) is not None:
-            update[key] = spec[api_key] / 1000
-    for api_key, key in (
-        ("shouldFail", "should_fail"),
-        ("tracerouteOnError", "traceroute_on_error"),
-    ):
-        if spec.get(api_key) is not None:
-            update[key] = spec[api_key]
+    for key, seconds in _PLAIN.items():
+        value = spec.get(POLICY_NAMES[key])
+        if value is not None:
+            update[key] = value / 1000 if seconds else value
     retries = spec.get("retries")
     if retries is not None:
         update["retries"] = _validated("retries", Retries, config_form(RetriesIn, retries))

@@ -12,7 +12,7 @@ from ..config import Config, Module
 from ..config.modules import DEFAULT_MONITOR_TIMEOUT
 from ..config.tls import TlsConfig
 from ..prober_base import TargetError
-from ..probers import get_prober
+from ..probers import accept_target
 from ..storage import MonitorRecord
 from ..storage.secrets import PasswordKey
 from .overrides import OverrideError, module_for
@@ -84,9 +84,8 @@ _API_MODULES_MAX = 100_000
 
 
 def _plan_with(record: MonitorRecord, module: Module) -> CheckPlan:
-    prober = get_prober(module.prober)
     try:
-        parsed = prober.parse_target(record.target)
+        parsed = accept_target(module.prober, record.target)
     except TargetError as exc:
         raise PlanError(f"target {record.target!r}: {exc}") from None
     timeout = record.timeout

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..kinds import KINDS
 from ..prober_base import Prober
+from ..targets import check_common
 
 PROBERS: dict[str, str] = {name: spec.prober_module for name, spec in KINDS.items()}
 
@@ -24,3 +25,13 @@ def get_prober(name: str) -> Prober[Any, Any]:
     """The prober called `name`, importing its module the first time it is asked for."""
     prober: Prober[Any, Any] = importlib.import_module(PROBERS[name], __name__).PROBER
     return prober
+
+
+def accept_target(prober_name: str, target: str) -> object:
+    """`target` as the prober reads it, or TargetError with the one reason config.yml (at
+    load), the API and /probe all give: the rules of every target (check_common), then the
+    prober's own. Empty is "missing" unless the prober takes it (email: the module's URL)."""
+    prober = get_prober(prober_name)
+    if target or not prober.accepts_empty_target:
+        check_common(target)
+    return prober.parse_target(target)
