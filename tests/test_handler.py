@@ -4,6 +4,7 @@ HTTP details a Prometheus scraper relies on. Real exporter, real loopback server
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from helpers import parse_metrics, probe
@@ -353,3 +354,19 @@ async def test_gzip_accepting_scraper_gets_valid_text(exporter_client, tcp_serve
     )
     assert response.status == 200
     assert parse_metrics(await response.text())["probe_success"] == 1
+
+
+async def test_a_long_run_of_letters_ending_in_a_refused_character_is_refused_at_once(
+    exporter_client,
+) -> None:
+    """The host rule matched as one pattern backtracked exponentially on such a name (28
+    letters: 20 s; 62: longer than the age of the universe) and held the event loop meanwhile. Label by
+    label it takes microseconds; the 5 s bound only separates "at once" from "hung", with
+    room for a loaded 2-core box."""
+    client = await exporter_client(CONFIG)
+    for target in ("a" * 62 + "!:80", "a" * 60 + "!.example:80", "ab" * 31 + "-.org:80"):
+        started = time.perf_counter()
+        response = await client.get("/probe", params={"module": "tcp", "target": target})
+        assert response.status == 400
+        assert "is not a valid hostname" in await response.text()
+        assert time.perf_counter() - started < 5

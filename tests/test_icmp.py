@@ -141,7 +141,7 @@ BAD_TARGETS = [
     ("a" * 64 + ".com", "has a name label longer than 63 characters"),
     ("256.1.1.1", "is not a valid IPv4 address or hostname"),
     ("1.2.3", "is not a valid IPv4 address or hostname"),
-    ("x" * 256, "longer than 255 characters"),
+    ("x" * 260, "longer than 259 characters"),
 ]
 
 

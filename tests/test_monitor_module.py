@@ -21,8 +21,8 @@ from sonde_exporter.api.fields import (
 )
 from sonde_exporter.api.models import TcpMonitorIn
 from sonde_exporter.config.loader import parse_config
-from sonde_exporter.config.modules import TcpModule
 from sonde_exporter.config.policies import Assertion, Retries
+from sonde_exporter.config.tcp import TcpModule
 from sonde_exporter.ipfilter.guard import TargetForbidden
 from sonde_exporter.monitors.overrides import OverrideError, module_for
 from sonde_exporter.monitors.plan import Planner

@@ -19,9 +19,10 @@ ZONE_ID = r"[A-Za-z0-9_.-]{1,15}"
 Narrower than what ipaddress reads (anything but `%`), so no control or separator character
 rides into a log line or a URL inside a zone."""
 _ZONE = re.compile(ZONE_ID)
-_HOSTNAME = re.compile(
-    rf"^(?=.{{1,{MAX_HOSTNAME_LENGTH}}}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{{0,61}}[A-Za-z0-9_])?\.?)+$"
-)
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+"""One label of a host name. Labels are split on dots and matched one by one: a single
+pattern over the whole name (labels with optional dots, repeated) backtracks exponentially on a long run of letters
+ending in a refused character, and would hold the event loop for minutes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +52,14 @@ def check_host(host: str) -> str:
         return host
     if any(c.isspace() for c in host):
         raise TargetError(f"host {host!r} contains whitespace")
-    if not _HOSTNAME.match(host):
+    name = host[:-1] if host.endswith(".") else host
+    labels = name.split(".")
+    if len(name) > MAX_HOSTNAME_LENGTH:
         raise TargetError(f"host {host!r} is not a valid hostname or IP address")
-    labels = host.rstrip(".").split(".")
     if any(len(label) > 63 for label in labels):
         raise TargetError(f"host {host!r} has a name label longer than 63 characters")
+    if not all(_LABEL.fullmatch(label) for label in labels):
+        raise TargetError(f"host {host!r} is not a valid hostname or IP address")
     if labels[-1].isdigit():  # 256.1.1.1 is neither an address nor a name
         raise TargetError(f"host {host!r} is not a valid IPv4 address or hostname")
     return host

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from ..config.fields import header_safe
-from ..config.modules import ECHO_COUNT, PAYLOAD_SIZE
+from ..config.icmp import ECHO_COUNT, PAYLOAD_SIZE
 from ..prober_base import TargetError
 from ..probers import accept_target
 from ..targets import (

@@ -13,8 +13,10 @@ from .address import AddressChoice
 from .email import EmailModule, ReceiveSettings, SmtpSettings
 from .errors import ConfigError
 from .fields import Secret
+from .icmp import IcmpModule
 from .loader import describe_unsupported, dump_yaml, load_config, parse_config
-from .modules import Config, IcmpModule, Module, ProberName, QueryStep, TcpModule
+from .modules import Config, Module, ProberName
+from .tcp import QueryStep, TcpModule
 
 __all__ = [
     "AddressChoice",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import cached_property
 from typing import Annotated, Any, Literal, get_args
 
@@ -24,7 +23,8 @@ from ..probers import accept_target
 from .address import AddressChoice
 from .email import EmailModule
 from .errors import field_error
-from .fields import Duration, Regex, Strict, duration_between, latin1
+from .fields import Duration, Strict
+from .icmp import IcmpModule
 from .ip_filter import IpFilter, PortRule
 from .monitors import MonitorConfig, check_timeout_fits
 from .policies import (
@@ -34,124 +34,8 @@ from .policies import (
     attempts_fit,
     check_policy,
 )
-from .tls import TlsConfig
+from .tcp import TcpModule
 from .traceroute import DEFAULT_TRACEROUTE, TracerouteSettings
-
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-
-
-class Label(Strict):
-    name: str
-    value: str
-
-    @field_validator("name")
-    @classmethod
-    def _label_name(cls, value: str) -> str:
-        if not _LABEL_NAME.fullmatch(value) or value.startswith("__"):
-            raise ValueError(
-                f"{value!r} is not a valid Prometheus label name "
-                "(letters, digits and _, not starting with a digit or __)"
-            )
-        return value
-
-
-class QueryStep(Strict):
-    """One step of a TCP dialogue, run in the order expect, expect_bytes, send, starttls."""
-
-    expect: Regex | None = None
-    expect_bytes: str | None = None
-    send: str | None = None
-    starttls: bool = False
-    labels: tuple[Label, ...] = ()
-
-    @model_validator(mode="after")
-    def _one_kind_of_expect(self) -> QueryStep:
-        if self.expect is not None and self.expect_bytes is not None:
-            raise field_error(
-                "expect_bytes", "expect and expect_bytes cannot be used in the same step"
-            )
-        if self.expect_bytes == "":
-            raise field_error("expect_bytes", "must not be empty")
-        names = [label.name for label in self.labels]
-        if len(set(names)) != len(names):
-            raise field_error("labels", "a label name may appear only once")
-        for field in ("send", "expect_bytes"):
-            try:  # the bytes on the wire, encoded once, here (cached by the properties below)
-                _ = self.send_raw if field == "send" else self.expect_bytes_raw
-            except ValueError as exc:
-                raise field_error(field, str(exc)) from None
-        return self
-
-    @cached_property
-    def expect_bytes_raw(self) -> bytes | None:
-        return None if self.expect_bytes is None else latin1(self.expect_bytes)
-
-    @cached_property
-    def send_raw(self) -> bytes | None:
-        return None if self.send is None else latin1(self.send)
-
-
-class TcpModule(AddressChoice):
-    query_response: tuple[QueryStep, ...] = ()
-    tls: bool = False
-    tls_config: TlsConfig = Field(default_factory=dict, validate_default=True)
-
-    @model_validator(mode="after")
-    def _one_expect_info(self) -> TcpModule:
-        label_sets = {tuple(label.name for label in s.labels) for s in self.query_response}
-        if len(label_sets - {()}) > 1:
-            raise field_error(
-                "query_response",
-                "steps with labels must all use the same label names "
-                "(they are series of one metric, probe_expect_info)",
-            )
-        if self.uses_tls:
-            self.tls_config.require_context()
-        return self
-
-    @cached_property
-    def uses_tls(self) -> bool:
-        """Whether its probes need a TLS context: tls, or a starttls step."""
-        return self.tls or any(step.starttls for step in self.query_response)
-
-
-ECHO_GRACE = 0.25
-"""Most seconds the ICMP prober keeps before its deadline (a tenth of the budget when less)
-to count the losses and answer before the deadline cancels the probe."""
-
-
-ECHO_COUNT = Field(ge=1, le=100)
-PAYLOAD_SIZE = Field(ge=0, le=65507)
-"""Bytes of an echo request's payload: what fits an IPv4 datagram (icmp.payload_size and the
-API's packetSize alike)."""
-
-
-def echo_grace(budget: float) -> float:
-    """Seconds the ICMP prober keeps before the end of a `budget` for the last reply: the
-    rule the config's check (IcmpModule.fits) and the prober share."""
-    return min(ECHO_GRACE, 0.1 * budget)
-
-
-class IcmpModule(AddressChoice):
-    """The `icmp:` block: how many echo requests, how far apart, and when the probe succeeds."""
-
-    count: Annotated[int, ECHO_COUNT] = 3
-    interval: Annotated[Duration, duration_between(0, 60, "0s to 1m")] = 0.1
-    payload_size: Annotated[int, PAYLOAD_SIZE] = 56
-    ttl: int | None = Field(default=None, ge=1, le=255)
-    dont_fragment: bool = False
-    max_packet_loss_ratio: float | None = Field(default=None, ge=0, le=1)
-
-    def fits(self, budget: float) -> bool:
-        """Whether the echo requests can all be sent within `budget` seconds, keeping the
-        prober's grace for the last reply (probers/icmp.py runs the same test)."""
-        return self.send_span < budget - echo_grace(budget)
-
-    @property
-    def send_span(self) -> float:
-        """Seconds from the first echo request to the last."""
-        return (self.count - 1) * self.interval
-
 
 ProberName = KindName
 """Every prober name (kinds.py)."""

@@ -18,8 +18,9 @@ from ..api.fields import POLICY_NAMES, AssertionIn, RetriesIn, config_form, is_d
 from ..config import Config, Module
 from ..config.email import EmailModule
 from ..config.errors import FIELD_NAMES, error_parts
-from ..config.modules import IcmpModule, QueryStep, TcpModule
+from ..config.icmp import IcmpModule
 from ..config.policies import Assertion, Retries, check_assertion, check_policy
+from ..config.tcp import QueryStep, TcpModule
 from ..storage import MonitorRecord
 from ..storage.secrets import PasswordKey, SecretError
 

@@ -19,7 +19,7 @@ import math
 import socket
 
 from ..config import IcmpModule
-from ..config.modules import echo_grace
+from ..config.icmp import echo_grace
 from ..icmp.endpoint import EchoExchange, Endpoint
 from ..icmp.packets import SendOptions, send_options
 from ..icmp.sockets import SOCKETS, IcmpUnavailable
