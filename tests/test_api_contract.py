@@ -50,10 +50,12 @@ def error_of(answer: Any, code: str) -> str:
 
 
 async def add_results(api: Api, monitor_id: str, statuses: list[str]) -> None:
-    """Write results as the engine's checks would, oldest first, a minute apart."""
+    """Write results as the engine's checks would, oldest first, a minute apart: all queued
+    at once, so that they share commits as checks do (one by one, each would wait out the
+    writer's 100 ms linger: 1,440 took 144 s)."""
     start = time.time() - 60 * len(statuses)
-    for n, status in enumerate(statuses):
-        result = ResultRecord(
+    results = [
+        ResultRecord(
             monitor_id=monitor_id,
             checked_at=start + 60 * n,
             status=status,  # type: ignore[arg-type]
@@ -65,7 +67,10 @@ async def add_results(api: Api, monitor_id: str, statuses: list[str]) -> None:
             else "connection_refused",
             error=None if status == "up" else "Connection refused",
         )
-        await api.exporter.monitors.store.add_result(result)
+        for n, status in enumerate(statuses)
+    ]
+    store = api.exporter.monitors.store
+    await asyncio.gather(*(store.add_result(result) for result in results))
 
 
 # --- POST /v1/tcp-monitors ----------------------------------------------------------------
