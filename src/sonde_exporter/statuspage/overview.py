@@ -3,7 +3,6 @@ by tag with failures first."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -116,7 +115,3 @@ def groups(rows: Sequence[Row]) -> list[tuple[str, list[Row]]]:
         ordered.items(),
         key=lambda item: (item[0] == UNTAGGED, item[1][0].state.rank, item[0].lower()),
     )
-
-
-def state_counts(rows: Iterable[Row]) -> Counter[str]:
-    return Counter(row.state.key for row in rows)
